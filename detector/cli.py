@@ -1,0 +1,224 @@
+"""`xfd`: the project's one command-line tool."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+class CliError(Exception):
+    pass
+
+
+def _fmt(examples: str) -> str:
+    return "examples:\n" + "\n".join("  " + line for line in examples.strip().splitlines())
+
+
+def _sub(sp, name, help_, examples):
+    return sp.add_parser(name, help=help_, description=help_, epilog=_fmt(examples),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="xfd",
+        description="X-ray firearm-component detector: simulate scans, train, evaluate, export, detect, serve.",
+        epilog=_fmt("xfd synth --out data/synth --n 1000 --seed 1\nxfd train --data data/synth/data.yaml\n"
+                    "xfd detect scan.png --json\nxfd serve"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sp = p.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    s = _sub(sp, "synth", "generate simulated dual-energy parcel scans with labelled firearm components", """
+xfd synth --out data/synth --n 2000 --seed 1
+xfd synth --out data/test --n 300 --seed 2 --split test=1
+xfd synth --out data/shifted --n 200 --seed 3 --split test=1 --shifted --raw""")
+    s.add_argument("--out", required=True, help="output directory")
+    s.add_argument("--n", type=int, required=True, help="number of scans")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--split", default="train=0.8,val=0.1,test=0.1", help="fractions per split (train, val, test)")
+    s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    s.add_argument("--shifted", action="store_true", help="off-distribution settings (resolution, clutter, palette)")
+    s.add_argument("--gray", type=float, default=None, help="share of grayscale scans (default 0.2)")
+    s.add_argument("--raw", action="store_true", help="also write raw 16-bit low/high energy images")
+
+    t = _sub(sp, "train", "train a detector (ultralytics, offline, resumable)", """
+xfd train --data data/synth/data.yaml
+xfd train --data data/synth/data.yaml --model yolo26n-p2 --epochs 60 --imgsz 640
+xfd train --data data/mix.yaml --weights models/default/model.pt --name finetune
+xfd train --name default --resume""")
+    t.add_argument("--data", help="dataset YAML")
+    t.add_argument("--model", help="architecture: yolo26n (default), yolo11n, yolo26n-p2")
+    t.add_argument("--weights", help="fine-tune from this checkpoint (ours)")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--imgsz", type=int)
+    t.add_argument("--batch", type=int)
+    t.add_argument("--workers", type=int)
+    t.add_argument("--device", default="cpu", help="cpu or a CUDA index like 0")
+    t.add_argument("--project", default="runs/train")
+    t.add_argument("--name", default="default")
+    t.add_argument("--config", help="hyper-parameter YAML (default configs/train.yaml)")
+    t.add_argument("--resume", action="store_true", help="resume the interrupted run --project/--name")
+    t.add_argument("--fraction", type=float, default=1.0, help="use this share of the training images")
+
+    e = _sub(sp, "eval", "evaluate a model: mAP and screening Pd/Pfa, calibrate thresholds", """
+xfd eval --model models/default --data data/test/data.yaml --split test --out reports/test
+xfd eval --model runs/train/default/weights/best.pt --data data/synth/data.yaml --split val --calibrate --target-pfa 0.05""")
+    e.add_argument("--model", required=True, help="model directory or .pt/.onnx/.xml file")
+    e.add_argument("--data", required=True, help="dataset YAML")
+    e.add_argument("--split", default="test")
+    e.add_argument("--out", required=True, help="report directory")
+    e.add_argument("--calibrate", action="store_true", help="choose per-class thresholds on this split (must not be test)")
+    e.add_argument("--target-pfa", type=float, default=0.05)
+    e.add_argument("--backend", default=None, help="torch, onnx, openvino (default: best available)")
+    e.add_argument("--tile", default="auto", choices=["auto", "on", "off"])
+
+    x = _sub(sp, "export", "export to ONNX and OpenVINO FP32/INT8, checked against PyTorch", """
+xfd export --weights runs/train/default/weights/best.pt --out models/default --data data/synth/data.yaml""")
+    x.add_argument("--weights", required=True)
+    x.add_argument("--out", required=True, help="model directory to write")
+    x.add_argument("--data", required=True, help="dataset YAML: its val images calibrate INT8 and check the exports")
+    x.add_argument("--imgsz", type=int, default=None)
+    x.add_argument("--formats", default="onnx,openvino,openvino-int8")
+
+    d = _sub(sp, "detect", "detect firearm components in scan images", """
+xfd detect scan.png
+xfd detect a.png b.jpg --model models/default --save-dir out/
+xfd detect --raw-low low.png --raw-high high.png""")
+    d.add_argument("images", nargs="*")
+    d.add_argument("--model", default=None, help="model directory (default: models/default)")
+    d.add_argument("--json", action="store_true", help="one JSON object per line (default: also human summary)")
+    d.add_argument("--save-dir", default=None, help="write annotated PNGs here")
+    d.add_argument("--backend", default=None)
+    d.add_argument("--tile", default="auto", choices=["auto", "on", "off"])
+    d.add_argument("--raw-low", default=None, help="16-bit low-energy image of a raw dual-energy pair")
+    d.add_argument("--raw-high", default=None, help="16-bit high-energy image of a raw dual-energy pair")
+
+    v = _sub(sp, "serve", "run the HTTP inference service and operator console", """
+xfd serve
+xfd serve --host 0.0.0.0 --port 8080 --model models/default --data-dir /var/lib/xfd""")
+    v.add_argument("--host", default=None)
+    v.add_argument("--port", type=int, default=None)
+    v.add_argument("--model", default=None)
+    v.add_argument("--data-dir", default=None)
+
+    i = _sub(sp, "import", "import a dataset (YOLO, COCO, VOC, public X-ray sets, service reviews)", """
+xfd import coco path/to/annotations.json --out data/imported
+xfd import reviews --data-dir var/xfd --out data/reviews""")
+    i.add_argument("format")
+    i.add_argument("source", nargs="?")
+    i.add_argument("--out", required=True)
+    i.add_argument("--class-map", default=None)
+    i.add_argument("--data-dir", default=None)
+
+    b = _sub(sp, "bench", "benchmarks: engine latency per backend vs stock ultralytics, simulator speed", """
+xfd bench
+xfd bench --n 50 --model models/default""")
+    b.add_argument("--model", default=None)
+    b.add_argument("--n", type=int, default=30)
+    b.add_argument("--out", default=None, help="write results JSON here")
+
+    k = _sub(sp, "keys", "manage API keys of the service", """
+xfd keys create --role integrator --name lane-3
+xfd keys list
+xfd keys revoke KEY_ID""")
+    k.add_argument("action", choices=["create", "list", "revoke"])
+    k.add_argument("key_id", nargs="?")
+    k.add_argument("--role", choices=["integrator", "operator", "admin"], default=None)
+    k.add_argument("--name", default="")
+    k.add_argument("--data-dir", default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.cmd:
+        parser.print_help()
+        return 0
+    try:
+        return int(COMMANDS[args.cmd](args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (CliError, ValueError, FileNotFoundError, PermissionError, KeyError) as e:
+        msg = e.args[0] if e.args else str(e)
+        print(f"xfd {args.cmd}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+def cmd_synth(a) -> int:
+    from .synth.dataset import write_dataset
+    from .synth.scene import SceneConfig
+
+    cfg = SceneConfig.shifted() if a.shifted else SceneConfig()
+    if a.gray is not None:
+        if not 0 <= a.gray <= 1:
+            raise CliError(f"--gray must be between 0 and 1, got {a.gray}")
+        cfg.p_gray = a.gray
+    if a.workers is not None and a.workers < 1:
+        raise CliError(f"--workers must be >= 1, got {a.workers}")
+    m = write_dataset(a.out, a.n, a.seed, a.split, a.workers, cfg, raw=a.raw)
+    print(json.dumps({"out": str(Path(a.out).resolve()), "scans": m["counts"]["scans"], "objects": m["counts"]["objects"],
+                      "clean_scans": m["counts"]["clean_scans"], "scans_per_second": m["scans_per_second"]}))
+    return 0
+
+
+def cmd_train(a) -> int:
+    from training.train import train
+
+    if not a.resume and not a.data:
+        raise CliError("--data is required (or --resume)")
+    run = train(a.data, a.model, a.weights, a.epochs, a.imgsz, a.batch, a.workers, a.device, a.project, a.name,
+                a.resume, a.config, a.fraction)
+    print(f"run directory: {run}")
+    return 0
+
+
+def cmd_eval(a) -> int:
+    from training.evaluate import evaluate_cli
+
+    return evaluate_cli(a)
+
+
+def cmd_export(a) -> int:
+    from training.export import export_cli
+
+    return export_cli(a)
+
+
+def cmd_detect(a) -> int:
+    from .detect_cli import detect_cli
+
+    return detect_cli(a)
+
+
+def cmd_serve(a) -> int:
+    from serve.app import run_server
+
+    return run_server(a)
+
+
+def cmd_import(a) -> int:
+    raise CliError("dataset import is not implemented yet (issue 8)")
+
+
+def cmd_bench(a) -> int:
+    from .bench import bench_cli
+
+    return bench_cli(a)
+
+
+def cmd_keys(a) -> int:
+    from serve.keys_cli import keys_cli
+
+    return keys_cli(a)
+
+
+COMMANDS = {"synth": cmd_synth, "train": cmd_train, "eval": cmd_eval, "export": cmd_export, "detect": cmd_detect,
+            "serve": cmd_serve, "import": cmd_import, "bench": cmd_bench, "keys": cmd_keys}
+
+if __name__ == "__main__":
+    sys.exit(main())

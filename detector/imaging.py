@@ -1,0 +1,183 @@
+"""Decoding scanner images safely: any common format and depth in, 8-bit RGB out.
+
+Dimensions are read from the header and checked against a pixel limit before any
+pixel is decoded (decompression bombs); truncated files are refused rather than
+analysed half-grey; EXIF orientation is applied; 16-bit images are scaled to 8 bits;
+raw dual-energy pairs go through the same physics palette as the simulator.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .xray import render
+
+Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit, from the header, before decoding
+
+DEFAULT_MAX_PIXELS = 50_000_000
+FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff", "BMP": "image/bmp"}
+
+
+class ImageError(ValueError):
+    """A scan that cannot be analysed. `code` maps onto an HTTP status."""
+
+    def __init__(self, message: str, code: str = "bad_image"):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class DecodedImage:
+    rgb: np.ndarray  # HxWx3 uint8, RGB
+    format: str
+    source_mode: str  # e.g. "L", "RGB", "RGBA", "I;16", "raw-dual-energy"
+    bit_depth: int
+    width: int
+    height: int
+
+
+def sniff_format(data: bytes) -> str | None:
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG"
+    if data[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "TIFF"
+    if data[:2] == b"BM":
+        return "BMP"
+    return None
+
+
+def _check_complete(data: bytes, fmt: str) -> None:
+    if fmt == "PNG" and b"IEND" not in data[-64:]:
+        raise ImageError("PNG file is truncated (no IEND chunk)", "truncated")
+    if fmt == "JPEG":
+        tail = data[-2048:].rstrip(b"\x00\r\n ")
+        if not tail.endswith(b"\xff\xd9"):
+            raise ImageError("JPEG file is truncated (no end-of-image marker)", "truncated")
+
+
+def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[str, Image.Image]:
+    if not data:
+        raise ImageError("empty image: zero bytes received", "empty")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageError("not a supported image: expected PNG, JPEG, TIFF or BMP", "unsupported_format")
+    try:
+        im = Image.open(io.BytesIO(data))
+        w, h = im.size
+    except Exception as e:
+        raise ImageError(f"cannot read {fmt} header: {e}", "bad_image") from None
+    if w <= 0 or h <= 0:
+        raise ImageError(f"{fmt} declares an empty size {w}x{h}", "bad_image")
+    if w * h > max_pixels:
+        raise ImageError(f"image is {w}x{h} = {w * h / 1e6:.1f} MP, over the limit of {max_pixels / 1e6:.1f} MP", "too_large")
+    return fmt, im
+
+
+def _exif_orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(0x0112, 1))
+    except Exception:
+        return 1
+
+
+def _apply_orientation(a: np.ndarray, o: int) -> np.ndarray:
+    if o == 2:
+        return a[:, ::-1]
+    if o == 3:
+        return a[::-1, ::-1]
+    if o == 4:
+        return a[::-1]
+    if o == 5:
+        return np.swapaxes(a, 0, 1)
+    if o == 6:
+        return np.rot90(a, -1)
+    if o == 7:
+        return np.rot90(a, 1)[::-1]  # transverse
+    if o == 8:
+        return np.rot90(a, 1)
+    return a
+
+
+def to_8bit(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == np.uint16:
+        top = int(a.max())
+        if top == 0:
+            return np.zeros(a.shape, np.uint8)
+        # 10/12/14-bit detectors store in 16-bit containers: scale by the used range
+        full = 65535 if top > 16383 else (16383 if top > 4095 else (4095 if top > 1023 else 1023))
+        return np.clip(a.astype(np.float32) * (255.0 / full) + 0.5, 0, 255).astype(np.uint8)
+    raise ImageError(f"unsupported bit depth: {a.dtype} samples (use 8- or 16-bit integer images)", "unsupported_depth")
+
+
+def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    fmt, im = read_header(data, max_pixels)
+    mode = im.mode
+    if mode in ("F", "I") or mode.startswith("I;32") or "F;" in mode:
+        raise ImageError(f"unsupported bit depth: {fmt} in mode {mode} (32-bit); use 8- or 16-bit integer images", "unsupported_depth")
+    _check_complete(data, fmt)
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        # let Pillow try (e.g. unusual TIFF compressions); it raises on truncation
+        try:
+            im.load()
+            arr = np.asarray(im)
+            if arr.ndim == 3 and arr.shape[2] >= 3:
+                arr = arr[..., [2, 1, 0] + ([3] if arr.shape[2] == 4 else [])]  # to cv2's BGR(A)
+        except Exception as e:
+            raise ImageError(f"cannot decode {fmt}: {e}", "bad_image") from None
+    if arr.dtype not in (np.uint8, np.uint16):
+        raise ImageError(f"unsupported bit depth: {fmt} with {arr.dtype} samples; use 8- or 16-bit integer images", "unsupported_depth")
+    depth = 16 if arr.dtype == np.uint16 else 8
+    arr = _apply_orientation(arr, _exif_orientation(im))  # IMREAD_UNCHANGED ignores EXIF
+    a8 = to_8bit(arr)
+    if a8.ndim == 2:
+        rgb = cv2.cvtColor(a8, cv2.COLOR_GRAY2RGB)
+    elif a8.shape[2] == 4:
+        # composite over white: the X-ray background (air) is white
+        bgr = a8[..., :3].astype(np.float32)
+        alpha = a8[..., 3:4].astype(np.float32) / 255.0
+        rgb = (bgr * alpha + 255.0 * (1 - alpha))[..., ::-1]
+        rgb = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    elif a8.shape[2] == 3:
+        rgb = cv2.cvtColor(a8, cv2.COLOR_BGR2RGB)
+    elif a8.shape[2] == 1:
+        rgb = cv2.cvtColor(a8[..., 0], cv2.COLOR_GRAY2RGB)
+    else:
+        raise ImageError(f"unsupported channel count: {a8.shape[2]}", "unsupported_format")
+    rgb = np.ascontiguousarray(rgb)
+    return DecodedImage(rgb, fmt, mode, depth, rgb.shape[1], rgb.shape[0])
+
+
+def decode_raw_pair(low: bytes, high: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Raw 16-bit low/high energy images (PNG or TIFF) -> the model's pseudo-colour."""
+    planes = []
+    for name, data in (("low", low), ("high", high)):
+        fmt, im = read_header(data, max_pixels)
+        _check_complete(data, fmt)
+        a = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if a is None:
+            raise ImageError(f"cannot decode the {name}-energy image", "bad_image")
+        if a.ndim == 3:
+            a = a[..., 0]
+        if a.dtype != np.uint16:
+            raise ImageError(f"the {name}-energy image must be 16-bit grayscale, got {a.dtype}", "unsupported_depth")
+        planes.append(a)
+    try:
+        rgb = render.raw_pair_to_rgb(planes[0], planes[1])
+    except ValueError as e:
+        raise ImageError(str(e), "bad_image") from None
+    return DecodedImage(rgb, "RAW", "raw-dual-energy", 16, rgb.shape[1], rgb.shape[0])
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return buf.tobytes()

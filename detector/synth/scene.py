@@ -1,0 +1,395 @@
+"""One simulated parcel scan: container, packing, clutter and threats placed in 3D,
+projected with polychromatic dual-energy Beer-Lambert physics, passed through a
+randomised detector and rendered as a screener's pseudo-colour or grayscale image.
+
+Everything random comes from one numpy Generator seeded by (seed, index), so the
+same seed and generator version give byte-identical images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .. import taxonomy
+from ..xray import physics, render
+from . import clutter as clutter_mod
+from . import threats as threat_mod
+from .shapes import ORIENTATIONS, Obj, orientation_rotation, splat
+
+GENERATOR_VERSION = "1.0.0"
+
+
+@dataclass
+class SceneConfig:
+    """Ranges for domain randomisation. Shifted configs make out-of-distribution tests."""
+
+    mm_per_px: tuple[float, float] = (0.8, 1.35)
+    clutter: tuple[int, int] = (5, 30)
+    p_threat: float = 0.6
+    p_gray: float = 0.2
+    p_jpeg: float = 0.5
+    max_side: int = 1100
+    palette_shift: float = 0.0  # degrees added to every hue anchor (test-time shift)
+    threat_orientation_p: tuple[float, float, float, float] = (0.55, 0.25, 0.12, 0.08)
+    container_p: tuple[float, float, float, float] = (0.5, 0.2, 0.15, 0.15)  # box, envelope, bag, suitcase
+
+    @staticmethod
+    def shifted() -> SceneConfig:
+        """Off-distribution settings: other resolution, denser clutter, other palette."""
+        return SceneConfig(mm_per_px=(1.3, 1.7), clutter=(25, 55), palette_shift=12.0, p_gray=0.3)
+
+
+@dataclass
+class Scan:
+    image: np.ndarray  # uint8 HxWx3 RGB or HxW gray
+    boxes: list[dict]  # {"class_id", "label", "box": [x1,y1,x2,y2], ...metadata}
+    meta: dict
+    t_low: np.ndarray | None = None
+    t_high: np.ndarray | None = None
+    extras: dict = field(default_factory=dict)
+
+
+# effective high-energy attenuation per basis coefficient, for label visibility
+def _att_row(spectrum: physics.Spectrum) -> np.ndarray:
+    w = np.asarray(spectrum.w_high)
+    return (physics.basis() * w[:, None]).sum(0).astype(np.float32)
+
+
+class Canvas:
+    """Accumulates the basis areal maps (g/cm^2 weighted) of a scan."""
+
+    def __init__(self, h: int, w: int, mm_per_px: float, rng: np.random.Generator, att_row: np.ndarray):
+        self.h, self.w, self.mmpp, self.rng = h, w, mm_per_px, rng
+        self.maps = np.zeros((physics.N_BASIS, h, w), np.float32)
+        self.att_row = att_row
+        self.px_area_cm2 = (mm_per_px / 10.0) ** 2
+
+    def add_areal(self, material: str, areal: np.ndarray, y0: int = 0, x0: int = 0) -> None:
+        """Add an areal-density map (g/cm^2) of one material at (y0, x0)."""
+        h, w = areal.shape
+        ys, xs = slice(max(y0, 0), min(y0 + h, self.h)), slice(max(x0, 0), min(x0 + w, self.w))
+        sub = areal[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
+        c = np.asarray(physics.basis_coeffs(material), np.float32)
+        self.maps[:, ys, xs] += c[:, None, None] * sub[None]
+
+    def project(self, obj: Obj, cx_mm: float, cy_mm: float, rot: np.ndarray, magnification: float = 1.0,
+                pitch: float = 1.0) -> tuple[np.ndarray, int, int]:
+        """Project an object; returns its own high-energy attenuation map and its (y0, x0)."""
+        r = rot[:2].astype(np.float32)
+        allpts = [p.pts @ r.T for p in obj.parts]
+        lo = np.min([a.min(0) for a in allpts], axis=0)
+        hi = np.max([a.max(0) for a in allpts], axis=0)
+        x0, y0 = int(np.floor((cx_mm + lo[0]) / self.mmpp)) - 2, int(np.floor((cy_mm + magnification * lo[1]) / self.mmpp)) - 2
+        w = int(np.ceil((cx_mm + hi[0]) / self.mmpp)) - x0 + 3
+        h = int(np.ceil((cy_mm + magnification * hi[1]) / self.mmpp)) - y0 + 3
+        own = np.zeros((physics.N_BASIS, h, w), np.float32)
+        jitter = pitch / self.mmpp
+        for part, pts in zip(obj.parts, allpts, strict=True):
+            n = len(pts)
+            jit = self.rng.random((n, 2), dtype=np.float32) - np.float32(0.5)
+            u = (cx_mm + pts[:, 0]) / self.mmpp - x0 + jit[:, 0] * jitter
+            v = (cy_mm + magnification * pts[:, 1]) / self.mmpp - y0 + jit[:, 1] * jitter
+            areal = splat(u, v, part.mass, (h, w)) / (self.px_area_cm2 * magnification)
+            c = np.asarray(physics.basis_coeffs(part.material), np.float32)
+            own += c[:, None, None] * areal[None]
+        # smooth the voxel sampling noise (one voxel's worth): a solid looks solid
+        sig = 0.45 * jitter
+        if sig > 0.3:
+            for k in range(physics.N_BASIS):
+                own[k] = cv2.GaussianBlur(own[k], (0, 0), sig)
+        ys, xs = slice(max(y0, 0), min(y0 + h, self.h)), slice(max(x0, 0), min(x0 + w, self.w))
+        if ys.stop > ys.start and xs.stop > xs.start:
+            self.maps[:, ys, xs] += own[:, ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
+        att = np.tensordot(self.att_row, own, axes=1)
+        return att, y0, x0
+
+    def attenuation(self) -> np.ndarray:
+        return np.tensordot(self.att_row, self.maps, axes=1)
+
+
+# ----------------------------------------------------------------- containers
+def _rot_rect(cx, cy, w, h, ang):
+    c, s = np.cos(ang), np.sin(ang)
+    pts = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]])
+    return pts @ np.array([[c, -s], [s, c]]).T + [cx, cy]
+
+
+def _fill(shape, poly_px, value=1.0):
+    m = np.zeros(shape, np.float32)
+    cv2.fillPoly(m, [np.round(poly_px * 8).astype(np.int32)], value, shift=3)
+    return m
+
+
+def _smooth_noise(rng, shape, scale_px, octaves=3):
+    h, w = shape
+    out = np.zeros(shape, np.float32)
+    amp = 1.0
+    for o in range(octaves):
+        s = max(2.0, scale_px / (2**o))
+        gh, gw = max(2, int(h / s) + 2), max(2, int(w / s) + 2)
+        g = rng.standard_normal((gh, gw)).astype(np.float32)
+        out += amp * cv2.resize(g, (w, h), interpolation=cv2.INTER_CUBIC)
+        amp *= 0.5
+    return out
+
+
+def draw_container(cv: Canvas, kind: str, cx, cy, L, W, H, ang, rng) -> dict:
+    """Container walls and packing as areal maps. Returns its footprint polygon (px)."""
+    shape = (cv.h, cv.w)
+    p = cv.mmpp
+    poly = _rot_rect(cx / p, cy / p, L / p, W / p, ang)
+    inside = _fill(shape, poly)
+    edge_px = max(1.0, 4.0 / p)
+    inner = _fill(shape, _rot_rect(cx / p, cy / p, L / p - 2 * edge_px, W / p - 2 * edge_px, ang))
+    rim = np.clip(inside - inner, 0, 1)
+    if kind == "box":
+        rho = rng.uniform(0.12, 0.22)  # corrugated board
+        t = rng.uniform(3, 7)
+        fl = (np.sin(np.arange(cv.w) * p / rng.uniform(3, 5) * 2 * np.pi)[None, :] * 0.15 + 1).astype(np.float32)
+        cv.add_areal("cellulose", inside * fl * 2 * rho * t / 10)
+        cv.add_areal("cellulose", rim * rho * H / 10 * rng.uniform(0.6, 1.0))
+        # flaps meeting in the middle, tape strip
+        band = _fill(shape, _rot_rect(cx / p, cy / p, L / p, rng.uniform(20, 60) / p, ang))
+        cv.add_areal("cellulose", band * inside * rho * t / 10)
+        cv.add_areal("pla", band * inside * 0.005 * rng.uniform(1, 3))
+        if rng.random() < 0.3:  # staples
+            for k in range(int(rng.integers(2, 8))):
+                st = np.zeros(shape, np.float32)
+                x = cx / p + (k - 4) * 15 / p
+                cv2.line(st, (int(x), int(cy / p - 6 / p)), (int(x), int(cy / p + 6 / p)), 1.0, 1)
+                cv.add_areal("steel", st * 7.87 * 0.06)
+    elif kind == "envelope":
+        cv.add_areal("cellulose", inside * 0.8 * 0.2 * 2 / 10 * 2)
+        if rng.random() < 0.6:  # bubble lining
+            bub = np.zeros(shape, np.float32)
+            step = max(3, int(10 / p))
+            for yy in range(0, cv.h, step):
+                for xx in range((yy // step % 2) * step // 2, cv.w, step):
+                    cv2.circle(bub, (xx, yy), max(1, step // 2 - 1), 1.0, 1)
+            cv.add_areal("pla", bub * inside * 0.92 * 0.03 / 10 * 2 * 5)
+        else:
+            cv.add_areal("cellulose", inside * np.clip(1 + 0.3 * _smooth_noise(rng, shape, 20 / p), 0.3, 2) * 0.3 * 0.6 / 10 * 2)
+        cv.add_areal("cellulose", rim * 0.8 * 10 / 10)
+    elif kind == "bag":
+        cv.add_areal("textile", inside * np.clip(1 + 0.2 * _smooth_noise(rng, shape, 30 / p), 0.5, 1.5) * 1.3 * 0.15)
+        cv.add_areal("textile", rim * 1.3 * 1.0)
+        zp = np.zeros(shape, np.float32)  # zipper along one long side
+        a, b = poly[0], poly[1]
+        for t in np.linspace(0.05, 0.95, int(L / 3)):
+            x, y = a + (b - a) * t
+            cv2.circle(zp, (int(x), int(y + 8 / p)), max(1, int(1.2 / p)), 1.0, -1)
+        cv.add_areal(str(rng.choice(["brass", "zinc_alloy", "pla"])), zp * 0.25)
+    else:  # suitcase
+        cv.add_areal("abs", inside * 1.05 * 0.25 * 2)
+        cv.add_areal("abs", rim * 1.05 * H / 10 * 0.3)
+        # trolley rails: two aluminium tubes along the length, wheels at corners
+        for off in (-0.3, 0.3):
+            rail = np.zeros(shape, np.float32)
+            a = poly[0] + (poly[3] - poly[0]) * (0.5 + off)
+            b = poly[1] + (poly[2] - poly[1]) * (0.5 + off)
+            cv2.line(rail, tuple(int(v) for v in a), tuple(int(v) for v in b), 1.0, max(1, int(12 / p)))
+            cv.add_areal("aluminium", rail * 2.7 * 0.25)
+        for c in poly:
+            wh = np.zeros(shape, np.float32)
+            cv2.circle(wh, (int(c[0]), int(c[1])), max(2, int(25 / p)), 1.0, -1)
+            cv.add_areal("rubber", wh * 1.2 * 3.0)
+            wh2 = np.zeros(shape, np.float32)
+            cv2.circle(wh2, (int(c[0]), int(c[1])), max(1, int(4 / p)), 1.0, -1)
+            cv.add_areal("steel", wh2 * 7.87 * 4.0)
+    # packing fill: crumpled paper / foam / air pillows, as unresolved organic texture
+    if kind in ("box", "suitcase") and rng.random() < 0.7:
+        tex = np.clip(_smooth_noise(rng, shape, rng.uniform(8, 30) / p), 0, None)
+        cv.add_areal(str(rng.choice(["cellulose", "pla"])), inner * tex * rng.uniform(0.05, 0.4))
+    return {"poly": poly, "kind": kind}
+
+
+# ----------------------------------------------------------------- the scan
+def _choose(rng, probs, items):
+    p = np.asarray(probs, float)
+    return items[int(rng.choice(len(items), p=p / p.sum()))]
+
+
+def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bool = False) -> Scan:
+    cfg = cfg or SceneConfig()
+    rng = np.random.default_rng([int(seed), int(index)])
+    mmpp = float(rng.uniform(*cfg.mm_per_px))
+    pitch = max(0.6, mmpp * 0.7)  # threats: fine voxels (thin walls, springs)
+    cpitch = max(0.8, mmpp * 1.0)  # clutter: coarser
+    spectrum = physics.Spectrum.random(rng)
+    att_row = _att_row(spectrum)
+
+    ckind = _choose(rng, cfg.container_p, ["box", "envelope", "bag", "suitcase"])
+    dims = {"box": ((200, 600), (150, 450), (80, 350)), "envelope": ((220, 400), (160, 300), (10, 40)),
+            "bag": ((300, 560), (220, 400), (100, 300)), "suitcase": ((450, 720), (300, 460), (180, 300))}[ckind]
+    L, W, H = (float(rng.uniform(*r)) for r in dims)
+    margin_x = rng.uniform(30, 200)
+    tunnel = max(W + 2 * rng.uniform(20, 60), rng.uniform(400, 750))
+    wpx = int(min(cfg.max_side, (L + 2 * margin_x) / mmpp))
+    hpx = int(min(cfg.max_side, tunnel / mmpp))
+    if wpx * mmpp < L + 20:  # parcel longer than the image allows: coarser pixels
+        mmpp = (L + 2 * margin_x) / cfg.max_side
+        wpx, hpx = int((L + 2 * margin_x) / mmpp), int(min(cfg.max_side, tunnel / mmpp))
+    cv = Canvas(hpx, wpx, mmpp, rng, att_row)
+    cx, cy = wpx * mmpp / 2 + rng.uniform(-20, 20), hpx * mmpp / 2 + rng.uniform(-30, 30)
+    ang = float(np.radians(rng.normal(0, 6)) if rng.random() < 0.7 else rng.uniform(-np.pi / 6, np.pi / 6))
+    if L > W * 1.1 and rng.random() < 0.15:
+        ang += np.pi / 2
+    cont = draw_container(cv, ckind, cx, cy, L, W, H, ang, rng)
+    # the belt is in the air calibration (I0) of real scanners: it is not drawn
+
+    def place(extent_mm: np.ndarray) -> tuple[float, float]:
+        # uniform inside the container footprint, in its rotated frame
+        hx = max(5.0, (L - min(extent_mm[0], L * 0.8)) / 2 - 8)
+        hy = max(5.0, (W - min(extent_mm[1], W * 0.8)) / 2 - 8)
+        lx, ly = rng.uniform(-hx, hx), rng.uniform(-hy, hy)
+        c, s = np.cos(ang), np.sin(ang)
+        return cx + c * lx - s * ly, cy + s * lx + c * ly
+
+    area_scale = (L * W) / (400 * 300)
+    # clutter count skewed low: most parcels hold a few items, some are packed full
+    lo_c, hi_c = cfg.clutter
+    n_clutter = lo_c + int((hi_c - lo_c) * rng.random() ** 1.7)
+    n_clutter = int(np.clip(n_clutter * min(1.0, 0.35 + 0.65 * area_scale), 2, 80))
+    if ckind == "envelope":
+        n_clutter = int(rng.integers(1, 6))
+    clutter_meta = []
+    placed: list[tuple[str, float, float, np.ndarray]] = []
+    for _ in range(n_clutter):
+        o = clutter_mod.make_clutter(rng, cpitch)
+        mode = _choose(rng, (0.6, 0.25, 0.1, 0.05), ORIENTATIONS)
+        rot = orientation_rotation(rng, mode)
+        lo, hi = o.bounds()
+        ext = np.abs(rot[:2, :]) @ (hi - lo)
+        x, y = place(ext)
+        mag = float(rng.uniform(1.0, 1.15))
+        cv.project(o, x, y, rot, mag, cpitch)
+        placed.append((o.kind, x, y, ext))
+        clutter_meta.append({"kind": o.kind, "orientation": mode})
+
+    # threats
+    objects = []
+    n_threat = 0
+    if rng.random() < cfg.p_threat:
+        n_threat = int(_choose(rng, (0.75, 0.2, 0.05), [1, 2, 3]))
+    for _ in range(n_threat):
+        o = threat_mod.make_threat(rng, pitch)
+        mode = _choose(rng, cfg.threat_orientation_p, ORIENTATIONS)
+        rot = orientation_rotation(rng, mode)
+        lo, hi = o.bounds()
+        ext = np.abs(rot[:2, :]) @ (hi - lo)
+        conceal = _choose(rng, (0.55, 0.15, 0.15, 0.15), ["none", "under_dense", "inside", "wrapped"])
+        concealers = [pl for pl in placed if pl[0] in clutter_mod.CONCEALERS or pl[0] in ("laptop", "electronics")]
+        if conceal == "inside" and concealers:
+            k = concealers[int(rng.integers(len(concealers)))]
+            x, y = k[1] + rng.normal(0, 15), k[2] + rng.normal(0, 15)
+        else:
+            if conceal == "inside":
+                conceal = "none"
+            x, y = place(ext)
+        mag = float(rng.uniform(1.0, 1.15))
+        att, y0, x0 = cv.project(o, x, y, rot, mag, pitch)
+        if conceal == "under_dense":
+            d = clutter_mod.make_clutter(rng, cpitch, str(rng.choice(["laptop", "book", "electronics", "power_bank", "drill", "hardware"])))
+            cv.project(d, x + rng.normal(0, 20), y + rng.normal(0, 20), orientation_rotation(rng, "flat"), 1.0, cpitch)
+        elif conceal == "wrapped":
+            hh, ww = att.shape
+            pad = int(rng.uniform(5, 25) / mmpp)
+            wrap = np.zeros((hh + 2 * pad, ww + 2 * pad), np.float32)
+            m = (att > 0.02).astype(np.uint8)
+            m = cv2.dilate(m, np.ones((3, 3), np.uint8), iterations=max(1, pad // 2))
+            wrap[pad:pad + hh, pad:pad + ww] = m
+            wrap = cv2.GaussianBlur(cv2.dilate(wrap, np.ones((5, 5), np.uint8), iterations=max(1, pad // 3)), (0, 0), 2)
+            if rng.random() < 0.5:
+                cv.add_areal("aluminium", wrap * 2.7 * rng.uniform(0.002, 0.02) * rng.integers(2, 12), y0 - pad, x0 - pad)
+            else:
+                cv.add_areal("textile", wrap * 1.4 * rng.uniform(0.2, 1.2), y0 - pad, x0 - pad)
+        objects.append((o, mode, conceal, att, y0, x0))
+
+    # physics: polychromatic dual-energy transmission
+    t_low, t_high = physics.transmissions(cv.maps, spectrum)
+    total_att = cv.attenuation()
+    # detector: blur, photon noise, gains, dark floor, saturation
+    sigma = float(rng.uniform(0.3, 1.1))
+    t_low = cv2.GaussianBlur(t_low, (0, 0), sigma)
+    t_high = cv2.GaussianBlur(t_high, (0, 0), sigma)
+    i0_high = float(10 ** rng.uniform(3.8, 5.0))
+    i0_low = i0_high * float(rng.uniform(0.3, 0.7))
+    el = float(rng.uniform(0, 0.003))
+    out = []
+    for t, i0 in ((t_low, i0_low), (t_high, i0_high)):
+        t = t + rng.standard_normal(t.shape, dtype=np.float32) * np.sqrt(np.clip(t, 0, None) / i0 + el * el)
+        if rng.random() < 0.3:  # per detector element gain (rows) and per line flicker (columns)
+            t = t * (1 + rng.normal(0, rng.uniform(0.001, 0.005), (t.shape[0], 1))).astype(np.float32)
+            t = t * (1 + rng.normal(0, rng.uniform(0.0, 0.003), (1, t.shape[1]))).astype(np.float32)
+        dark = float(rng.uniform(0.001, 0.01))
+        t = dark + (1 - dark) * t * float(rng.uniform(1.0, 1.06))
+        out.append(np.clip(t, 0, 1).astype(np.float32))
+    t_low, t_high = out
+
+    gray = rng.random() < cfg.p_gray
+    if gray:
+        pal = {"mode": "gray", "gamma": float(rng.uniform(0.5, 1.1)), "low_weight": float(rng.uniform(0, 0.4))}
+        img = render.grayscale(t_low, t_high, pal["gamma"], pal["low_weight"])
+    else:
+        palette = render.Palette.random(rng)
+        if cfg.palette_shift:
+            d = palette.as_dict()
+            for k in ("hue_organic", "hue_mixed", "hue_metal"):
+                d[k] += cfg.palette_shift
+            palette = render.Palette(**d)
+        img = render.pseudo_colour(t_low, t_high, palette, spectrum)
+        pal = {"mode": "colour", **palette.as_dict()}
+    jpeg_q = None
+    if rng.random() < cfg.p_jpeg:
+        jpeg_q = int(rng.integers(60, 96))
+        ok, buf = cv2.imencode(".jpg", img if gray else img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg_q])
+        dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        img = dec if gray else dec[..., ::-1].copy()
+
+    # labels: tight boxes on each threat's visible projection
+    boxes, labelled_maps = [], []
+    for o, mode, conceal, att, y0, x0 in objects:
+        vis = att > 0.03
+        ys, xs = np.nonzero(vis)
+        if len(xs) == 0:
+            continue
+        gx, gy = xs + x0, ys + y0
+        ok = (gx >= 0) & (gx < wpx) & (gy >= 0) & (gy < hpx)
+        if ok.sum() < 0.5 * len(xs) or ok.sum() < 12:
+            continue
+        gx, gy = gx[ok], gy[ok]
+        bg = total_att[gy, gx] - att[ys[ok], xs[ok]]
+        occlusion = float(np.mean(bg > 2.5))
+        x1, y1, x2, y2 = int(gx.min()), int(gy.min()), int(gx.max()) + 1, int(gy.max()) + 1
+        printed = bool(o.meta.get("printed", False))
+        if conceal != "none" or occlusion > 0.5:
+            difficulty = "concealed"
+        elif mode in ("edge", "end") or occlusion > 0.2 or n_clutter > 25 or printed:
+            difficulty = "hard"
+        else:
+            difficulty = "easy"
+        labelled_maps.append((att, y0, x0))
+        boxes.append({
+            "class_id": taxonomy.class_id(o.label), "label": o.label, "box": [x1, y1, x2, y2],
+            "kind": o.kind, "material": o.meta.get("material"), "printed": printed, "orientation": mode,
+            "concealment": conceal, "occlusion": round(occlusion, 3), "difficulty": difficulty,
+        })
+
+    rank = {"easy": 0, "hard": 1, "concealed": 2}
+    difficulty = max((b["difficulty"] for b in boxes), key=lambda d: rank[d], default="clean")
+    meta = {
+        "seed": int(seed), "index": int(index), "generator": GENERATOR_VERSION,
+        "width": int(wpx), "height": int(hpx), "mm_per_px": round(mmpp, 4), "container": ckind,
+        "render": pal, "jpeg_quality": jpeg_q, "kvp": round(spectrum.kvp, 1),
+        "effective_kev": [round(e, 1) for e in spectrum.effective_energies()],
+        "noise_i0": round(i0_high, 1), "blur_sigma": round(sigma, 3), "n_clutter": n_clutter,
+        "clutter": clutter_meta, "n_threats": len(boxes), "difficulty": difficulty,
+        "grayscale": bool(gray), "printed": any(b["printed"] for b in boxes),
+    }
+    extras = {}
+    if keep_raw:  # per-threat attenuation maps, for tests of label tightness
+        extras["threat_maps"] = labelled_maps
+    return Scan(img, boxes, meta, t_low if keep_raw else None, t_high if keep_raw else None, extras)

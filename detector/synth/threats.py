@@ -1,0 +1,533 @@
+"""Procedural firearms, firearm components and ammunition, in 3D with real materials.
+
+Object frame: x = long axis (muzzle towards -x), y = height, z = thickness; mm.
+Each generator varies the design (sizes, angles, materials, styles) from its rng, so
+no two guns are alike. Assembled firearms and their separate components come from
+the same part generators, so a loose slide looks like the slide of a gun.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .shapes import (
+    Obj,
+    _grid,
+    _layers,
+    add_coil,
+    box,
+    cylinder,
+    extrude,
+    mask_points,
+    printed_solid,
+)
+
+
+# ----------------------------------------------------------------- helpers
+def mask_prism(add: list, sub: list, z0: float, z1: float, pitch: float, shell: float | None = None,
+               rings: list | None = None) -> tuple[np.ndarray, float]:
+    """Prism from a union of polygons minus holes. With shell, keep only a hollow skin
+    of that thickness (sheet metal); returns (points, density scale for mass)."""
+    allp = np.concatenate([np.asarray(p, np.float64) for p in add])
+    lo = allp.min(0) - pitch
+    hi = allp.max(0) + pitch
+    w = int(np.ceil((hi[0] - lo[0]) / pitch)) + 2
+    h = int(np.ceil((hi[1] - lo[1]) / pitch)) + 2
+    mask = np.zeros((h, w), np.uint8)
+    for p in add:
+        cv2.fillPoly(mask, [np.round((np.asarray(p) - lo) / pitch * 8).astype(np.int32)], 1, shift=3)
+    for p in sub:
+        cv2.fillPoly(mask, [np.round((np.asarray(p) - lo) / pitch * 8).astype(np.int32)], 0, shift=3)
+    for (cx, cy, r_o, r_i) in rings or []:
+        c = (int(round((cx - lo[0]) / pitch * 8)), int(round((cy - lo[1]) / pitch * 8)))
+        cv2.circle(mask, c, int(round(r_o / pitch * 8)), 1, -1, shift=3)
+        cv2.circle(mask, c, int(round(r_i / pitch * 8)), 0, -1, shift=3)
+    xy = mask_points(mask, lo, pitch)
+    zs = _grid(z0, z1, pitch)
+    pts = _layers(xy, zs)
+    scale = 1.0
+    if shell is not None:
+        dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)[mask > 0] * pitch
+        dd = np.tile(dist, len(zs))
+        dz = np.minimum(pts[:, 2] - z0, z1 - pts[:, 2])
+        eff = max(shell, pitch)
+        keep = (dd <= eff) | (dz <= eff)
+        pts = pts[keep]
+        scale = shell / eff
+    return pts, scale
+
+
+def _printed_mask_prism(add, sub, z0, z1, pitch, rng, infill, pattern):
+    pts = np.concatenate([printed_solid(p, z0, z1, pitch, rng, infill, pattern) for p in add])
+    for hole in sub:
+        pts = pts[~_points_in_poly(pts[:, :2], hole)]
+    return pts
+
+
+def _points_in_poly(xy: np.ndarray, poly) -> np.ndarray:
+    poly = np.asarray(poly, np.float64)
+    x, y = xy[:, 0], xy[:, 1]
+    inside = np.zeros(len(xy), bool)
+    n = len(poly)
+    j = n - 1
+    for i in range(n):
+        xi, yi = poly[i]
+        xj, yj = poly[j]
+        cond = ((yi > y) != (yj > y)) & (x < (xj - xi) * (y - yi) / (yj - yi + 1e-12) + xi)
+        inside ^= cond
+        j = i
+    return inside
+
+
+def cartridge(rng: np.random.Generator, pitch: float, calibre: str | None = None) -> Obj:
+    """One cartridge along x, bullet towards -x."""
+    cal = calibre or rng.choice(["9mm", "9mm", ".45", ".22", ".380", "5.56", "7.62x39", ".38", "12ga"])
+    o = Obj([], "ammunition", "cartridge", {"calibre": str(cal)})
+    dims = {  # case radius, case length, bullet radius, bullet length
+        "9mm": (4.9, 19.1, 4.5, 10.5), ".45": (6.0, 22.8, 5.7, 11.0), ".22": (2.9, 15.0, 2.8, 9.0),
+        ".380": (4.8, 17.3, 4.5, 9.0), "5.56": (4.8, 44.7, 2.85, 19.0), "7.62x39": (5.6, 38.6, 3.9, 17.0),
+        ".38": (4.8, 29.0, 4.5, 12.0),
+    }
+    if cal == "12ga":
+        o.add(cylinder(10.2, 66, pitch, r_in=9.4), "abs", pitch)  # plastic hull
+        head = rng.uniform(8, 16)
+        o.add(cylinder(10.4, head, pitch, r_in=9.0, centre=(33 - head / 2, 0, 0)), "brass", pitch)
+        shot = cylinder(9.2, 22, pitch, centre=(-20, 0, 0))
+        o.add(shot, "lead", pitch, density_scale=0.62)  # packed pellets
+        o.add(cylinder(9.2, 18, pitch, centre=(5, 0, 0)), "cellulose", pitch, density_scale=0.5)
+        return o
+    rc, lc, rb, lb = dims[str(cal)]
+    wall = 0.5
+    eff = max(wall, pitch)
+    o.add(cylinder(rc, lc, pitch, r_in=max(rc - eff, 0.3), centre=(lc / 2, 0, 0)), "brass", pitch, wall / eff)
+    o.add(cylinder(rc, 1.6, pitch, centre=(lc - 0.8, 0, 0)), "brass", pitch)  # head
+    o.add(cylinder(rc - eff, lc - 3, pitch, centre=(lc / 2, 0, 0)), "cellulose", pitch, 0.6)  # powder
+    o.add(cylinder(rb, lb, pitch, centre=(-lb / 2 + 3, 0, 0)), "lead", pitch, 0.9)
+    o.add(cylinder(rb * 0.6, lb * 0.3, pitch, centre=(-lb + 3, 0, 0)), "copper", pitch)  # jacket tip
+    return o
+
+
+# ----------------------------------------------------------------- pistol family
+def pistol_design(rng: np.random.Generator) -> dict:
+    L = rng.uniform(150, 210)
+    return {
+        "L": L,
+        "hs": rng.uniform(24, 33),
+        "ws": rng.uniform(19, 27),
+        "hr": rng.uniform(10, 15),
+        "grip_front": L - rng.uniform(55, 72),
+        "grip_rear": L - rng.uniform(6, 16),
+        "grip_h": rng.uniform(70, 100),
+        "grip_angle": np.radians(rng.uniform(8, 22)),
+        "wf": rng.uniform(21, 31),
+        "r_barrel": rng.uniform(6.0, 7.6),
+        "bore": rng.uniform(4.2, 5.8),
+        "style": rng.choice(["block", "tapered", "round"]),
+    }
+
+
+def pistol_slide(d: dict, pitch: float, material: str = "steel") -> Obj:
+    L, hs, ws = d["L"], d["hs"], d["ws"]
+    if d["style"] == "tapered":
+        prof = [(0, 0), (L, 0), (L, hs), (12, hs), (0, hs * 0.7)]
+    elif d["style"] == "round":
+        prof = [(0, 0), (L, 0), (L, hs * 0.9), (L - 6, hs), (6, hs), (0, hs * 0.8)]
+    else:
+        prof = [(0, 0), (L, 0), (L, hs), (0, hs)]
+    pts = extrude(prof, -ws / 2, ws / 2, pitch)
+    x, y, z = pts[:, 0], pts[:, 1], pts[:, 2]
+    cavity = (x > 5) & (x < L - 20) & (y > 2.0) & (y < hs - 3.0) & (np.abs(z) < ws / 2 - 2.3)
+    port = (x > L * 0.45) & (x < L * 0.68) & (y > hs - 4) & (z > -ws / 2 + 3)
+    serr = (x > L - 30) & ((x % 3.0) < 1.1) & (np.abs(z) > ws / 2 - 0.8)
+    bore = (x < 5) & ((y - hs * 0.45) ** 2 + z**2 < (d["r_barrel"] + 0.3) ** 2)
+    pts = pts[~(cavity | port | serr | bore)]
+    o = Obj([], "slide", "pistol_slide", {"material": material})
+    o.add(pts, material, pitch)
+    o.add(cylinder(1.2, 18, pitch, centre=(L - 12, hs * 0.45, 0)), "steel", pitch)  # firing pin
+    o.add(box(6, 5, 7, pitch, centre=(L - 3, hs - 3, 0)), "steel", pitch)  # rear sight
+    o.add(box(4, 3.5, 3, pitch, centre=(6, hs + 1.5, 0)), "steel", pitch)  # front sight
+    return o
+
+
+def pistol_barrel(d: dict, pitch: float, material: str = "steel", liner: bool = False) -> Obj:
+    L, hs, r, bore = d["L"], d["hs"], d["r_barrel"], d["bore"]
+    if liner:
+        r = bore + 1.2
+    length = L - 22
+    o = Obj([], "barrel", "pistol_barrel", {"material": material})
+    o.add(cylinder(r, length, pitch, r_in=bore, centre=(2 + length / 2, hs * 0.45, 0)), material, pitch)
+    if not liner:
+        # chamber block with locking lug
+        o.add(box(30, 2 * r + 5, 2 * r + 3, pitch, centre=(length - 13, hs * 0.45 + 1.5, 0)), material, pitch)
+        o.add(box(8, 8, 8, pitch, centre=(length - 25, hs * 0.45 - r - 3, 0)), material, pitch)
+    return o
+
+
+def pistol_frame(d: dict, pitch: float, material: str, rng: np.random.Generator,
+                 printed: bool = False, infill: float = 1.0, pattern: str = "grid") -> tuple[Obj, list]:
+    L, hr, gh, ga, wf = d["L"], d["hr"], d["grip_h"], d["grip_angle"], d["wf"]
+    gf, gr = d["grip_front"], d["grip_rear"]
+    dx = gh * np.tan(ga)
+    rail = [(3, 0), (L - 3, 0), (L - 3, -hr), (3, -hr)]
+    grip = [(gf, -hr + 1), (gr, -hr + 1), (gr + dx + 4, -hr - gh), (gf + dx - 2, -hr - gh)]
+    tg_front = gf - rng.uniform(40, 52)
+    guard = [(tg_front, -hr + 1), (gf + 2, -hr + 1), (gf + 2, -hr - 30), (tg_front + 8, -hr - 30), (tg_front, -hr - 22)]
+    guard_hole = [(tg_front + 4, -hr - 2), (gf - 1, -hr - 2), (gf - 1, -hr - 26), (tg_front + 9, -hr - 26), (tg_front + 4, -hr - 20)]
+    well = [(gf + 4, -hr + 2), (gr - 5, -hr + 2), (gr + dx - 2, -hr - gh - 1), (gf + dx + 3, -hr - gh - 1)]
+    o = Obj([], "frame", "pistol_frame", {"material": material, "printed": printed})
+    if printed:
+        pts = _printed_mask_prism([rail, grip, guard], [guard_hole, well], -wf / 2, wf / 2, pitch, rng, infill, pattern)
+        o.add(pts, material, pitch)
+    else:
+        shell = 3.0 if material in ("polymer", "abs", "nylon") else None
+        pts, sc = mask_prism([rail, grip, guard], [guard_hole], -wf / 2, wf / 2, pitch, shell=shell)
+        # the magazine well is open in a real frame
+        inwell = _points_in_poly(pts[:, :2], well) & (np.abs(pts[:, 2]) < wf / 2 - 2.5)
+        o.add(pts[~inwell], material, pitch, sc)
+    if material in ("polymer", "pla", "abs", "nylon"):
+        # steel inserts: rails, locking block, trigger mechanism housing
+        for cx in (8, L - 12):
+            o.add(box(10, 3, wf - 4, pitch, centre=(cx, -1.5, 0)), "steel", pitch)
+        o.add(box(12, 8, 10, pitch, centre=(gf - 8, -hr + 4, 0)), "steel", pitch)
+        o.add(box(14, 10, 9, pitch, centre=(gr - 8, -hr + 2, 0)), "steel", pitch)
+    # trigger and trigger bar
+    o.add(extrude([(gf - 14, -hr - 2), (gf - 8, -hr - 2), (gf - 10, -hr - 20), (gf - 15, -hr - 18)], -2.5, 2.5, pitch), "steel", pitch)
+    o.add(box(35, 2, 2, pitch, centre=(gf + 5, -hr + 3, wf / 2 - 3)), "steel", pitch)
+    # pins across the frame
+    for px, py in ((gf - 6, -hr + 5), (gr - 10, -hr + 4), (gf + 15, -hr + 6)):
+        o.add(cylinder(1.2, wf, pitch, axis=2, centre=(px, py, 0)), "steel", pitch)
+    return o, well
+
+
+def magazine(rng: np.random.Generator, pitch: float, length: float = 0, rounds: int | None = None,
+             kind: str = "pistol", material: str = "steel", printed_infill: float = 0.0) -> Obj:
+    """Detachable box magazine along -y (feed lips at y=0): sheet-steel body, spring,
+    follower, base plate, and cartridges."""
+    if kind == "rifle":
+        length = length or rng.uniform(140, 230)
+        depth, width, cal = rng.uniform(55, 65), rng.uniform(22, 26), "5.56"
+        curve = rng.uniform(0, 0.25)
+    else:
+        length = length or rng.uniform(95, 125)
+        depth, width, cal = rng.uniform(30, 36), rng.uniform(14, 23), rng.choice(["9mm", ".45", ".380"])
+        curve = 0.0
+    bend = curve * length
+    body = [(0, 0), (depth, 0), (depth + bend, -length), (bend, -length)]
+    o = Obj([], "magazine", f"{kind}_magazine", {"material": material, "printed": printed_infill > 0})
+    if printed_infill > 0:
+        o.add(printed_solid(body, -width / 2, width / 2, pitch, rng, printed_infill, "grid"), "pla", pitch)
+    else:
+        pts, sc = mask_prism([body], [], -width / 2, width / 2, pitch, shell=0.9)
+        o.add(pts, material, pitch, sc)
+        o.add(box(depth + 6, 5, width + 4, pitch, centre=(depth / 2 + bend, -length - 2, 0)), "abs" if rng.random() < 0.5 else "steel", pitch)
+    n = rng.integers(0, 16) if rounds is None else rounds
+    span = length - 20
+    add_coil(o, min(width, depth) / 2 - 2.5, 0.6, span * (0.3 + 0.7 * (1 - n / 16)), rng.uniform(6, 10), "steel", pitch,
+             centre=(depth / 2, -length + 5 + span * 0.3, 0))
+    # rotate the coil to run along y: rebuild it along y
+    coil = o.parts.pop()
+    c = coil.pts.copy()
+    cy = c[:, 1].copy()
+    c[:, 1] = c[:, 0] - depth / 2 - length / 2
+    c[:, 0] = cy + depth / 2
+    coil.pts = c
+    o.parts.append(coil)
+    o.add(box(depth - 4, 3, width - 3, pitch, centre=(depth / 2, -8 - n * 4.5, 0)), "abs", pitch)  # follower
+    for i in range(int(n)):
+        c = cartridge(rng, pitch, cal)
+        zoff = (width / 4) * (1 if i % 2 else -1) if width > 18 else 0
+        o.extend(c, offset=(depth * 0.45 + i * 4 * curve, -5 - i * 4.5, zoff))
+    o.meta["rounds"] = int(n)
+    return o
+
+
+def pistol(rng: np.random.Generator, pitch: float, variant: str | None = None) -> Obj:
+    """Assembled semi-automatic pistol: one 'gun' object."""
+    variant = variant or rng.choice(["polymer", "polymer", "steel", "alloy"])
+    d = pistol_design(rng)
+    frame_mat = {"polymer": "polymer", "steel": "steel", "alloy": "aluminium"}[variant]
+    g = Obj([], "gun", f"pistol_{variant}", {"material": frame_mat, "printed": False})
+    frame, well = pistol_frame(d, pitch, frame_mat, rng)
+    g.extend(frame).extend(pistol_slide(d, pitch)).extend(pistol_barrel(d, pitch))
+    add_coil(g, 4.0, 0.55, d["L"] * 0.5, 14, "steel", pitch, centre=(d["L"] * 0.28, -4.5, 0))
+    g.add(cylinder(2.0, d["L"] * 0.5, pitch, centre=(d["L"] * 0.28, -4.5, 0)), "steel" if rng.random() < 0.5 else "polymer", pitch)
+    if rng.random() < 0.85:
+        _insert_magazine(g, d, rng, pitch)
+    return g
+
+
+def _insert_magazine(g: Obj, d: dict, rng, pitch):
+    hr, gh, ga = d["hr"], d["grip_h"], d["grip_angle"]
+    m = magazine(rng, pitch, length=gh + 6)
+    # magazine frame: lips at y=0 -> place at top of grip, tilted by grip angle (about z)
+    c, s = np.cos(ga), np.sin(ga)
+    rot = np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]])
+    g.extend(m, offset=(d["grip_front"] + 4, -hr + 1, 0), rot=rot)
+
+
+def alarm_pistol(rng: np.random.Generator, pitch: float) -> Obj:
+    """Converted blank-firing (alarm) pistol: zinc-alloy castings with a steel barrel
+    liner pressed in where the blocked barrel was drilled out."""
+    d = pistol_design(rng)
+    d["r_barrel"] = rng.uniform(6.5, 8.0)
+    g = Obj([], "gun", "converted_alarm_pistol", {"material": "zinc_alloy", "printed": False})
+    frame, _ = pistol_frame(d, pitch, "zinc_alloy", rng)
+    g.extend(frame).extend(pistol_slide(d, pitch, "zinc_alloy"))
+    g.extend(pistol_barrel(d, pitch, "steel", liner=True))
+    add_coil(g, 3.5, 0.5, d["L"] * 0.45, 12, "steel", pitch, centre=(d["L"] * 0.25, -4.5, 0))
+    if rng.random() < 0.7:
+        _insert_magazine(g, d, rng, pitch)
+    return g
+
+
+def revolver_parts(rng: np.random.Generator, pitch: float) -> dict[str, Obj]:
+    bl = rng.uniform(50, 155)
+    rb = rng.uniform(7.5, 9.5)
+    rc = rng.uniform(17, 21)
+    lc = rng.uniform(36, 42)
+    wf = rng.uniform(24, 32)
+    barrel = Obj([], "barrel", "revolver_barrel", {"material": "steel"})
+    barrel.add(cylinder(rb, bl, pitch, r_in=4.5, centre=(bl / 2, 0, 0)), "steel", pitch)
+    if rng.random() < 0.6:
+        barrel.add(box(bl * 0.9, rb * 0.9, rb * 1.3, pitch, centre=(bl * 0.48, -rb - rb * 0.4, 0)), "steel", pitch)  # underlug
+    barrel.add(box(bl, 3, 6, pitch, centre=(bl / 2, rb + 1, 0)), "steel", pitch)  # rib
+    cyl = Obj([], "gun", "revolver_cylinder", {"material": "steel"})
+    nch = int(rng.choice([5, 6, 6, 6, 7, 8]))
+    drum = cylinder(rc, lc, pitch, centre=(bl + 2 + lc / 2, 0, 0))
+    keep = np.ones(len(drum), bool)
+    loaded = rng.random() < 0.6
+    for k in range(nch):
+        a = 2 * np.pi * k / nch
+        cy, cz = rc * 0.58 * np.cos(a), rc * 0.58 * np.sin(a)
+        keep &= (drum[:, 1] - cy) ** 2 + (drum[:, 2] - cz) ** 2 > 4.8**2
+        if loaded:
+            c = cartridge(rng, pitch, ".38")
+            cyl.extend(c, offset=(bl + 4 + 8, cy, cz))
+    cyl.add(drum[keep], "steel", pitch)
+    x0 = bl + 2 + lc
+    gh = rng.uniform(70, 95)
+    frame_poly_top = [(bl - 8, rc + 1), (x0 + 14, rc + 1), (x0 + 14, rc + 8), (bl - 8, rc + 6)]
+    frame_poly_bot = [(bl - 10, -rc - 1), (x0 + 14, -rc - 1), (x0 + 14, -rc - 10), (bl - 10, -rc - 8)]
+    shield = [(x0, rc + 8), (x0 + 16, rc + 8), (x0 + 16, -rc - 10), (x0, -rc - 10)]
+    gripf = [(x0 + 2, -rc - 8), (x0 + 16, -rc - 8), (x0 + 40, -rc - 8 - gh), (x0 + 20, -rc - 8 - gh)]
+    frame = Obj([], "frame", "revolver_frame", {"material": "steel"})
+    pts, _ = mask_prism([frame_poly_top, frame_poly_bot, shield, gripf], [], -wf / 4, wf / 4, pitch,
+                        rings=[(x0 - 10, -rc - 22, 16, 12)])
+    frame.add(pts, "steel", pitch)
+    grip = [(x0 + 0, -rc - 10), (x0 + 22, -rc - 10), (x0 + 48, -rc - 12 - gh), (x0 + 16, -rc - 14 - gh)]
+    frame.add(extrude(grip, -wf / 2, wf / 2, pitch), "wood" if rng.random() < 0.5 else "rubber", pitch)
+    frame.add(extrude([(x0 + 8, rc + 4), (x0 + 20, rc + 4), (x0 + 26, rc + 16), (x0 + 18, rc + 18)], -3, 3, pitch), "steel", pitch)  # hammer
+    return {"barrel": barrel, "cylinder": cyl, "frame": frame}
+
+
+def revolver(rng: np.random.Generator, pitch: float) -> Obj:
+    g = Obj([], "gun", "revolver", {"material": "steel", "printed": False})
+    for p in revolver_parts(rng, pitch).values():
+        g.extend(p)
+    return g
+
+
+def carbine_parts(rng: np.random.Generator, pitch: float) -> dict[str, Obj]:
+    style = rng.choice(["tube_smg", "ar"])
+    parts: dict[str, Obj] = {}
+    if style == "tube_smg":
+        lr = rng.uniform(200, 300)
+        rr = rng.uniform(15, 20)
+        rec = Obj([], "frame", "smg_receiver", {"material": "steel"})
+        rec.add(cylinder(rr, lr, pitch, r_in=rr - 1.6, centre=(lr / 2, 0, 0)), "steel", pitch)
+        rec.add(box(60, 25, 22, pitch, wall=2, centre=(lr * 0.55, -rr - 12, 0)), "steel", pitch)  # trigger group
+        rec.add(box(70, 16, 10, pitch, centre=(lr * 0.4, 0, 0)), "steel", pitch)  # bolt
+        add_coil(rec, rr - 5, 0.9, lr * 0.4, 18, "steel", pitch, centre=(lr * 0.75, 0, 0))
+    else:
+        lr = rng.uniform(230, 290)
+        rec = Obj([], "frame", "ar_receiver", {"material": "aluminium"})
+        upper = [(0, 0), (lr, 0), (lr, 32), (0, 32)]
+        lower = [(lr * 0.25, 0), (lr * 0.8, 0), (lr * 0.78, -28), (lr * 0.3, -28)]
+        pts, _ = mask_prism([upper, lower], [], -12, 12, pitch)
+        inner = (pts[:, 1] > 4) & (pts[:, 1] < 28) & (np.abs(pts[:, 2]) < 9) & (pts[:, 0] > 10)
+        rec.add(pts[~inner], "aluminium", pitch)
+        rec.add(box(90, 18, 16, pitch, centre=(lr * 0.55, 16, 0)), "steel", pitch)  # bolt carrier
+        rec.add(box(40, 10, 8, pitch, centre=(lr * 0.6, -15, 0)), "steel", pitch)  # hammer/trigger
+    bl = rng.uniform(120, 400)
+    barrel = Obj([], "barrel", "carbine_barrel", {"material": "steel"})
+    barrel.add(cylinder(rng.uniform(7, 10), bl, pitch, r_in=rng.uniform(2.8, 4.6), centre=(-bl / 2 + 10, 10 if style == "ar" else 0, 0)), "steel", pitch)
+    parts["receiver"] = rec
+    parts["barrel"] = barrel
+    mag = magazine(rng, pitch, kind="rifle" if style == "ar" else "pistol")
+    parts["magazine"] = mag.transformed(np.eye(3), (lr * 0.35, -20 if style == "ar" else -18, 0))
+    grip = Obj([], "frame", "grip", {"material": "polymer"})
+    grip.add(extrude([(lr * 0.75, -20), (lr * 0.85, -20), (lr * 0.95, -100), (lr * 0.83, -100)], -13, 13, pitch), "polymer", pitch, 0.6)
+    parts["grip"] = grip
+    if rng.random() < 0.5:
+        stock = Obj([], "frame", "stock", {"material": "steel"})
+        ls = rng.uniform(180, 280)
+        for dy in (-10, 10):
+            stock.add(cylinder(3.5, ls, pitch, centre=(lr + ls / 2, dy, 0)), "steel", pitch)
+        stock.add(box(10, 100, 25, pitch, centre=(lr + ls, -20, 0)), "steel", pitch, 0.5)
+        parts["stock"] = stock
+    return parts
+
+
+def carbine(rng: np.random.Generator, pitch: float) -> Obj:
+    g = Obj([], "gun", "carbine_smg", {"material": "steel", "printed": False})
+    for p in carbine_parts(rng, pitch).values():
+        g.extend(p)
+    return g
+
+
+def printed_frame(rng: np.random.Generator, pitch: float, kind: str | None = None) -> Obj:
+    """3D-printed component (frame, receiver, grip, slide): PLA/ABS/nylon with an infill
+    lattice; metal inserts (pins, nails, springs) are what an X-ray shows best."""
+    kind = kind or rng.choice(["frame", "receiver", "grip", "slide"])
+    mat = rng.choice(["pla", "pla", "abs", "nylon"])
+    infill = float(rng.choice([0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]))
+    pattern = rng.choice(["grid", "triangles", "gyroid", "honeycomb"])
+    d = pistol_design(rng)
+    d["wf"] = rng.uniform(26, 36)
+    o = Obj([], "printed_part", f"printed_{kind}", {"material": str(mat), "printed": True, "infill": infill, "pattern": str(pattern)})
+    if kind == "frame":
+        f, _ = pistol_frame(d, pitch, str(mat), rng, printed=True, infill=infill, pattern=str(pattern))
+        o.extend(f)
+    elif kind == "receiver":
+        lr = rng.uniform(150, 260)
+        body = [(0, 0), (lr, 0), (lr, 40), (0, 40)]
+        lower = [(lr * 0.3, 0), (lr * 0.8, 0), (lr * 0.85, -70), (lr * 0.7, -75)]
+        o.add(_printed_mask_prism([body, lower], [], -16, 16, pitch, rng, infill, str(pattern)), str(mat), pitch)
+        for k in range(int(rng.integers(2, 6))):
+            o.add(cylinder(1.5, 32, pitch, axis=2, centre=(rng.uniform(10, lr - 10), rng.uniform(5, 35), 0)), "steel", pitch)
+    elif kind == "grip":
+        gh = rng.uniform(80, 110)
+        grip = [(0, 0), (35, 0), (55, -gh), (18, -gh)]
+        o.add(_printed_mask_prism([grip], [], -15, 15, pitch, rng, infill, str(pattern)), str(mat), pitch)
+        o.add(cylinder(1.5, 30, pitch, axis=2, centre=(15, -10, 0)), "steel", pitch)
+    else:
+        sl = [(0, 0), (d["L"], 0), (d["L"], d["hs"] + 4), (0, d["hs"] + 4)]
+        o.add(_printed_mask_prism([sl], [], -d["ws"] / 2 - 2, d["ws"] / 2 + 2, pitch, rng, infill, str(pattern)), str(mat), pitch)
+        o.add(box(40, 14, 12, pitch, centre=(d["L"] - 25, d["hs"] / 2, 0)), "steel", pitch)  # steel breech block insert
+    # typical inserts: nails as pins, a spring
+    if rng.random() < 0.6:
+        add_coil(o, 3, 0.5, rng.uniform(25, 60), 10, "steel", pitch, centre=(d["L"] * 0.5, -5, 0))
+    return o
+
+
+def printed_gun(rng: np.random.Generator, pitch: float) -> Obj:
+    """Assembled 3D-printed gun: printed frame (and often slide/upper), steel barrel or
+    liner, steel springs, pins and nails, magazine."""
+    d = pistol_design(rng)
+    d["wf"] = rng.uniform(26, 36)
+    d["hs"] = rng.uniform(30, 42)
+    mat = str(rng.choice(["pla", "pla", "abs", "nylon"]))
+    infill = float(rng.choice([0.15, 0.2, 0.3, 0.4, 0.6, 1.0]))
+    pattern = str(rng.choice(["grid", "triangles", "gyroid", "honeycomb"]))
+    g = Obj([], "gun", "printed_gun", {"material": mat, "printed": True, "infill": infill, "pattern": pattern})
+    f, _ = pistol_frame(d, pitch, mat, rng, printed=True, infill=infill, pattern=pattern)
+    g.extend(f)
+    L, hs = d["L"], d["hs"]
+    upper = [(0, 0), (L, 0), (L, hs), (0, hs)]
+    g.add(_printed_mask_prism([upper], [], -d["wf"] / 2, d["wf"] / 2, pitch, rng, infill, pattern), mat, pitch)
+    style = rng.choice(["steel_barrel", "liner", "none"], p=[0.55, 0.3, 0.15])
+    if style != "none":
+        g.extend(pistol_barrel(d, pitch, "steel", liner=style == "liner"))
+    g.add(box(45, 14, 14, pitch, centre=(L - 30, hs * 0.45, 0)), "steel", pitch)  # bolt
+    add_coil(g, 5, 0.8, L * 0.5, 12, "steel", pitch, centre=(L * 0.6, hs * 0.45, 0))
+    for _ in range(int(rng.integers(2, 6))):  # nails and pins
+        g.add(cylinder(1.4, d["wf"], pitch, axis=2, centre=(rng.uniform(10, L - 10), rng.uniform(-30, hs), 0)), "steel", pitch)
+    if rng.random() < 0.7:
+        _insert_magazine(g, d, rng, pitch)
+    return g
+
+
+def ammunition(rng: np.random.Generator, pitch: float) -> Obj:
+    """Cartridges: a few loose (one box around the group) or a carton of 20-50."""
+    o = Obj([], "ammunition", "ammunition", {"material": "brass"})
+    cal = str(rng.choice(["9mm", "9mm", ".45", ".22", ".380", "5.56", "7.62x39", ".38", "12ga"]))
+    if rng.random() < 0.5:
+        n = int(rng.integers(1, 9))
+        spread = rng.uniform(15, 60)
+        for _ in range(n):
+            c = cartridge(rng, pitch, cal)
+            a = rng.uniform(0, 2 * np.pi)
+            rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+            o.extend(c, offset=(rng.uniform(-spread, spread), rng.uniform(-spread, spread), rng.uniform(-8, 8)), rot=rot)
+        o.kind = "loose_cartridges"
+    else:
+        c = cartridge(rng, pitch, cal)
+        lo, hi = c.bounds()
+        dia = hi[1] - lo[1] + 0.6
+        nx, ny = int(rng.integers(4, 11)), int(rng.integers(3, 6))
+        standing = rng.random() < 0.5
+        for i in range(nx):
+            for j in range(ny):
+                if standing:  # rows of upright cartridges: seen end-on from above
+                    rot = np.array([[0, 0, 1], [0, 1, 0], [-1, 0, 0]], float)
+                    o.extend(c, offset=(i * dia, j * dia, 0), rot=rot)
+                else:
+                    o.extend(c, offset=(0, i * dia, j * dia))
+        lo, hi = o.bounds()
+        size = hi - lo + 6
+        o.add(box(size[0], size[1], size[2], pitch * 1.5, wall=1.5, centre=(lo + hi) / 2), "cellulose", pitch * 1.5, 0.5)
+        o.kind = "cartridge_box"
+    o.meta["calibre"] = cal
+    return o
+
+
+def separate_part(rng: np.random.Generator, pitch: float, cls: str) -> Obj:
+    """A loose essential component of class cls, from the same generators as guns."""
+    if cls == "barrel":
+        r = rng.random()
+        if r < 0.55:
+            o = pistol_barrel(pistol_design(rng), pitch)
+        elif r < 0.75:
+            o = revolver_parts(rng, pitch)["barrel"]
+        else:
+            o = carbine_parts(rng, pitch)["barrel"]
+    elif cls == "slide":
+        o = pistol_slide(pistol_design(rng), pitch, "steel" if rng.random() < 0.85 else "zinc_alloy")
+    elif cls == "frame":
+        r = rng.random()
+        if r < 0.6:
+            mat = str(rng.choice(["polymer", "polymer", "steel", "aluminium"]))
+            o, _ = pistol_frame(pistol_design(rng), pitch, mat, rng)
+        elif r < 0.8:
+            o = revolver_parts(rng, pitch)["frame"]
+        else:
+            o = carbine_parts(rng, pitch)["receiver"]
+    elif cls == "magazine":
+        o = magazine(rng, pitch, kind="rifle" if rng.random() < 0.3 else "pistol")
+    elif cls == "printed_part":
+        o = printed_frame(rng, pitch)
+    elif cls == "ammunition":
+        o = ammunition(rng, pitch)
+    else:
+        raise ValueError(cls)
+    o.label = cls
+    return o
+
+
+def assembled_gun(rng: np.random.Generator, pitch: float) -> Obj:
+    r = rng.random()
+    if r < 0.45:
+        o = pistol(rng, pitch)
+    elif r < 0.62:
+        o = revolver(rng, pitch)
+    elif r < 0.74:
+        o = alarm_pistol(rng, pitch)
+    elif r < 0.86:
+        o = printed_gun(rng, pitch)
+    else:
+        o = carbine(rng, pitch)
+    o.label = "gun"
+    return o
+
+
+THREAT_MIX = {"gun": 0.36, "barrel": 0.11, "slide": 0.1, "frame": 0.1, "magazine": 0.11, "printed_part": 0.11, "ammunition": 0.11}
+
+
+def make_threat(rng: np.random.Generator, pitch: float, cls: str | None = None) -> Obj:
+    if cls is None:
+        names = list(THREAT_MIX)
+        p = np.array([THREAT_MIX[n] for n in names])
+        cls = names[int(rng.choice(len(names), p=p / p.sum()))]
+    o = assembled_gun(rng, pitch) if cls == "gun" else separate_part(rng, pitch, cls)
+    return o.centred()

@@ -1,0 +1,146 @@
+"""Rendering of dual-energy transmissions into what screeners see.
+
+Shared by the simulator (randomised per scan) and the engine (default palette, for
+raw low/high 16-bit pairs from a scanner). Screen colour convention:
+orange = organic (Z_eff ~6-10), green = mixed / light inorganic (~10-18), blue =
+metal, black = impenetrable; brightness falls with attenuation.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from . import physics
+
+
+@dataclass(frozen=True)
+class Palette:
+    hue_organic: float = 28.0  # degrees
+    hue_mixed: float = 95.0
+    hue_metal: float = 212.0
+    gamma: float = 0.55  # brightness = T^gamma
+    low_weight: float = 0.35  # share of the low-energy image in displayed brightness
+    saturation: float = 1.35
+    saturation_power: float = 0.55
+    brightness: float = 1.0
+    metal_threshold: float = 0.72  # position of the green->blue transition on the Z axis
+    organic_threshold: float = 0.30
+
+    @staticmethod
+    def random(rng: np.random.Generator) -> Palette:
+        return Palette(
+            hue_organic=float(rng.uniform(18, 40)),
+            hue_mixed=float(rng.uniform(75, 125)),
+            hue_metal=float(rng.uniform(195, 235)),
+            gamma=float(rng.uniform(0.35, 0.8)),
+            low_weight=float(rng.uniform(0.15, 0.6)),
+            saturation=float(rng.uniform(0.9, 1.9)),
+            saturation_power=float(rng.uniform(0.35, 0.8)),
+            brightness=float(rng.uniform(0.92, 1.06)),
+            metal_threshold=float(rng.uniform(0.62, 0.8)),
+            organic_threshold=float(rng.uniform(0.22, 0.38)),
+        )
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_ATT_GRID = np.linspace(0.02, 7.0, 48)
+
+
+@functools.lru_cache(maxsize=64)
+def _ratio_curves(spectrum: physics.Spectrum) -> np.ndarray:
+    """Step-wedge calibration, as scanner vendors do it: the dual-energy ratio
+    R = ln(T_L)/ln(T_H) of organic (PLA), aluminium and steel as a function of the
+    high-energy attenuation -ln(T_H). Beam hardening makes R drift with thickness, so
+    the material axis is read against these curves, not fixed values. (3, len(grid))"""
+    out = np.zeros((3, len(_ATT_GRID)))
+    for i, mat in enumerate(("pla", "aluminium", "steel")):
+        thick = np.geomspace(0.01, 400.0, 400)
+        a = physics.density(mat) * thick / 10.0
+        maps = np.asarray(physics.basis_coeffs(mat), np.float32)[:, None] * a[None, :].astype(np.float32)
+        tl, th = physics.transmissions(maps, spectrum)
+        att_h = -np.log(np.clip(th.astype(np.float64), 1e-12, 1))
+        att_l = -np.log(np.clip(tl.astype(np.float64), 1e-12, 1))
+        out[i] = np.interp(_ATT_GRID, att_h, att_l / att_h)
+    return out
+
+
+def zeff_axis(t_low: np.ndarray, t_high: np.ndarray, spectrum: physics.Spectrum | None = None) -> np.ndarray:
+    """Map each pixel to a 0..1 material axis: 0 organic, 0.5 aluminium, 1 steel."""
+    spectrum = spectrum or physics.default_spectrum()
+    curves = _ratio_curves(spectrum)
+    att_h = -np.log(np.clip(t_high, 1e-6, 1.0))
+    att_l = -np.log(np.clip(t_low, 1e-6, 1.0))
+    r = att_l / np.maximum(att_h, 1e-3)
+    a = np.clip(att_h, _ATT_GRID[0], _ATT_GRID[-1])
+    r_org, r_al, r_fe = (np.interp(a, _ATT_GRID, c) for c in curves)
+    z = np.where(r < r_al, 0.5 * (r - r_org) / np.maximum(r_al - r_org, 1e-3),
+                 0.5 + 0.5 * (r - r_al) / np.maximum(r_fe - r_al, 1e-3))
+    z = np.clip(z, 0, 1).astype(np.float32)
+    # where almost nothing is in the beam the ratio is noise: lean to organic
+    weak = np.clip((att_h - 0.03) / 0.15, 0, 1)
+    # where almost nothing gets through, the ratio is noise too: impenetrable (black anyway)
+    return z * weak
+
+
+def pseudo_colour(t_low: np.ndarray, t_high: np.ndarray, palette: Palette | None = None,
+                  spectrum: physics.Spectrum | None = None) -> np.ndarray:
+    """8-bit RGB pseudo-colour image from low/high transmissions (0..1)."""
+    p = palette or Palette()
+    t_low = np.clip(t_low, 1e-6, 1.0).astype(np.float32)
+    t_high = np.clip(t_high, 1e-6, 1.0).astype(np.float32)
+    z = zeff_axis(t_low, t_high, spectrum)
+    # hue: organic -> mixed -> metal with soft transitions
+    zo, zm = p.organic_threshold, p.metal_threshold
+    hue = np.interp(
+        z,
+        [0.0, zo - 0.06, zo + 0.06, zm - 0.06, zm + 0.06, 1.0],
+        [p.hue_organic, p.hue_organic, p.hue_mixed, p.hue_mixed, p.hue_metal, p.hue_metal],
+    ).astype(np.float32)
+    t_mix = np.exp((1 - p.low_weight) * np.log(t_high) + p.low_weight * np.log(t_low))
+    val = np.clip(p.brightness * t_mix**p.gamma, 0, 1).astype(np.float32)
+    sat = np.clip(p.saturation * np.clip((1 - t_mix - 0.04) / 0.6, 0, 1) ** p.saturation_power, 0, 1).astype(np.float32)
+    hsv = np.stack([hue, sat, val], axis=-1)
+    rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def grayscale(t_low: np.ndarray, t_high: np.ndarray, gamma: float = 0.8, low_weight: float = 0.0) -> np.ndarray:
+    """8-bit single-energy style grayscale (bright background, dark objects)."""
+    t_high = np.clip(t_high, 1e-6, 1.0)
+    t_low = np.clip(t_low, 1e-6, 1.0)
+    t = np.exp((1 - low_weight) * np.log(t_high) + low_weight * np.log(t_low))
+    return np.clip(t**gamma * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def to_raw16(t: np.ndarray) -> np.ndarray:
+    """Transmission -> 16-bit detector counts (air = 65535)."""
+    return np.clip(np.asarray(t) * 65535.0 + 0.5, 0, 65535).astype(np.uint16)
+
+
+def from_raw_pair(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """16-bit raw low/high detector images -> transmissions, normalised by the air value
+    (the bright belt around the parcel: the 99.5th percentile of each image)."""
+    out = []
+    for img in (low, high):
+        a = np.asarray(img, dtype=np.float32)
+        if a.ndim == 3:
+            a = a.mean(axis=2)
+        air = float(np.percentile(a, 99.5))
+        if air <= 0:
+            raise ValueError("raw energy image is black: no air reference")
+        out.append(np.clip(a / air, 0.0, 1.0))
+    return out[0], out[1]
+
+
+def raw_pair_to_rgb(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Raw dual-energy pair -> the pseudo-colour the model expects (default palette)."""
+    if np.asarray(low).shape[:2] != np.asarray(high).shape[:2]:
+        raise ValueError(f"low and high energy images differ in size: {np.asarray(low).shape[:2]} vs {np.asarray(high).shape[:2]}")
+    tl, th = from_raw_pair(low, high)
+    return pseudo_colour(tl, th)

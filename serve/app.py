@@ -1,0 +1,598 @@
+"""The inference service: a versioned HTTP API for scanners, integrators and consoles.
+
+Run with `xfd serve` (or `make serve`). Configuration: flags or XFD_* variables
+(see Settings). Inference runs in a bounded thread pool, off the event loop; a full
+queue answers 503 with Retry-After. Every 200 from /v1/detect is persisted (image
+fsync'ed + record committed) before the response is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import cv2
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from detector import imaging
+from detector.engine import DEFAULT_MODEL_DIR, Engine, EngineError
+from detector.offline import REPO_ROOT
+
+from . import metrics as mx
+from .store import REVIEW_STATES, ROLES, Store
+
+log = logging.getLogger("xfd.serve")
+CONSOLE_DIR = Path(__file__).resolve().parent / "console"
+IMAGE_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/tiff": ".tif", "image/bmp": ".bmp",
+               "image/x-ms-bmp": ".bmp"}
+
+
+def _env(name: str, default, cast=str):
+    v = os.environ.get(name)
+    return cast(v) if v not in (None, "") else default
+
+
+@dataclass
+class Settings:
+    host: str = field(default_factory=lambda: _env("XFD_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: _env("XFD_PORT", 8000, int))
+    model: str = field(default_factory=lambda: _env("XFD_MODEL", str(DEFAULT_MODEL_DIR)))
+    data_dir: str = field(default_factory=lambda: _env("XFD_DATA_DIR", str(REPO_ROOT / "var")))
+    backend: str | None = field(default_factory=lambda: _env("XFD_BACKEND", None))
+    max_body_bytes: int = field(default_factory=lambda: _env("XFD_MAX_BODY_MB", 64, int) * 1024 * 1024)
+    max_pixels: int = field(default_factory=lambda: _env("XFD_MAX_MEGAPIXELS", 50, int) * 1_000_000)
+    workers: int = field(default_factory=lambda: _env("XFD_WORKERS", 2, int))
+    queue_size: int = field(default_factory=lambda: _env("XFD_QUEUE", 32, int))
+    rate_per_key: float = field(default_factory=lambda: _env("XFD_RATE_PER_KEY", 100.0, float))
+    cors_origins: str = field(default_factory=lambda: _env("XFD_CORS_ORIGINS", ""))
+    warmup_delay_s: float = field(default_factory=lambda: _env("XFD_WARMUP_DELAY", 0.0, float))
+
+
+# ----------------------------------------------------------------- errors
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+def error_body(status: int, code: str, message: str) -> dict:
+    return {"error": {"status": status, "code": code, "message": message}}
+
+
+IMAGE_ERROR_STATUS = {"empty": 400, "truncated": 400, "bad_image": 400, "unsupported_format": 415,
+                      "unsupported_depth": 415, "too_large": 413}
+
+
+# ----------------------------------------------------------------- schemas (the API contract)
+class BoxModel(BaseModel):
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+class DetectionModel(BaseModel):
+    label: str
+    class_id: int
+    confidence: float
+    box: BoxModel
+    alarm: bool
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+    sha256: str
+
+
+class ImageSize(BaseModel):
+    width: int
+    height: int
+
+
+class DetectResponse(BaseModel):
+    scan_id: str
+    model: ModelRef
+    image: ImageSize
+    verdict: Literal["alarm", "clear"]
+    reasons: list[str]
+    detections: list[DetectionModel]
+    timing_ms: dict[str, float]
+    lane: str | None = None
+    created: float | None = None
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "scan_id": "7f0c6c1e-2b8a-4e53-9a8e-0f6f5b0d2c11", "model": {"name": "xfd-default", "version": "2026.11.28", "sha256": "ab12..."},
+        "image": {"width": 1024, "height": 640}, "verdict": "alarm", "reasons": ["assembled firearm"],
+        "detections": [{"label": "gun", "class_id": 0, "confidence": 0.91, "box": {"x1": 412.0, "y1": 230.5, "x2": 598.0, "y2": 371.0}, "alarm": True}],
+        "timing_ms": {"decode": 4.1, "preprocess": 1.2, "inference": 21.0, "postprocess": 0.3, "total": 27.0}, "lane": "lane-1"}]}}
+
+
+class ReviewBox(BaseModel):
+    label: str
+    box: BoxModel
+
+    @field_validator("box")
+    @classmethod
+    def _ordered(cls, b: BoxModel):
+        if b.x2 <= b.x1 or b.y2 <= b.y1:
+            raise ValueError("box must have x2 > x1 and y2 > y1")
+        return b
+
+
+class ReviewRequest(BaseModel):
+    decision: Literal["confirmed", "false_alarm"]
+    note: str | None = Field(default=None, max_length=2000)
+    boxes: list[ReviewBox] | None = Field(default=None, max_length=100,
+                                          description="corrected or added threat boxes (original image pixels)")
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"decision": "confirmed", "note": "pistol frame in toolbox", "boxes": [{"label": "frame", "box": {"x1": 100, "y1": 80, "x2": 260, "y2": 190}}]},
+        {"decision": "false_alarm", "note": "toy gun"}]}}
+
+
+# ----------------------------------------------------------------- middleware
+class BodyLimit:
+    """Pure ASGI: refuse bodies over the limit (Content-Length first, then counted)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for k, v in scope.get("headers", []):
+            if k == b"content-length":
+                try:
+                    n = int(v)
+                except ValueError:
+                    return await _send_json(send, 400, error_body(400, "bad_request", "invalid Content-Length"))
+                if n > self.limit:
+                    return await _send_json(send, 413, error_body(413, "body_too_large",
+                                                                  f"request body is {n} bytes, over the limit of {self.limit}"))
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise ApiError(413, "body_too_large", f"request body over the limit of {self.limit} bytes")
+            return msg
+
+        try:
+            await self.app(scope, counted, send)
+        except ApiError as e:
+            await _send_json(send, e.status, error_body(e.status, e.code, e.message))
+
+
+async def _send_json(send, status: int, body: dict, headers: list | None = None):
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *(headers or [])]})
+    await send({"type": "http.response.body", "body": data})
+
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin", "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+CSP = "default-src 'self'; img-src 'self' blob: data:; media-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
+
+
+# ----------------------------------------------------------------- the app state
+class Service:
+    def __init__(self, settings: Settings):
+        self.s = settings
+        self.store = Store(settings.data_dir)
+        self.engine: Engine | None = None
+        self.engine_error: str | None = None
+        self.pool = ThreadPoolExecutor(max_workers=max(1, settings.workers), thread_name_prefix="infer")
+        self.pending = 0
+        self.lock = threading.Lock()
+        self.buckets: dict[str, tuple[float, float]] = {}
+        self.listeners: set[asyncio.Queue] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.started = time.time()
+
+    def load_engine(self) -> None:
+        try:
+            if self.s.warmup_delay_s:
+                time.sleep(self.s.warmup_delay_s)
+            eng = Engine(self.s.model, backend=self.s.backend, concurrency=max(1, self.s.workers), warmup=True)
+            self.engine = eng
+            mx.MODEL_INFO.info({"name": eng.info.name, "version": eng.info.version, "sha256": eng.info.sha256, "backend": eng.backend})
+            log.info("model %s %s ready (%s)", eng.info.name, eng.info.version, eng.backend)
+        except Exception as e:  # readiness stays false and says why
+            self.engine_error = f"{type(e).__name__}: {e}"
+            log.error("model failed to load: %s", self.engine_error)
+
+    def rate_ok(self, key_id: str) -> bool:
+        rate = self.s.rate_per_key
+        if rate <= 0:
+            return True
+        now = time.monotonic()
+        with self.lock:
+            tokens, last = self.buckets.get(key_id, (rate, now))
+            tokens = min(rate, tokens + (now - last) * rate)
+            if tokens < 1:
+                self.buckets[key_id] = (tokens, now)
+                return False
+            self.buckets[key_id] = (tokens - 1, now)
+            return True
+
+    def publish(self, event: dict) -> None:
+        for q in list(self.listeners):
+            try:
+                q.put_nowait(event)
+            except asyncio.QueueFull:
+                pass
+
+
+# ----------------------------------------------------------------- auth
+def require(*roles: str) -> Callable:
+    allowed = set(roles) | {"admin"}
+
+    async def dep(request: Request) -> dict:
+        svc: Service = request.app.state.svc
+        auth = request.headers.get("authorization", "")
+        if not auth.lower().startswith("bearer ") or not auth[7:].strip():
+            raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'",
+                           {"WWW-Authenticate": "Bearer"})
+        key = svc.store.lookup_key(auth[7:].strip())
+        if key is None:
+            raise ApiError(401, "unauthorized", "invalid or revoked API key", {"WWW-Authenticate": "Bearer"})
+        if key["role"] not in allowed:
+            raise ApiError(403, "forbidden", f"role '{key['role']}' may not use this route (needs {' or '.join(sorted(allowed))})")
+        if not svc.rate_ok(key["id"]):
+            raise ApiError(429, "rate_limited", "too many requests for this key", {"Retry-After": "1"})
+        request.state.key = key
+        return key
+
+    return dep
+
+
+# ----------------------------------------------------------------- factory
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    svc = Service(settings)
+    app = FastAPI(
+        title="X-ray firearm-component detector", version="1.0.0",
+        description="Detects firearms and firearm components (barrel, slide, frame, magazine, 3D-printed parts, "
+                    "ammunition) in parcel X-ray scans and returns a parcel verdict. All /v1 routes need "
+                    "`Authorization: Bearer <key>` (see `xfd keys`). Errors have the shape "
+                    "`{\"error\": {\"status\", \"code\", \"message\"}}`.",
+    )
+    app.state.svc = svc
+
+    @app.on_event("startup")
+    async def _startup():
+        svc.loop = asyncio.get_running_loop()
+        if svc.store.count_active_keys() == 0:
+            kid, token = svc.store.create_key("admin", "bootstrap")
+            print(f"\n*** First start: created admin API key (shown once, store it now):\n    {token}\n", file=sys.stderr, flush=True)
+        threading.Thread(target=svc.load_engine, name="model-loader", daemon=True).start()
+
+    @app.on_event("shutdown")
+    async def _shutdown():
+        svc.pool.shutdown(wait=True, cancel_futures=False)
+
+    # ------------------------------------------------------------ error handlers
+    @app.exception_handler(ApiError)
+    async def _api_error(request, e: ApiError):
+        return JSONResponse(error_body(e.status, e.code, e.message), e.status, headers=e.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request, e: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "error")
+        return JSONResponse(error_body(e.status_code, code, str(e.detail)), e.status_code, headers=getattr(e, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request, e: RequestValidationError):
+        msg = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()[:5])
+        return JSONResponse(error_body(422, "invalid_request", msg), 422)
+
+    @app.exception_handler(Exception)
+    async def _internal(request, e: Exception):
+        log.exception("internal error on %s", request.url.path)
+        return JSONResponse(error_body(500, "internal", "internal error; the scan was not analysed"), 500)
+
+    @app.middleware("http")
+    async def _headers_and_metrics(request: Request, call_next):
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        mx.REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        mx.LATENCY.labels(path).observe(time.perf_counter() - t0)
+        for k, v in SECURITY_HEADERS.items():
+            response.headers.setdefault(k, v)
+        if path.startswith("/console") or path == "/docs":
+            if path.startswith("/console"):
+                response.headers.setdefault("Content-Security-Policy", CSP)
+        else:
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=[o.strip() for o in settings.cors_origins.split(",")],
+                           allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
+
+    # ------------------------------------------------------------ health
+    @app.get("/healthz", tags=["health"], summary="Liveness: the process is up")
+    async def healthz():
+        return {"status": "ok", "uptime_s": round(time.time() - svc.started, 1)}
+
+    @app.get("/readyz", tags=["health"], summary="Readiness: model loaded and warmed",
+             responses={503: {"description": "not ready yet (or the model failed to load)"}})
+    async def readyz():
+        if svc.engine is not None and svc.engine.ready:
+            return {"status": "ready", "model": svc.engine.info.public(), "backend": svc.engine.backend}
+        body = error_body(503, "not_ready", svc.engine_error or "model loading and warming up")
+        return JSONResponse(body, 503, headers={"Retry-After": "2"})
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics (any key)")
+    async def metrics(key=Depends(require("integrator", "operator"))):
+        mx.QUEUE.set(svc.pending)
+        data, ctype = mx.render()
+        return Response(data, media_type=ctype)
+
+    # ------------------------------------------------------------ detect
+    @app.post("/v1/detect", response_model=DetectResponse, tags=["detect"],
+              summary="Analyse one scan",
+              description="Send the scan as multipart field `image`, or as the raw body with an image content type "
+                          "(image/png, image/jpeg, image/tiff, image/bmp). Optional query or form fields: `lane`, "
+                          "`tile` (auto|on|off). Boxes are in the original image's pixels. The scan is stored "
+                          "before the response is sent.",
+              responses={400: {"description": "unreadable or truncated image"}, 401: {"description": "no or bad key"},
+                         403: {"description": "role may not detect"}, 413: {"description": "body or pixels over the limit"},
+                         415: {"description": "not an image type we accept"}, 422: {"description": "bad field"},
+                         429: {"description": "rate limited"}, 503: {"description": "not ready or queue full"}})
+    async def detect(request: Request, key=Depends(require("integrator")),
+                     lane: str | None = Query(None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$"),
+                     tile: Literal["auto", "on", "off"] = Query("auto")):
+        if svc.engine is None or not svc.engine.ready:
+            raise ApiError(503, "not_ready", svc.engine_error or "model is loading", {"Retry-After": "2"})
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "multipart/form-data":
+            form = await request.form(max_files=1, max_fields=10)
+            up = form.get("image")
+            if up is None or isinstance(up, str):
+                raise ApiError(422, "invalid_request", "multipart body has no file field 'image'")
+            data = await up.read()
+            lane = form.get("lane") if isinstance(form.get("lane"), str) else lane
+            tile = form.get("tile") if form.get("tile") in ("auto", "on", "off") else tile
+            claimed = (up.content_type or "").lower()
+        elif ctype in IMAGE_TYPES:
+            data = await request.body()
+            claimed = ctype
+        elif not ctype:
+            raise ApiError(415, "unsupported_media_type", "missing Content-Type: send multipart/form-data or an image type")
+        else:
+            raise ApiError(415, "unsupported_media_type", f"Content-Type {ctype!r} is not accepted; use multipart/form-data or "
+                           + ", ".join(k for k in IMAGE_TYPES if k != "image/x-ms-bmp"))
+        if lane is not None and (len(lane) > 64 or not all(ch.isalnum() or ch in "_.:-" for ch in lane)):
+            raise ApiError(422, "invalid_request", "lane must be 1-64 characters of letters, digits, _ . : -")
+        with svc.lock:
+            if svc.pending >= svc.s.queue_size:
+                mx.REJECTED.inc()
+                raise ApiError(503, "overloaded", "inference queue is full; retry shortly", {"Retry-After": "1"})
+            svc.pending += 1
+        mx.QUEUE.set(svc.pending)
+        loop = asyncio.get_running_loop()
+        try:
+            rec = await loop.run_in_executor(svc.pool, _analyse_and_store, svc, data, claimed, lane, tile, key)
+        finally:
+            with svc.lock:
+                svc.pending -= 1
+            mx.QUEUE.set(svc.pending)
+        svc.publish({"type": "scan", "scan": rec})
+        return rec
+
+    # ------------------------------------------------------------ scans
+    @app.get("/v1/scans", tags=["scans"], summary="List scans (newest first)")
+    async def list_scans(key=Depends(require("operator")), lane: str | None = None,
+                         verdict: Literal["alarm", "clear"] | None = None,
+                         review: Literal["pending", "confirmed", "false_alarm"] | None = None,
+                         since: float | None = Query(None, description="unix time, inclusive"),
+                         until: float | None = Query(None, description="unix time, exclusive"),
+                         limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)):
+        items, total = svc.store.list_scans(lane, verdict, review, since, until, limit, offset)
+        nxt = offset + len(items) if offset + len(items) < total else None
+        return {"items": items, "total": total, "limit": limit, "offset": offset, "next_offset": nxt}
+
+    @app.get("/v1/scans/{scan_id}", tags=["scans"], summary="One scan with its detections and review")
+    async def get_scan(scan_id: str, key=Depends(require("operator"))):
+        rec = svc.store.get_scan(scan_id)
+        if rec is None:
+            raise ApiError(404, "not_found", f"no scan {scan_id}")
+        return rec
+
+    @app.get("/v1/scans/{scan_id}/image", tags=["scans"], summary="The original image, or with boxes drawn (?overlay=1)",
+             response_class=Response)
+    async def get_image(scan_id: str, key=Depends(require("operator")), overlay: bool = False):
+        found = svc.store.image_path(scan_id)
+        if found is None:
+            raise ApiError(404, "not_found", f"no scan {scan_id}")
+        path, ctype = found
+        if not path.exists():
+            raise ApiError(404, "image_missing", f"the image of scan {scan_id} is missing from the store")
+        if not overlay:
+            return FileResponse(path, media_type=ctype or "application/octet-stream")
+        rec = svc.store.get_scan(scan_id)
+        loop = asyncio.get_running_loop()
+        png = await loop.run_in_executor(svc.pool, _overlay_png, path, rec)
+        return Response(png, media_type="image/png")
+
+    @app.post("/v1/scans/{scan_id}/review", tags=["scans"], summary="Operator decision: confirmed or false_alarm")
+    async def review(scan_id: str, body: ReviewRequest, key=Depends(require("operator"))):
+        rec = svc.store.get_scan(scan_id)
+        if rec is None:
+            raise ApiError(404, "not_found", f"no scan {scan_id}")
+        names = svc.engine.names if svc.engine else None
+        boxes = None
+        if body.boxes is not None:
+            boxes = []
+            for b in body.boxes:
+                if names and b.label not in names:
+                    raise ApiError(422, "invalid_request", f"unknown label {b.label!r}; known: {', '.join(names)}")
+                w, h = rec["image"]["width"], rec["image"]["height"]
+                if b.box.x1 < 0 or b.box.y1 < 0 or b.box.x2 > w or b.box.y2 > h:
+                    raise ApiError(422, "invalid_request", f"box {b.box.model_dump()} is outside the {w}x{h} image")
+                boxes.append(b.model_dump())
+        out = svc.store.review(scan_id, body.decision, body.note, boxes, key["id"])
+        mx.REVIEWS.labels(body.decision).inc()
+        svc.publish({"type": "review", "scan": out})
+        return out
+
+    # ------------------------------------------------------------ events (console push)
+    @app.get("/v1/events", tags=["scans"], summary="Server-sent events: new scans and reviews, as they happen")
+    async def events(request: Request, key=Depends(require("operator")), lane: str | None = None):
+        q: asyncio.Queue = asyncio.Queue(maxsize=100)
+        svc.listeners.add(q)
+
+        async def gen():
+            try:
+                yield "event: hello\ndata: {}\n\n"
+                while True:
+                    if await request.is_disconnected():
+                        break
+                    try:
+                        ev = await asyncio.wait_for(q.get(), timeout=15)
+                    except TimeoutError:
+                        yield ": keep-alive\n\n"
+                        continue
+                    if lane and ev["scan"].get("lane") != lane:
+                        continue
+                    yield f"event: {ev['type']}\ndata: {json.dumps(ev['scan'])}\n\n"
+            finally:
+                svc.listeners.discard(q)
+
+        return StreamingResponse(gen(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    # ------------------------------------------------------------ models
+    @app.get("/v1/models", tags=["models"], summary="The active model, its card and thresholds")
+    async def models(key=Depends(require("integrator", "operator"))):
+        if svc.engine is None:
+            raise ApiError(503, "not_ready", svc.engine_error or "model is loading", {"Retry-After": "2"})
+        i = svc.engine.info
+        return {"active": {**i.public(), "backend": svc.engine.backend, "imgsz": i.imgsz, "classes": i.names,
+                           "thresholds": i.thresholds, "card": i.card, "calibration": i.meta.get("calibration"),
+                           "metrics": i.meta.get("metrics")}}
+
+    @app.get("/v1/audit", tags=["admin"], summary="Audit log of reviews and key use (admin)")
+    async def audit(key=Depends(require()), limit: int = Query(100, ge=1, le=1000)):
+        return {"items": svc.store.audit_log(limit)}
+
+    # ------------------------------------------------------------ console
+    if CONSOLE_DIR.exists():
+        app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
+
+        @app.get("/", include_in_schema=False)
+        async def root():
+            return RedirectResponse("/console/")
+
+    return app
+
+
+# ----------------------------------------------------------------- worker-thread work
+def _analyse_and_store(svc: Service, data: bytes, claimed: str, lane: str | None, tile: str, key: dict) -> dict:
+    eng = svc.engine
+    t0 = time.perf_counter()
+    try:
+        img = imaging.decode(data, svc.s.max_pixels)
+    except imaging.ImageError as e:
+        mx.BAD_INPUT.labels(e.code).inc()
+        raise ApiError(IMAGE_ERROR_STATUS.get(e.code, 400), e.code, str(e)) from None
+    t1 = time.perf_counter()
+    try:
+        res = eng.detect(img, tile)
+    except EngineError as e:
+        raise ApiError(500, "analysis_failed", f"the scan could not be analysed (not cleared): {e}") from None
+    res.timing_ms = {"decode": (t1 - t0) * 1e3, **res.timing_ms}
+    scan_id = svc.store.new_id()
+    ext = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp"}[img.format]
+    ctype = imaging.FORMATS[img.format]
+    t2 = time.perf_counter()
+    path = svc.store.save_image(scan_id, data, ext)
+    rec = {"scan_id": scan_id, "model": eng.info.public(), **res.to_dict(), "lane": lane, "created": time.time(),
+           "image_path": str(path), "image_sha256": hashlib.sha256(data).hexdigest(), "content_type": ctype}
+    rec["timing_ms"]["decode"] = round(res.timing_ms["decode"], 2)
+    svc.store.insert_scan(rec)
+    rec["timing_ms"]["store"] = round((time.perf_counter() - t2) * 1e3, 2)
+    rec["timing_ms"]["total"] = round((time.perf_counter() - t0) * 1e3, 2)
+    for stage, v in rec["timing_ms"].items():
+        mx.STAGE.labels(stage).observe(v / 1e3)
+    mx.VERDICTS.labels(res.verdict).inc()
+    for d in res.detections:
+        if d.alarm:
+            mx.DETECTIONS.labels(d.label).inc()
+    svc.store.touch_key(key["id"])
+    rec.pop("image_path")
+    rec.pop("image_sha256")
+    rec.pop("content_type")
+    return rec
+
+
+def _overlay_png(path: Path, rec: dict) -> bytes:
+    from detector.detect_cli import draw
+    from detector.engine import Box, Detection, Result
+
+    img = imaging.decode(path.read_bytes(), max_pixels=10**9)
+    dets = [Detection(d["label"], d["class_id"], d["confidence"], Box(**d["box"]), d["alarm"]) for d in rec["detections"]]
+    res = Result(rec["image"]["width"], rec["image"]["height"], dets, rec["verdict"], rec["reasons"], {})
+    out = draw(img.rgb, res)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+    return buf.tobytes()
+
+
+# ----------------------------------------------------------------- running
+def build_settings(a=None) -> Settings:
+    s = Settings()
+    if a is not None:
+        for k in ("host", "port", "model", "data_dir"):
+            v = getattr(a, k, None)
+            if v is not None:
+                setattr(s, k, v)
+    return s
+
+
+def run_server(a=None) -> int:
+    import uvicorn
+
+    s = build_settings(a)
+    if not Path(s.model).exists():
+        print(f"xfd serve: error: model not found: {s.model}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = BodyLimit(create_app(s), s.max_body_bytes)
+    print(f"xfd serve: http://{s.host}:{s.port}  (console /console, API docs /docs, data {s.data_dir})", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=s.host, port=s.port, log_level="info", access_log=True, server_header=False)
+    return 0
+
+
+def app_factory() -> BodyLimit:
+    """For `uvicorn --factory serve.app:app_factory`."""
+    s = Settings()
+    return BodyLimit(create_app(s), s.max_body_bytes)
+
+
+__all__ = ["create_app", "run_server", "Settings", "ROLES", "REVIEW_STATES"]

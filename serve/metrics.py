@@ -1,0 +1,25 @@
+"""Prometheus metrics of the service (own registry: no process-global surprises)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+REGISTRY = CollectorRegistry()
+_B = (0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+REQUESTS = Counter("xfd_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY)
+LATENCY = Histogram("xfd_request_seconds", "HTTP request latency", ["route"], buckets=_B, registry=REGISTRY)
+STAGE = Histogram("xfd_stage_seconds", "Per-stage time of /v1/detect (decode, preprocess, inference, postprocess, store, total)",
+                  ["stage"], buckets=_B, registry=REGISTRY)
+VERDICTS = Counter("xfd_verdicts_total", "Parcel verdicts", ["verdict"], registry=REGISTRY)
+DETECTIONS = Counter("xfd_detections_total", "Alarming detections per class", ["label"], registry=REGISTRY)
+REVIEWS = Counter("xfd_reviews_total", "Operator reviews", ["decision"], registry=REGISTRY)
+BAD_INPUT = Counter("xfd_bad_input_total", "Refused scans by reason", ["reason"], registry=REGISTRY)
+REJECTED = Counter("xfd_rejected_overload_total", "Scans refused with 503 because the queue was full", registry=REGISTRY)
+QUEUE = Gauge("xfd_queue_depth", "Scans waiting for or in inference", registry=REGISTRY)
+MODEL_INFO = Info("xfd_model", "Active model", registry=REGISTRY)
+
+
+def render() -> tuple[bytes, str]:
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,202 @@
+"""The service's embedded database (SQLite, WAL) and image store.
+
+A scan is acknowledged only after its image file is fsync'ed and its record
+committed, so a crash after a 200 loses nothing. Keys are stored as SHA-256 hashes
+of high-entropy random tokens; the token itself is shown once, at creation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROLES = ("integrator", "operator", "admin")
+REVIEW_STATES = ("pending", "confirmed", "false_alarm")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS scans (
+  id TEXT PRIMARY KEY,
+  created REAL NOT NULL,
+  lane TEXT,
+  verdict TEXT NOT NULL,
+  reasons TEXT NOT NULL,
+  detections TEXT NOT NULL,
+  width INTEGER, height INTEGER,
+  model_name TEXT, model_version TEXT, model_sha256 TEXT,
+  image_path TEXT NOT NULL, image_sha256 TEXT, content_type TEXT,
+  timing TEXT,
+  review_state TEXT NOT NULL DEFAULT 'pending',
+  review_note TEXT, review_boxes TEXT, reviewed_at REAL, reviewed_by TEXT
+);
+CREATE INDEX IF NOT EXISTS scans_created ON scans(created);
+CREATE INDEX IF NOT EXISTS scans_lane ON scans(lane, created);
+CREATE TABLE IF NOT EXISTS keys (
+  id TEXT PRIMARY KEY, name TEXT, role TEXT NOT NULL, hash TEXT UNIQUE NOT NULL,
+  created REAL NOT NULL, revoked REAL, last_used REAL
+);
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, key_id TEXT, action TEXT NOT NULL,
+  target TEXT, detail TEXT
+);
+"""
+
+
+def hash_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Store:
+    def __init__(self, data_dir: str | Path):
+        self.root = Path(data_dir)
+        self.images = self.root / "images"
+        self.images.mkdir(parents=True, exist_ok=True)
+        self.path = self.root / "xfd.sqlite3"
+        self._local = threading.local()
+        self._write = threading.Lock()
+        with self._conn() as c:
+            c.executescript(SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            c.execute("PRAGMA journal_mode=WAL")
+            c.execute("PRAGMA synchronous=FULL")
+            c.row_factory = sqlite3.Row
+            self._local.conn = c
+        return c
+
+    # ------------------------------------------------------------- keys
+    def create_key(self, role: str, name: str = "") -> tuple[str, str]:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
+        token = "xfd_" + secrets.token_urlsafe(32)
+        kid = secrets.token_hex(6)
+        with self._write:
+            self._conn().execute("INSERT INTO keys(id,name,role,hash,created) VALUES(?,?,?,?,?)",
+                                 (kid, name, role, hash_key(token), time.time()))
+        self.audit(kid, "key.create", kid, {"role": role, "name": name})
+        return kid, token
+
+    def list_keys(self) -> list[dict]:
+        rows = self._conn().execute("SELECT id,name,role,created,revoked,last_used FROM keys ORDER BY created").fetchall()
+        return [dict(r) for r in rows]
+
+    def revoke_key(self, kid: str) -> bool:
+        with self._write:
+            cur = self._conn().execute("UPDATE keys SET revoked=? WHERE id=? AND revoked IS NULL", (time.time(), kid))
+        if cur.rowcount:
+            self.audit(kid, "key.revoke", kid, None)
+        return cur.rowcount > 0
+
+    def count_active_keys(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM keys WHERE revoked IS NULL").fetchone()[0]
+
+    def lookup_key(self, token: str) -> dict | None:
+        r = self._conn().execute("SELECT id,name,role,revoked FROM keys WHERE hash=?", (hash_key(token),)).fetchone()
+        if r is None or r["revoked"] is not None:
+            return None
+        return dict(r)
+
+    def touch_key(self, kid: str) -> None:
+        with self._write:
+            self._conn().execute("UPDATE keys SET last_used=? WHERE id=?", (time.time(), kid))
+
+    # ------------------------------------------------------------- audit
+    def audit(self, key_id: str | None, action: str, target: str | None, detail) -> None:
+        with self._write:
+            self._conn().execute("INSERT INTO audit(ts,key_id,action,target,detail) VALUES(?,?,?,?,?)",
+                                 (time.time(), key_id, action, target, json.dumps(detail) if detail is not None else None))
+
+    def audit_log(self, limit: int = 100) -> list[dict]:
+        rows = self._conn().execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [dict(r) for r in rows]
+
+    # ------------------------------------------------------------- scans
+    def save_image(self, scan_id: str, data: bytes, ext: str) -> Path:
+        day = time.strftime("%Y/%m/%d", time.gmtime())
+        d = self.images / day
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / f"{scan_id}{ext}"
+        tmp = path.with_suffix(path.suffix + ".part")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dfd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        return path
+
+    def insert_scan(self, rec: dict) -> None:
+        with self._write:
+            self._conn().execute(
+                "INSERT INTO scans(id,created,lane,verdict,reasons,detections,width,height,model_name,model_version,"
+                "model_sha256,image_path,image_sha256,content_type,timing) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (rec["scan_id"], rec["created"], rec.get("lane"), rec["verdict"], json.dumps(rec["reasons"]),
+                 json.dumps(rec["detections"]), rec["image"]["width"], rec["image"]["height"], rec["model"]["name"],
+                 rec["model"]["version"], rec["model"]["sha256"], rec["image_path"], rec.get("image_sha256"),
+                 rec.get("content_type"), json.dumps(rec.get("timing_ms", {}))))
+
+    @staticmethod
+    def new_id() -> str:
+        return str(uuid.uuid4())
+
+    def _row(self, r: sqlite3.Row) -> dict:
+        return {
+            "scan_id": r["id"], "created": r["created"],
+            "created_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r["created"])),
+            "lane": r["lane"], "verdict": r["verdict"], "reasons": json.loads(r["reasons"]),
+            "detections": json.loads(r["detections"]), "image": {"width": r["width"], "height": r["height"]},
+            "model": {"name": r["model_name"], "version": r["model_version"], "sha256": r["model_sha256"]},
+            "timing_ms": json.loads(r["timing"] or "{}"),
+            "review": {"state": r["review_state"], "note": r["review_note"],
+                       "boxes": json.loads(r["review_boxes"]) if r["review_boxes"] else None,
+                       "reviewed_at": r["reviewed_at"], "reviewed_by": r["reviewed_by"]},
+        }
+
+    def get_scan(self, scan_id: str) -> dict | None:
+        r = self._conn().execute("SELECT * FROM scans WHERE id=?", (scan_id,)).fetchone()
+        return self._row(r) if r else None
+
+    def image_path(self, scan_id: str) -> tuple[Path, str] | None:
+        r = self._conn().execute("SELECT image_path, content_type FROM scans WHERE id=?", (scan_id,)).fetchone()
+        return (Path(r["image_path"]), r["content_type"]) if r else None
+
+    def list_scans(self, lane=None, verdict=None, review=None, since=None, until=None, limit=50, offset=0) -> tuple[list[dict], int]:
+        where, args = [], []
+        for col, val in (("lane", lane), ("verdict", verdict), ("review_state", review)):
+            if val is not None:
+                where.append(f"{col}=?")
+                args.append(val)
+        if since is not None:
+            where.append("created>=?")
+            args.append(since)
+        if until is not None:
+            where.append("created<?")
+            args.append(until)
+        w = (" WHERE " + " AND ".join(where)) if where else ""
+        c = self._conn()
+        total = c.execute(f"SELECT COUNT(*) FROM scans{w}", args).fetchone()[0]
+        rows = c.execute(f"SELECT * FROM scans{w} ORDER BY created DESC LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
+        return [self._row(r) for r in rows], total
+
+    def review(self, scan_id: str, state: str, note: str | None, boxes: list | None, key_id: str) -> dict | None:
+        with self._write:
+            cur = self._conn().execute(
+                "UPDATE scans SET review_state=?, review_note=?, review_boxes=?, reviewed_at=?, reviewed_by=? WHERE id=?",
+                (state, note, json.dumps(boxes) if boxes is not None else None, time.time(), key_id, scan_id))
+        if not cur.rowcount:
+            return None
+        self.audit(key_id, "scan.review", scan_id, {"state": state, "note": note, "boxes": len(boxes or [])})
+        return self.get_scan(scan_id)

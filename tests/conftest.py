@@ -1,0 +1,107 @@
+"""Shared fixtures: the shipped model, simulated scans, a real service process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_DIR = Path(os.environ.get("XFD_TEST_MODEL", REPO / "models" / "default"))
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    assert (MODEL_DIR / "model.json").exists(), f"shipped model missing: {MODEL_DIR}"
+    return MODEL_DIR
+
+
+@pytest.fixture(scope="session")
+def scans():
+    """A few simulated scans with and without threats: (rgb, boxes, meta)."""
+    from detector.synth.scene import SceneConfig, simulate
+
+    out = {"threat": [], "clean": []}
+    cfg = SceneConfig(p_gray=0.0, p_jpeg=0.0)
+    i = 0
+    while (len(out["threat"]) < 6 or len(out["clean"]) < 4) and i < 60:
+        s = simulate(4242, i, cfg)
+        # keep threat scans with an easy, unoccluded gun for the end-to-end checks
+        if s.boxes and any(b["label"] == "gun" and b["difficulty"] == "easy" for b in s.boxes):
+            out["threat"].append(s)
+        elif not s.boxes:
+            out["clean"].append(s)
+        i += 1
+    return out
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return buf.tobytes()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A real `xfd serve` process on a free loopback port."""
+
+    def __init__(self, data_dir: Path, model: Path, env: dict | None = None):
+        self.data_dir, self.model = data_dir, model
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "XFD_THREADS": "2", **(env or {})}
+        self.proc: subprocess.Popen | None = None
+        self.log = data_dir / f"server-{self.port}.log"
+
+    def start(self, wait_ready: bool = True, timeout: float = 120) -> Server:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "detector.cli", "serve", "--port", str(self.port), "--model", str(self.model),
+             "--data-dir", str(self.data_dir)],
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=self.env, cwd=REPO)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+            try:
+                r = httpx.get(self.url + ("/readyz" if wait_ready else "/healthz"), timeout=2)
+                if r.status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"server not ready in {timeout}s: {self.log.read_text()[-2000:]}")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            (self.proc.kill if kill else self.proc.terminate)()
+            self.proc.wait(timeout=30)
+
+
+def make_key(data_dir: Path, role: str) -> str:
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "keys", "create", "--role", role, "--data-dir", str(data_dir)],
+                       capture_output=True, text=True, check=True, cwd=REPO)
+    return json.loads(r.stdout)["key"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, model_dir):
+    d = tmp_path_factory.mktemp("service")
+    keys = {r: make_key(d, r) for r in ("integrator", "operator", "admin")}
+    srv = Server(d, model_dir).start()
+    srv.keys = keys
+    yield srv
+    srv.stop()

@@ -1,0 +1,309 @@
+"""The HTTP service, as integrators and consoles use it: a real server process over HTTP."""
+
+from __future__ import annotations
+
+import io
+import struct
+import threading
+import zlib
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from .conftest import Server, make_key, png_bytes
+
+
+def H(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _huge_png_header(w=100_000, h=100_000) -> bytes:
+    """A valid PNG signature and IHDR declaring w x h, with a tiny (wrong) body."""
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    data = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    idat = zlib.compress(b"\x00" * 100)
+    data += struct.pack(">I", len(idat)) + b"IDAT" + idat + struct.pack(">I", zlib.crc32(b"IDAT" + idat))
+    return data + struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+
+
+def test_health_without_key_and_docs(server):
+    assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
+    r = httpx.get(server.url + "/readyz")
+    assert r.status_code == 200 and r.json()["model"]["sha256"]
+    spec = httpx.get(server.url + "/openapi.json").json()
+    for path in ("/v1/detect", "/v1/scans", "/v1/scans/{scan_id}", "/v1/scans/{scan_id}/image",
+                 "/v1/scans/{scan_id}/review", "/v1/models", "/healthz", "/readyz", "/metrics"):
+        assert path in spec["paths"], path
+    assert httpx.get(server.url + "/docs").status_code == 200
+
+
+def test_detect_contract_multipart_and_raw(server, scans):
+    s = scans["threat"][0]
+    data = png_bytes(s.image)
+    r = httpx.post(server.url + "/v1/detect", headers=H(server.keys["integrator"]),
+                   files={"image": ("scan.png", data, "image/png")}, data={"lane": "lane-7"}, timeout=60)
+    assert r.status_code == 200, r.text
+    j = r.json()
+    assert set(j) >= {"scan_id", "model", "image", "verdict", "reasons", "detections", "timing_ms"}
+    assert set(j["model"]) == {"name", "version", "sha256"}
+    assert j["image"] == {"width": s.image.shape[1], "height": s.image.shape[0]}
+    assert j["verdict"] in ("alarm", "clear") and j["lane"] == "lane-7"
+    for d in j["detections"]:
+        assert set(d) == {"label", "class_id", "confidence", "box", "alarm"}
+        assert set(d["box"]) == {"x1", "y1", "x2", "y2"}
+        assert 0 <= d["box"]["x1"] < d["box"]["x2"] <= j["image"]["width"]
+    for k in ("decode", "inference", "total"):
+        assert j["timing_ms"][k] >= 0
+    # the same scan as a raw body
+    r2 = httpx.post(server.url + "/v1/detect?lane=lane-7", headers={**H(server.keys["integrator"]), "Content-Type": "image/png"},
+                    content=data, timeout=60)
+    assert r2.status_code == 200
+    assert [d["label"] for d in r2.json()["detections"]] == [d["label"] for d in j["detections"]]
+    assert r2.json()["scan_id"] != j["scan_id"]
+
+
+def test_detect_finds_gun_in_threat_scans_and_boxes_are_in_original_pixels(server, scans):
+    hits = 0
+    for s in scans["threat"][:4]:
+        j = httpx.post(server.url + "/v1/detect", headers={**H(server.keys["integrator"]), "Content-Type": "image/png"},
+                       content=png_bytes(s.image), timeout=60).json()
+        gt = [b["box"] for b in s.boxes]
+        for d in j["detections"]:
+            b = d["box"]
+            for g in gt:
+                ix = max(0, min(b["x2"], g[2]) - max(b["x1"], g[0]))
+                iy = max(0, min(b["y2"], g[3]) - max(b["y1"], g[1]))
+                inter = ix * iy
+                union = (b["x2"] - b["x1"]) * (b["y2"] - b["y1"]) + (g[2] - g[0]) * (g[3] - g[1]) - inter
+                if d["alarm"] and inter / union > 0.5:
+                    hits += 1
+                    break
+            else:
+                continue
+            break
+    assert hits >= 2, "the shipped model should find at least 2 of 4 easy guns"
+
+
+def test_roles(server, scans):
+    data = png_bytes(scans["clean"][0].image)
+    ctype = {"Content-Type": "image/png"}
+    assert httpx.post(server.url + "/v1/detect", content=data, headers=ctype).status_code == 401
+    assert httpx.post(server.url + "/v1/detect", content=data, headers={**ctype, "Authorization": "Bearer nope"}).status_code == 401
+    assert httpx.post(server.url + "/v1/detect", content=data, headers={**ctype, **H(server.keys["operator"])}).status_code == 403
+    assert httpx.post(server.url + "/v1/detect", content=data, headers={**ctype, **H(server.keys["admin"])}, timeout=60).status_code == 200
+    assert httpx.get(server.url + "/v1/scans", headers=H(server.keys["integrator"])).status_code == 403
+    assert httpx.get(server.url + "/v1/scans", headers=H(server.keys["operator"])).status_code == 200
+    assert httpx.get(server.url + "/v1/audit", headers=H(server.keys["operator"])).status_code == 403
+    assert httpx.get(server.url + "/v1/audit", headers=H(server.keys["admin"])).status_code == 200
+    assert httpx.get(server.url + "/v1/models", headers=H(server.keys["integrator"])).status_code == 200
+    assert httpx.get(server.url + "/metrics").status_code == 401
+    # raw-path tricks do not reach a protected route without a key
+    for p in ("/healthz/../v1/scans", "//v1/scans", "/v1/scans/", "/V1/scans"):
+        r = httpx.get(server.url + p)
+        assert r.status_code in (401, 404), (p, r.status_code)
+
+
+def test_error_statuses_are_json(server, scans):
+    k = H(server.keys["integrator"])
+    good = png_bytes(scans["clean"][0].image)
+    cases = [
+        ({"Content-Type": "image/png"}, good[: len(good) // 2], 400, "truncated"),
+        ({"Content-Type": "image/png"}, b"", 400, "empty"),
+        ({"Content-Type": "image/png"}, b"hello, this is text", 415, "unsupported_format"),
+        ({"Content-Type": "text/plain"}, b"hello", 415, "unsupported_media_type"),
+        ({"Content-Type": "image/png"}, _huge_png_header(), 413, "too_large"),
+    ]
+    for hdr, body, status, code in cases:
+        r = httpx.post(server.url + "/v1/detect", headers={**k, **hdr}, content=body, timeout=60)
+        assert r.status_code == status, (code, r.status_code, r.text)
+        assert r.json()["error"]["code"] == code and r.json()["error"]["message"]
+    # jpeg cut short
+    buf = io.BytesIO()
+    Image.fromarray(scans["clean"][0].image).save(buf, "JPEG")
+    r = httpx.post(server.url + "/v1/detect", headers={**k, "Content-Type": "image/jpeg"}, content=buf.getvalue()[:3000])
+    assert r.status_code == 400 and r.json()["error"]["code"] == "truncated"
+    # multipart without the image field; bad lane; bad tile
+    r = httpx.post(server.url + "/v1/detect", headers=k, files={"file": ("a.png", good, "image/png")})
+    assert r.status_code == 422
+    r = httpx.post(server.url + "/v1/detect?lane=bad%20lane!", headers={**k, "Content-Type": "image/png"}, content=good)
+    assert r.status_code == 422
+    r = httpx.post(server.url + "/v1/detect?tile=maybe", headers={**k, "Content-Type": "image/png"}, content=good)
+    assert r.status_code == 422
+    o = H(server.keys["operator"])
+    r = httpx.get(server.url + "/v1/scans/does-not-exist", headers=o)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert httpx.get(server.url + "/v1/scans/nope/image", headers=o).status_code == 404
+    assert httpx.get(server.url + "/v1/nothing-here", headers=o).status_code == 404
+
+
+def test_oversize_body_is_413(tmp_path, model_dir):
+    d = tmp_path / "small"
+    key = make_key(d, "integrator")
+    srv = Server(d, model_dir, env={"XFD_MAX_BODY_MB": "1"}).start()
+    try:
+        r = httpx.post(srv.url + "/v1/detect", headers={**H(key), "Content-Type": "image/png"}, content=b"\x89PNG" + b"0" * 2_000_000)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+    finally:
+        srv.stop()
+
+
+def test_scans_list_get_image_overlay_and_review(server, scans):
+    k, o = H(server.keys["integrator"]), H(server.keys["operator"])
+    s = scans["threat"][1]
+    data = png_bytes(s.image)
+    j = httpx.post(server.url + "/v1/detect?lane=lane-9", headers={**k, "Content-Type": "image/png"}, content=data, timeout=60).json()
+    sid = j["scan_id"]
+    got = httpx.get(server.url + f"/v1/scans/{sid}", headers=o).json()
+    assert got["verdict"] == j["verdict"] and got["review"]["state"] == "pending"
+    img = httpx.get(server.url + f"/v1/scans/{sid}/image", headers=o)
+    assert img.status_code == 200 and img.content == data
+    ov = httpx.get(server.url + f"/v1/scans/{sid}/image?overlay=1", headers=o)
+    assert ov.status_code == 200 and ov.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(ov.content)).size == (s.image.shape[1], s.image.shape[0])
+    lst = httpx.get(server.url + "/v1/scans", params={"lane": "lane-9", "limit": 5}, headers=o).json()
+    assert lst["items"][0]["scan_id"] == sid and all(i["lane"] == "lane-9" for i in lst["items"])
+    # malformed reviews
+    for body in ({"decision": "maybe"}, {"decision": "confirmed", "boxes": [{"label": "gun", "box": {"x1": 5, "y1": 5, "x2": 1, "y2": 9}}]},
+                 {"decision": "confirmed", "boxes": [{"label": "spoon", "box": {"x1": 1, "y1": 1, "x2": 9, "y2": 9}}]},
+                 {"decision": "confirmed", "boxes": [{"label": "gun", "box": {"x1": 1, "y1": 1, "x2": 99999, "y2": 9}}]}, {}):
+        r = httpx.post(server.url + f"/v1/scans/{sid}/review", headers=o, json=body)
+        assert r.status_code == 422, (body, r.text)
+    r = httpx.post(server.url + f"/v1/scans/{sid}/review", headers=o, content=b"{not json", )
+    assert r.status_code == 422
+    box = s.boxes[0]["box"]
+    r = httpx.post(server.url + f"/v1/scans/{sid}/review", headers=o,
+                   json={"decision": "confirmed", "note": "seen", "boxes": [{"label": s.boxes[0]["label"],
+                         "box": {"x1": box[0], "y1": box[1], "x2": box[2], "y2": box[3]}}]})
+    assert r.status_code == 200 and r.json()["review"]["state"] == "confirmed"
+    assert httpx.get(server.url + "/v1/scans", params={"review": "confirmed"}, headers=o).json()["total"] >= 1
+    assert httpx.post(server.url + "/v1/scans/nope/review", headers=o, json={"decision": "confirmed"}).status_code == 404
+    audit = httpx.get(server.url + "/v1/audit", headers=H(server.keys["admin"])).json()["items"]
+    assert any(a["action"] == "scan.review" and a["target"] == sid for a in audit)
+
+
+def test_models_and_metrics(server):
+    m = httpx.get(server.url + "/v1/models", headers=H(server.keys["operator"])).json()["active"]
+    assert m["classes"][0] == "gun" and set(m["thresholds"]) == set(m["classes"]) and m["sha256"]
+    text = httpx.get(server.url + "/metrics", headers=H(server.keys["admin"])).text
+    for name in ("xfd_requests_total", "xfd_stage_seconds_bucket", "xfd_verdicts_total", "xfd_queue_depth"):
+        assert name in text
+
+
+def test_security_headers_and_no_cors(server):
+    r = httpx.get(server.url + "/healthz", headers={"Origin": "http://evil.example"})
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
+    assert "access-control-allow-origin" not in r.headers
+
+
+def test_concurrent_detects_all_answered(server, scans):
+    k = {**H(server.keys["integrator"]), "Content-Type": "image/png"}
+    data = png_bytes(scans["clean"][1].image)
+    codes = []
+
+    def one():
+        codes.append(httpx.post(server.url + "/v1/detect", headers=k, content=data, timeout=120).status_code)
+
+    ts = [threading.Thread(target=one) for _ in range(8)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert codes == [200] * 8
+
+
+def test_queue_full_gives_503_with_retry_after(tmp_path, model_dir, scans):
+    d = tmp_path / "q"
+    key = make_key(d, "integrator")
+    srv = Server(d, model_dir, env={"XFD_QUEUE": "1", "XFD_WORKERS": "1"}).start()
+    try:
+        big = np.tile(scans["threat"][0].image, (3, 3, 1))  # slower scan: tiled
+        data = png_bytes(big)
+        res = []
+
+        def one():
+            res.append(httpx.post(srv.url + "/v1/detect?tile=on", headers={**H(key), "Content-Type": "image/png"}, content=data, timeout=120))
+
+        ts = [threading.Thread(target=one) for _ in range(6)]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        codes = sorted(r.status_code for r in res)
+        assert 200 in codes and 503 in codes, codes
+        busy = next(r for r in res if r.status_code == 503)
+        assert busy.headers["retry-after"] and busy.json()["error"]["code"] == "overloaded"
+    finally:
+        srv.stop()
+
+
+def test_readiness_before_warmup_and_persistence_across_restart(tmp_path, model_dir, scans):
+    d = tmp_path / "persist"
+    k = make_key(d, "admin")
+    srv = Server(d, model_dir, env={"XFD_WARMUP_DELAY": "3"}).start(wait_ready=False)
+    try:
+        r = httpx.get(srv.url + "/readyz")
+        assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+        r = httpx.post(srv.url + "/v1/detect", headers={**H(k), "Content-Type": "image/png"}, content=png_bytes(scans["clean"][0].image))
+        assert r.status_code == 503 and "retry-after" in r.headers
+        srv.stop()
+        srv.start()
+        ids = []
+        for s in scans["threat"][:2]:
+            ids.append(httpx.post(srv.url + "/v1/detect", headers={**H(k), "Content-Type": "image/png"}, content=png_bytes(s.image), timeout=60).json()["scan_id"])
+        srv.stop(kill=True)  # crash: acknowledged scans must survive
+        srv.start()
+        for sid in ids:
+            r = httpx.get(srv.url + f"/v1/scans/{sid}", headers=H(k))
+            assert r.status_code == 200
+            assert httpx.get(srv.url + f"/v1/scans/{sid}/image", headers=H(k)).status_code == 200
+    finally:
+        srv.stop()
+
+
+def test_first_start_prints_admin_key_once(tmp_path, model_dir):
+    d = tmp_path / "fresh"
+    srv = Server(d, model_dir).start()
+    try:
+        log = srv.log.read_text()
+        token = next(line.strip() for line in log.splitlines() if line.strip().startswith("xfd_"))
+        assert httpx.get(srv.url + "/v1/audit", headers=H(token)).status_code == 200
+        assert token not in (d / "xfd.sqlite3").read_bytes().decode("latin1")  # stored hashed
+    finally:
+        srv.stop()
+    srv.start()
+    try:
+        assert srv.log.read_text().count("First start") == 1
+    finally:
+        srv.stop()
+
+
+def test_missing_image_is_reported(server, scans):
+    import sqlite3
+
+    k, o = H(server.keys["integrator"]), H(server.keys["operator"])
+    sid = httpx.post(server.url + "/v1/detect", headers={**k, "Content-Type": "image/png"}, content=png_bytes(scans["clean"][2].image), timeout=60).json()["scan_id"]
+    con = sqlite3.connect(server.data_dir / "xfd.sqlite3")
+    path = con.execute("SELECT image_path FROM scans WHERE id=?", (sid,)).fetchone()[0]
+    con.close()
+    import os
+
+    os.remove(path)
+    r = httpx.get(server.url + f"/v1/scans/{sid}/image", headers=o)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "image_missing"
+
+
+@pytest.mark.parametrize("role", ["integrator", "operator", "admin"])
+def test_keys_cli_list_and_revoke(tmp_path, role):
+    import json
+    import subprocess
+    import sys
+
+    key = make_key(tmp_path, role)
+    assert key.startswith("xfd_")
+    out = subprocess.run([sys.executable, "-m", "detector.cli", "keys", "list", "--data-dir", str(tmp_path)], capture_output=True, text=True)
+    rows = [json.loads(x) for x in out.stdout.splitlines()]
+    assert rows[0]["role"] == role and "hash" not in rows[0]
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "keys", "revoke", rows[0]["id"], "--data-dir", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0
+    from serve.store import Store
+
+    assert Store(tmp_path).lookup_key(key) is None

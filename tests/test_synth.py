@@ -1,0 +1,141 @@
+"""The simulator's scans, labels and dataset files."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from detector import taxonomy
+from detector.synth import shapes
+from detector.synth.dataset import SynthError, parse_split, write_dataset
+from detector.synth.scene import Canvas, SceneConfig, simulate
+from detector.synth.threats import make_threat
+from detector.xray import physics
+
+
+def test_taxonomy_has_seven_classes_with_descriptions_and_colours():
+    cls = taxonomy.classes()
+    assert [c.name for c in cls] == ["gun", "barrel", "slide", "frame", "magazine", "printed_part", "ammunition"]
+    for c in cls:
+        assert len(c.description) > 20 and c.color.startswith("#") and len(c.color) == 7
+
+
+def test_projection_conserves_mass_and_stacks_additively():
+    rng = np.random.default_rng(0)
+    o = shapes.Obj([]).add(shapes.box(40, 20, 10, 0.5), "steel", 0.5)
+    cv = Canvas(200, 200, 1.0, rng, np.ones(physics.N_BASIS, np.float32))
+    cv.project(o, 100, 100, np.eye(3), 1.0, 0.5)
+    # areal density (g/cm^2) summed over pixels (cm^2) = mass (g): 4*2*1 cm^3 of steel
+    coeff = np.array(physics.basis_coeffs("steel"))
+    mass = float(cv.maps[0].sum() / coeff[0] * 0.01)
+    assert mass == pytest.approx(8 * physics.density("steel"), rel=0.02)
+    before = cv.maps.copy()
+    cv.project(o, 100, 100, np.eye(3), 1.0, 0.5)
+    assert np.allclose(cv.maps, 2 * before, rtol=1e-4, atol=1e-6)
+
+
+def test_rotation_changes_projection_not_mass():
+    rng = np.random.default_rng(1)
+    o = make_threat(rng, 0.8, "barrel")
+    flat = Canvas(400, 400, 1.0, np.random.default_rng(2), np.ones(physics.N_BASIS, np.float32))
+    end = Canvas(400, 400, 1.0, np.random.default_rng(2), np.ones(physics.N_BASIS, np.float32))
+    a_flat, *_ = flat.project(o, 200, 200, np.eye(3), 1.0, 0.8)
+    a_end, *_ = end.project(o, 200, 200, shapes.rot_y(np.pi / 2), 1.0, 0.8)
+    assert flat.maps.sum() == pytest.approx(end.maps.sum(), rel=0.01)
+    assert (a_end > 0.03).sum() < 0.5 * (a_flat > 0.03).sum()  # end-on: a small disc
+    assert a_end.max() > 2 * a_flat.max()  # ... but much denser
+
+
+def test_boxes_enclose_visible_pixels_tightly():
+    seen = 0
+    for i in range(12):
+        s = simulate(7, i, keep_raw=True)
+        assert len(s.extras["threat_maps"]) == len(s.boxes)
+        for b, (att, y0, x0) in zip(s.boxes, s.extras["threat_maps"], strict=True):
+            ys, xs = np.nonzero(att > 0.03)
+            gx, gy = xs + x0, ys + y0
+            ok = (gx >= 0) & (gx < s.meta["width"]) & (gy >= 0) & (gy < s.meta["height"])
+            x1, y1, x2, y2 = b["box"]
+            assert gx[ok].min() == x1 and gy[ok].min() == y1 and gx[ok].max() + 1 == x2 and gy[ok].max() + 1 == y2
+            seen += 1
+    assert seen >= 4
+
+
+def test_scan_metadata_and_threat_variety():
+    kinds, labels, modes = set(), set(), set()
+    for i in range(30):
+        s = simulate(11, i)
+        assert s.image.dtype == np.uint8
+        assert s.image.shape[:2] == (s.meta["height"], s.meta["width"])
+        for b in s.boxes:
+            kinds.add(b["kind"])
+            labels.add(b["label"])
+            modes.add(b["orientation"])
+            assert b["difficulty"] in ("easy", "hard", "concealed")
+    assert len(labels) >= 5 and len(kinds) >= 8 and len(modes) >= 3
+
+
+def test_same_seed_same_bytes_and_clean_scans_have_empty_labels(tmp_path):
+    a = write_dataset(tmp_path / "a", 6, seed=5, split="train=0.5,test=0.5", workers=1, sheet=False)
+    write_dataset(tmp_path / "b", 6, seed=5, split="train=0.5,test=0.5", workers=2, sheet=False)
+    files = sorted((tmp_path / "a" / "images").rglob("*.png"))
+    assert len(files) == 6
+    for f in files:
+        g = tmp_path / "b" / f.relative_to(tmp_path / "a")
+        assert f.read_bytes() == g.read_bytes()
+    clean = [r for r in a["scans"] if not r["objects"]]
+    threat = [r for r in a["scans"] if r["objects"]]
+    assert clean and threat, "seed 5 should give both clean and threat scans"
+    for r in clean:
+        lab = tmp_path / "a" / r["file"].replace("images/", "labels/").replace(".png", ".txt")
+        assert lab.read_text() == ""
+    for r in threat:
+        lab = tmp_path / "a" / r["file"].replace("images/", "labels/").replace(".png", ".txt")
+        rows = [ln.split() for ln in lab.read_text().splitlines()]
+        assert len(rows) == len(r["objects"])
+        for row in rows:
+            c, x, y, w, h = map(float, row)
+            assert 0 <= c < 7 and 0 < w <= 1 and 0 < h <= 1 and 0 <= x <= 1 and 0 <= y <= 1
+    d = yaml.safe_load((tmp_path / "a" / "data.yaml").read_text())
+    assert Path(d["path"]).is_absolute() and "download" not in d
+    assert d["names"][0] == "gun"
+    m = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert m["seed"] == 5 and m["generator"] and sum(m["counts"]["scans"].values()) == 6
+    coco = json.loads((tmp_path / "a" / "coco_train.json").read_text())
+    assert len(coco["categories"]) == 7 and len(coco["images"]) == 3
+
+
+def test_contact_sheet_written(tmp_path):
+    write_dataset(tmp_path, 4, seed=3, split="train=1", workers=1)
+    assert (tmp_path / "contact_sheet.png").stat().st_size > 10_000
+
+
+def test_bad_parameters_give_clear_errors(tmp_path):
+    with pytest.raises(SynthError, match="positive"):
+        write_dataset(tmp_path, -3)
+    with pytest.raises(SynthError, match="unknown split"):
+        parse_split("train=0.8,holdout=0.2")
+    with pytest.raises(SynthError, match="not a number"):
+        parse_split("train=abc")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SynthError, match="not writable"):
+        write_dataset(blocker / "sub", 2)
+
+
+def test_cli_reports_bad_parameters():
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "synth", "--out", "/tmp/xfd-never", "--n", "-1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "positive" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "synth", "--out", "/tmp/xfd-never", "--n", "2", "--split", "a=1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown split" in r.stderr
+
+
+def test_shifted_config_differs():
+    s = SceneConfig.shifted()
+    assert s.mm_per_px[0] > SceneConfig().mm_per_px[1] - 0.1 and s.palette_shift != 0

@@ -1,0 +1,268 @@
+"""`xfd eval`: detection metrics, screening Pd/Pfa, stratified results, plots,
+and operating-point calibration (never on the test split)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from detector import offline
+from training import metrics as M
+
+IMG_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+class EvalError(ValueError):
+    pass
+
+
+def load_split(data_yaml: str | Path, split: str) -> tuple[list[dict], list[str]]:
+    p = Path(data_yaml)
+    if not p.exists():
+        raise EvalError(f"dataset YAML not found: {p}")
+    offline.refuse_download_key(p)
+    d = yaml.safe_load(p.read_text())
+    if split not in d:
+        raise EvalError(f"dataset {p} has no '{split}' split (has: {', '.join(k for k in ('train', 'val', 'test') if k in d)})")
+    root = Path(d.get("path", p.parent))
+    root = root if root.is_absolute() else (p.parent / root).resolve()
+    img_dir = root / d[split]
+    if not img_dir.is_dir():
+        raise EvalError(f"{split} images not found: {img_dir}")
+    names = d["names"]
+    names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
+    manifest = {}
+    mf = root / "manifest.json"
+    if mf.exists():
+        for r in json.loads(mf.read_text()).get("scans", []):
+            manifest[r["file"]] = r
+    items = []
+    for ip in sorted(img_dir.iterdir()):
+        if ip.suffix.lower() not in IMG_EXT:
+            continue
+        lp = img2label(ip)
+        items.append({"image": ip, "label": lp, "meta": manifest.get(str(ip.relative_to(root)), {})})
+    if not items:
+        raise EvalError(f"no images in {img_dir}")
+    return items, names
+
+
+def img2label(ip: Path) -> Path:
+    """YOLO convention: the last /images/ in the path becomes /labels/, suffix .txt."""
+    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    s = str(ip)
+    i = s.rfind(sa)
+    return Path((s[:i] + sb + s[i + len(sa):]) if i >= 0 else s).with_suffix(".txt")
+
+
+def read_gt(label: Path, w: int, h: int) -> np.ndarray:
+    if not label.exists():
+        return np.zeros((0, 5), np.float32)
+    rows = [list(map(float, ln.split()[:5])) for ln in label.read_text().splitlines() if ln.strip()]
+    if not rows:
+        return np.zeros((0, 5), np.float32)
+    a = np.array(rows, np.float32)
+    c, x, y, bw, bh = a.T
+    return np.stack([c, (x - bw / 2) * w, (y - bh / 2) * h, (x + bw / 2) * w, (y + bh / 2) * h], 1)
+
+
+def predict(engine, items: list[dict], tile: str = "auto", conf: float = 0.001, progress: bool = True):
+    preds, gts, times = [], [], []
+    t0 = time.time()
+    for i, it in enumerate(items):
+        img = cv2.imread(str(it["image"]), cv2.IMREAD_COLOR)
+        if img is None:
+            raise EvalError(f"unreadable image: {it['image']}")
+        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        res = engine.detect(rgb, tile=tile, conf=conf)
+        times.append(res.timing_ms["total"])
+        p = np.array([[d.box.x1, d.box.y1, d.box.x2, d.box.y2, d.confidence, d.class_id] for d in res.detections],
+                     np.float32).reshape(-1, 6)
+        preds.append(p)
+        gts.append(read_gt(it["label"], rgb.shape[1], rgb.shape[0]))
+        if progress and (i + 1) % max(1, len(items) // 10) == 0:
+            el = time.time() - t0
+            print(f"eval {i + 1}/{len(items)}  ETA {el / (i + 1) * (len(items) - i - 1):.0f}s", flush=True)
+    return preds, gts, times
+
+
+def strata(items: list[dict]) -> dict[str, np.ndarray]:
+    """Boolean masks over scans for each stratum the manifest supports."""
+    out: dict[str, np.ndarray] = {}
+    metas = [it["meta"] for it in items]
+    if not any(metas):
+        return out
+    diff = np.array([m.get("difficulty", "") for m in metas])
+    for d in ("easy", "hard", "concealed"):
+        out[f"difficulty={d}"] = diff == d
+    printed = np.array([bool(m.get("printed")) for m in metas])
+    has = np.array([m.get("n_threats", 0) > 0 for m in metas])
+    out["threat=printed"] = printed & has
+    out["threat=metal"] = ~printed & has
+    gray = np.array([bool(m.get("grayscale")) for m in metas])
+    out["render=grayscale"] = gray
+    out["render=colour"] = ~gray
+    return out
+
+
+def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = False, target_pfa: float = 0.05,
+             tile: str = "auto") -> dict:
+    if calibrate and split == "test":
+        raise EvalError("refusing to calibrate thresholds on the test split: use --split val")
+    items, names = load_split(data, split)
+    if names != engine.names:
+        raise EvalError(f"dataset classes {names} differ from the model's {engine.names}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    preds, gts, times = predict(engine, items, tile)
+    nc = len(names)
+    any_max, hit_max, threat = M.scan_tables(preds, gts, nc)
+    if calibrate:
+        theta, cpd, cpfa = M.calibrate_thresholds(any_max, hit_max, threat, target_pfa)
+        thresholds = {n: float(t) for n, t in zip(names, theta, strict=True)}
+    else:
+        thresholds = {n: float(engine.info.thresholds.get(n, 0.25)) for n in names}
+        theta = np.array([thresholds[n] for n in names])
+    det = M.detection_metrics(preds, gts, names, thresholds)
+    pd, pfa = M.pd_pfa(any_max, hit_max, threat, theta)
+    curve = M.pd_pfa_curve(any_max, hit_max, threat)
+    # Pd at fixed Pfa from the single-threshold curve (for comparisons across models)
+    fixed = {}
+    for f in (0.01, 0.05, 0.10):
+        ok = [p for p, q in zip(curve["pd"], curve["pfa"], strict=True) if q <= f]
+        fixed[f"pd_at_pfa_{f:.2f}"] = max(ok) if ok else 0.0
+    strat = {}
+    for k, m in strata(items).items():
+        if not m.any():
+            continue
+        spd, spfa = M.pd_pfa(any_max[m], hit_max[m], threat[m], theta)
+        strat[k] = {"scans": int(m.sum()), "threat_scans": int(threat[m].sum()),
+                    "pd": None if np.isnan(spd) else round(spd, 4), "pfa": None if np.isnan(spfa) else round(spfa, 4)}
+    conf = M.confusion(preds, gts, nc, theta)
+    report = {
+        "model": engine.info.public(), "backend": engine.backend, "data": str(Path(data).resolve()), "split": split,
+        "scans": len(items), "threat_scans": int(threat.sum()), "clean_scans": int((~threat).sum()),
+        "map50": det["map50"], "map50_95": det["map50_95"], "per_class": det["per_class"],
+        "pd": round(pd, 4), "pfa": round(pfa, 4), "thresholds": thresholds, **fixed,
+        "calibrated_here": calibrate, "target_pfa": target_pfa if calibrate else None,
+        "strata": strat, "pd_pfa_curve": curve, "confusion": {"labels": names + ["background"], "matrix": conf.tolist()},
+        "latency_ms": {"p50": round(float(np.percentile(times, 50)), 1), "p95": round(float(np.percentile(times, 95)), 1)},
+        "definitions": "Pd: share of threat scans with an alarming detection overlapping a labelled threat (IoU>=0.5, any class). "
+                       "Pfa: share of clean scans with any alarming detection. Alarm: score >= the class threshold.",
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    (out / "report.md").write_text(markdown(report))
+    plots(out, preds, gts, names, curve, conf, pd, pfa)
+    return report
+
+
+def markdown(r: dict) -> str:
+    lines = [f"# Evaluation: {r['model']['name']} {r['model']['version']} on {Path(r['data']).parent.name}/{r['split']}", "",
+             f"{r['scans']} scans ({r['threat_scans']} with threats, {r['clean_scans']} clean), backend {r['backend']}.", "",
+             "| metric | value |", "|---|---|",
+             f"| mAP50 | {r['map50']:.3f} |", f"| mAP50-95 | {r['map50_95']:.3f} |",
+             f"| **Pd at the operating point** | **{r['pd']:.3f}** |", f"| **Pfa at the operating point** | **{r['pfa']:.3f}** |",
+             f"| Pd at Pfa<=0.01 (single threshold) | {r['pd_at_pfa_0.01']:.3f} |",
+             f"| Pd at Pfa<=0.05 (single threshold) | {r['pd_at_pfa_0.05']:.3f} |",
+             f"| Pd at Pfa<=0.10 (single threshold) | {r['pd_at_pfa_0.10']:.3f} |",
+             f"| latency p50 / p95 (ms) | {r['latency_ms']['p50']} / {r['latency_ms']['p95']} |", "",
+             "## Per class (IoU 0.5; precision/recall at the class threshold)", "",
+             "| class | AP50 | AP50-95 | precision | recall | instances | threshold |", "|---|---|---|---|---|---|---|"]
+    for n, c in r["per_class"].items():
+        ap = "n/a" if c["ap50"] is None else f"{c['ap50']:.3f}"
+        ap2 = "n/a" if c["ap50_95"] is None else f"{c['ap50_95']:.3f}"
+        lines.append(f"| {n} | {ap} | {ap2} | {c['precision']:.3f} | {c['recall']:.3f} | {c['instances']} | {c['threshold']:.2f} |")
+    if r["strata"]:
+        lines += ["", "## Strata (scan level)", "", "| stratum | scans | threat scans | Pd | Pfa |", "|---|---|---|---|---|"]
+        for k, s in r["strata"].items():
+            lines.append(f"| {k} | {s['scans']} | {s['threat_scans']} | {s['pd'] if s['pd'] is not None else 'n/a'} | "
+                         f"{s['pfa'] if s['pfa'] is not None else 'n/a'} |")
+    lines += ["", r["definitions"], "", "Plots: pd_pfa.png, pr_curves.png, confusion.png."]
+    return "\n".join(lines) + "\n"
+
+
+def plots(out: Path, preds, gts, names, curve, conf, pd, pfa) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.plot(curve["pfa"], curve["pd"], lw=2, label="single threshold")
+    ax.scatter([pfa], [pd], color="red", zorder=3, label=f"operating point (Pd {pd:.3f}, Pfa {pfa:.3f})")
+    ax.set_xlabel("Pfa (clean scans that alarm)")
+    ax.set_ylabel("Pd (threat scans caught)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title("Scan-level screening: Pd vs Pfa")
+    fig.tight_layout()
+    fig.savefig(out / "pd_pfa.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for c, n in enumerate(names):
+        s, t, ng = M.match_class(preds, gts, c, 0.5)
+        if ng == 0:
+            continue
+        r, p, _ = M.pr_curve(s, t, ng)
+        ax.plot(r, p, label=f"{n} (AP50 {M._ap101(r, p):.2f})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title("Precision-recall per class (IoU 0.5)")
+    fig.tight_layout()
+    fig.savefig(out / "pr_curves.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    labels = names + ["background"]
+    ax.imshow(conf, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if conf[i, j]:
+                ax.text(j, i, str(conf[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if conf[i, j] > conf.max() / 2 else "black")
+    ax.set_xlabel("predicted (background = missed)")
+    ax.set_ylabel("true (background = false detection)")
+    ax.set_title("Confusion at the operating point")
+    fig.tight_layout()
+    fig.savefig(out / "confusion.png", dpi=110)
+    plt.close(fig)
+
+
+def evaluate_cli(a) -> int:
+    from detector.engine import Engine
+
+    engine = Engine(a.model, backend=a.backend)
+    r = evaluate(engine, a.data, a.split, a.out, a.calibrate, a.target_pfa, a.tile)
+    if a.calibrate:
+        store_thresholds(a.model, r)
+    print(json.dumps({k: r[k] for k in ("map50", "map50_95", "pd", "pfa", "pd_at_pfa_0.05", "thresholds")}, indent=1))
+    print(f"report: {Path(a.out) / 'report.md'}")
+    return 0
+
+
+def store_thresholds(model: str, report: dict) -> None:
+    """Write calibrated thresholds into a model directory's model.json."""
+    p = Path(model)
+    if not (p.is_dir() and (p / "model.json").exists()):  # bare weights: thresholds beside them
+        (p.parent / "thresholds.json").write_text(json.dumps(report["thresholds"], indent=1))
+        return
+    meta = json.loads((p / "model.json").read_text())
+    meta["thresholds"] = report["thresholds"]
+    meta["calibration"] = {"data": report["data"], "split": report["split"], "target_pfa": report["target_pfa"],
+                           "pd": report["pd"], "pfa": report["pfa"]}
+    (p / "model.json").write_text(json.dumps(meta, indent=1))

@@ -1,0 +1,204 @@
+"""Detection and screening metrics, written out so they can be checked by hand.
+
+Conventions (also in the README):
+- Predictions per scan: array rows [x1, y1, x2, y2, score, class]; ground truth rows
+  [class, x1, y1, x2, y2]; pixels.
+- AP: COCO-style 101-point interpolated precision, per class; mAP50-95 averages IoU
+  0.50:0.05:0.95.
+- Screening, per scan (parcel): a *threat scan* holds at least one labelled object; a
+  *clean scan* none. With per-class thresholds theta, a scan alarms if any detection
+  has score >= theta[class]. Pd = share of threat scans with at least one alarming
+  detection that overlaps a labelled threat (IoU >= 0.5, any threat class: for the
+  parcel's fate a gun called "slide" is still a catch). Pfa = share of clean scans
+  that alarm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+IOU_THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    aa = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    bb = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / (aa[:, None] + bb[None, :] - inter + 1e-9)
+
+
+def _ap101(recall: np.ndarray, precision: np.ndarray) -> float:
+    if len(recall) == 0:
+        return 0.0
+    mpre = np.concatenate([[0.0], precision, [0.0]])
+    mrec = np.concatenate([[0.0], recall, [1.0]])
+    mpre = np.flip(np.maximum.accumulate(np.flip(mpre)))
+    x = np.linspace(0, 1, 101)
+    idx = np.searchsorted(mrec, x, side="left")
+    return float(np.mean(np.where(idx < len(mpre), mpre[np.clip(idx, 0, len(mpre) - 1)], 0)))
+
+
+def match_class(preds: list[np.ndarray], gts: list[np.ndarray], cls: int, iou_thr: float):
+    """Greedy score-ordered matching for one class: returns (scores, tp flags, n_gt)."""
+    scores, tps = [], []
+    n_gt = 0
+    for p, g in zip(preds, gts, strict=True):
+        gp = g[g[:, 0] == cls][:, 1:5] if len(g) else np.zeros((0, 4))
+        pp = p[p[:, 5] == cls] if len(p) else np.zeros((0, 6))
+        n_gt += len(gp)
+        if len(pp) == 0:
+            continue
+        pp = pp[np.argsort(-pp[:, 4])]
+        used = np.zeros(len(gp), bool)
+        iou = box_iou(pp[:, :4], gp)
+        for i in range(len(pp)):
+            tp = False
+            if len(gp):
+                cand = np.where(~used, iou[i], -1)
+                j = int(cand.argmax())
+                if cand[j] >= iou_thr:
+                    used[j] = True
+                    tp = True
+            scores.append(pp[i, 4])
+            tps.append(tp)
+    return np.array(scores), np.array(tps, bool), n_gt
+
+
+def pr_curve(scores: np.ndarray, tps: np.ndarray, n_gt: int):
+    order = np.argsort(-scores)
+    tp = np.cumsum(tps[order])
+    fp = np.cumsum(~tps[order])
+    recall = tp / max(n_gt, 1)
+    precision = tp / np.maximum(tp + fp, 1)
+    return recall, precision, scores[order]
+
+
+def average_precision(preds, gts, cls: int, iou_thr: float = 0.5) -> float:
+    s, t, n = match_class(preds, gts, cls, iou_thr)
+    if n == 0:
+        return float("nan")
+    r, p, _ = pr_curve(s, t, n)
+    return _ap101(r, p)
+
+
+def detection_metrics(preds, gts, names: list[str], thresholds: dict[str, float] | None = None) -> dict:
+    per_class = {}
+    ap50s, ap5095s = [], []
+    for c, name in enumerate(names):
+        aps = [average_precision(preds, gts, c, t) for t in IOU_THRESHOLDS]
+        s, t, n = match_class(preds, gts, c, 0.5)
+        thr = (thresholds or {}).get(name, 0.25)
+        sel = s >= thr
+        tp = int(t[sel].sum())
+        prec = tp / max(int(sel.sum()), 1)
+        rec = tp / max(n, 1)
+        per_class[name] = {"ap50": None if np.isnan(aps[0]) else round(aps[0], 4),
+                           "ap50_95": None if np.isnan(aps[0]) else round(float(np.mean(aps)), 4),
+                           "precision": round(prec, 4), "recall": round(rec, 4), "instances": n, "threshold": thr}
+        if not np.isnan(aps[0]):
+            ap50s.append(aps[0])
+            ap5095s.append(float(np.mean(aps)))
+    return {"map50": round(float(np.mean(ap50s)), 4) if ap50s else 0.0,
+            "map50_95": round(float(np.mean(ap5095s)), 4) if ap5095s else 0.0, "per_class": per_class}
+
+
+# ----------------------------------------------------------------- screening
+def scan_tables(preds, gts, nc: int, iou_thr: float = 0.5):
+    """Per scan and class, the highest score of any detection (any_max) and of any
+    detection that overlaps a labelled threat (hit_max); and which scans hold threats."""
+    n = len(preds)
+    any_max = np.zeros((n, nc), np.float32)
+    hit_max = np.zeros((n, nc), np.float32)
+    threat = np.zeros(n, bool)
+    for i, (p, g) in enumerate(zip(preds, gts, strict=True)):
+        threat[i] = len(g) > 0
+        if len(p) == 0:
+            continue
+        cls = p[:, 5].astype(int)
+        for c in np.unique(cls):
+            any_max[i, c] = p[cls == c, 4].max()
+        if len(g):
+            hit = box_iou(p[:, :4], g[:, 1:5]).max(1) >= iou_thr
+            for c in np.unique(cls[hit]):
+                hit_max[i, c] = p[hit & (cls == c), 4].max()
+    return any_max, hit_max, threat
+
+
+def pd_pfa(any_max, hit_max, threat, theta: np.ndarray) -> tuple[float, float]:
+    theta = np.asarray(theta, np.float32)[None, :]
+    detected = (hit_max >= theta) & (hit_max > 0)
+    alarm = (any_max >= theta) & (any_max > 0)
+    pd = float(detected[threat].any(1).mean()) if threat.any() else float("nan")
+    pfa = float(alarm[~threat].any(1).mean()) if (~threat).any() else float("nan")
+    return pd, pfa
+
+
+def pd_pfa_curve(any_max, hit_max, threat, steps: int = 200) -> dict:
+    ts = np.linspace(0.0, 1.0, steps + 1)[1:]
+    pts = [pd_pfa(any_max, hit_max, threat, np.full(any_max.shape[1], t)) for t in ts]
+    return {"thresholds": [round(float(t), 4) for t in ts], "pd": [p[0] for p in pts], "pfa": [p[1] for p in pts]}
+
+
+def calibrate_thresholds(any_max, hit_max, threat, target_pfa: float = 0.05, rounds: int = 3,
+                         grid: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+    """Per-class thresholds reaching scan-level Pfa <= target at the highest Pd:
+    the best single threshold first, then coordinate ascent over classes."""
+    nc = any_max.shape[1]
+    grid = np.round(np.arange(0.01, 1.0, 0.01), 2) if grid is None else grid
+
+    def score(th):
+        pd, pfa = pd_pfa(any_max, hit_max, threat, th)
+        ok = pfa <= target_pfa + 1e-9
+        return (ok, pd if ok else -pfa, -pfa)
+
+    best = None
+    for t in grid:
+        th = np.full(nc, t)
+        s = score(th)
+        if best is None or s > best[0]:
+            best = (s, th)
+    theta = best[1].copy()
+    cur = best[0]
+    for _ in range(rounds):
+        changed = False
+        for c in range(nc):
+            for t in grid:
+                th = theta.copy()
+                th[c] = t
+                s = score(th)
+                if s > cur:
+                    cur, theta, changed = s, th, True
+        if not changed:
+            break
+    pd, pfa = pd_pfa(any_max, hit_max, threat, theta)
+    return theta, pd, pfa
+
+
+def confusion(preds, gts, nc: int, theta: np.ndarray, iou_thr: float = 0.5) -> np.ndarray:
+    """(nc+1) x (nc+1): rows true class (+ background), cols predicted (+ missed)."""
+    m = np.zeros((nc + 1, nc + 1), int)
+    for p, g in zip(preds, gts, strict=True):
+        p = p[p[:, 4] >= np.asarray(theta)[p[:, 5].astype(int)]] if len(p) else p
+        used = np.zeros(len(p), bool)
+        if len(g) and len(p):
+            iou = box_iou(g[:, 1:5], p[:, :4])
+            for i in np.argsort(-iou.max(1)):
+                cand = np.where(~used, iou[i], -1)
+                j = int(cand.argmax())
+                if cand[j] >= iou_thr:
+                    used[j] = True
+                    m[int(g[i, 0]), int(p[j, 5])] += 1
+                else:
+                    m[int(g[i, 0]), nc] += 1
+        else:
+            for gi in g:
+                m[int(gi[0]), nc] += 1
+        for j in np.nonzero(~used)[0]:
+            m[nc, int(p[j, 5])] += 1
+    return m
