@@ -62,6 +62,8 @@ xfd train --name default --resume""")
     t.add_argument("--config", help="hyper-parameter YAML (default configs/train.yaml)")
     t.add_argument("--resume", action="store_true", help="resume the interrupted run --project/--name")
     t.add_argument("--fraction", type=float, default=1.0, help="use this share of the training images")
+    t.add_argument("--hours", type=float, default=None,
+                   help="train for this wall-clock time instead of --epochs (the LR schedule fits the time)")
 
     e = _sub(sp, "eval", "evaluate a model: mAP and screening Pd/Pfa, calibrate thresholds", """
 xfd eval --model models/default --data data/test/data.yaml --split test --out reports/test
@@ -171,8 +173,10 @@ def cmd_train(a) -> int:
 
     if not a.resume and not a.data:
         raise CliError("--data is required (or --resume)")
+    if a.hours is not None and a.hours <= 0:
+        raise CliError(f"--hours must be positive, got {a.hours}")
     run = train(a.data, a.model, a.weights, a.epochs, a.imgsz, a.batch, a.workers, a.device, a.project, a.name,
-                a.resume, a.config, a.fraction)
+                a.resume, a.config, a.fraction, time=a.hours)
     print(f"run directory: {run}")
     return 0
 

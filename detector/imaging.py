@@ -9,6 +9,7 @@ raw dual-energy pairs go through the same physics palette as the simulator.
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass
 
 import cv2
@@ -68,6 +69,10 @@ def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[str,
     fmt = sniff_format(data)
     if fmt is None:
         raise ImageError("not a supported image: expected PNG, JPEG, TIFF or BMP", "unsupported_format")
+    if fmt == "PNG" and len(data) >= 24 and data[12:16] == b"IHDR":  # size straight from IHDR, before any parser
+        w, h = struct.unpack(">II", data[16:24])
+        if w * h > max_pixels:
+            raise ImageError(f"image is {w}x{h} = {w * h / 1e6:.1f} MP, over the limit of {max_pixels / 1e6:.1f} MP", "too_large")
     try:
         im = Image.open(io.BytesIO(data))
         w, h = im.size

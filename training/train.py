@@ -65,8 +65,12 @@ def train(data: str, model: str | None = None, weights: str | None = None, epoch
           device: str = "cpu", project: str = "runs/train", name: str = "default", resume: bool = False,
           config: str | None = None, fraction: float = 1.0, **overrides) -> Path:
     offline.configure()
-    from ultralytics import YOLO
+    import logging
 
+    from ultralytics import YOLO
+    from ultralytics.utils import LOGGER
+
+    LOGGER.setLevel(logging.INFO)  # training shows per-epoch progress and ETA
     cfg = load_config(config)
     arch = model or cfg.pop("model", "yolo26n")
     cfg.pop("model", None)

@@ -1,0 +1,245 @@
+"""The detection engine: every input form, backends, tiling, concurrency, bad inputs."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import subprocess
+import sys
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from detector import imaging
+from detector.engine import Box, Detection, Engine, EngineError, ModelError, verdict_reasons
+from detector.synth.scene import SceneConfig, simulate
+from detector.xray import render
+from training.metrics import box_iou
+
+from .conftest import png_bytes
+
+
+@pytest.fixture(scope="module")
+def engine(model_dir):
+    return Engine(model_dir, concurrency=2)
+
+
+def _arr(res):
+    return np.array([[d.box.x1, d.box.y1, d.box.x2, d.box.y2, d.confidence, d.class_id] for d in res.detections],
+                    np.float32).reshape(-1, 6)
+
+
+def _agree(a, b, iou=0.7, min_conf=0.4):
+    """Every confident detection of a has a same-class match in b."""
+    a = a[a[:, 4] >= min_conf]
+    if len(a) == 0:
+        return True
+    if len(b) == 0:
+        return False
+    m = box_iou(a[:, :4], b[:, :4])
+    return all(((m[i] >= iou) & (b[:, 5] == a[i, 5])).any() for i in range(len(a)))
+
+
+def test_png_scan_gives_typed_result(engine, scans):
+    s = scans["threat"][0]
+    res = engine.detect_bytes(png_bytes(s.image))
+    d = res.to_dict()
+    assert d["image"] == {"width": s.image.shape[1], "height": s.image.shape[0]}
+    assert d["verdict"] in ("alarm", "clear")
+    assert set(d["timing_ms"]) >= {"decode", "preprocess", "inference", "postprocess", "total"}
+    for det in d["detections"]:
+        assert det["label"] in engine.names and 0 <= det["confidence"] <= 1
+    if res.verdict == "alarm":
+        assert res.reasons
+
+
+def test_input_forms_agree(engine, scans):
+    s = scans["threat"][1]
+    base = _arr(engine.detect_bytes(png_bytes(s.image)))
+    # 16-bit TIFF
+    ok, tif = cv2.imencode(".tiff", cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR).astype(np.uint16) * 257)
+    dec = imaging.decode(tif.tobytes())
+    assert dec.bit_depth == 16 and dec.format == "TIFF"
+    assert _agree(base, _arr(engine.detect(dec)), iou=0.6)
+    # RGBA PNG (opaque alpha)
+    rgba = np.dstack([s.image, np.full(s.image.shape[:2], 255, np.uint8)])
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "PNG")
+    dec = imaging.decode(buf.getvalue())
+    assert dec.source_mode == "RGBA" and np.array_equal(dec.rgb, s.image)
+    # BMP
+    ok, bmp = cv2.imencode(".bmp", cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
+    assert np.array_equal(imaging.decode(bmp.tobytes()).rgb, s.image)
+    # JPEG with EXIF orientation 6 (rotated 90 degrees on disk)
+    rot = np.ascontiguousarray(np.rot90(s.image, 1))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray(rot).save(buf, "JPEG", quality=95, exif=exif.tobytes())
+    dec = imaging.decode(buf.getvalue())
+    assert dec.rgb.shape == s.image.shape
+
+
+def test_grayscale_16bit_and_8bit(engine):
+    cfg = SceneConfig(p_gray=1.0, p_jpeg=0.0)
+    s = next(simulate(99, i, cfg) for i in range(50) if simulate(99, i, cfg).boxes)
+    ok, g8 = cv2.imencode(".png", s.image)
+    ok, g16 = cv2.imencode(".png", s.image.astype(np.uint16) * 257)
+    d8, d16 = imaging.decode(g8.tobytes()), imaging.decode(g16.tobytes())
+    assert d8.rgb.shape == (*s.image.shape, 3) and d16.bit_depth == 16
+    assert np.abs(d8.rgb.astype(int) - d16.rgb.astype(int)).max() <= 1
+    r = engine.detect(d16)
+    assert r.width == s.image.shape[1]
+
+
+def test_12bit_detector_values_are_stretched():
+    a = (np.linspace(0, 4095, 64 * 64).reshape(64, 64)).astype(np.uint16)
+    ok, b = cv2.imencode(".png", a)
+    d = imaging.decode(b.tobytes())
+    assert d.rgb.max() == 255 and d.rgb.min() == 0
+
+
+def test_raw_dual_energy_pair(engine):
+    cfg = SceneConfig(p_gray=0.0, p_jpeg=0.0)
+    s = next(x for x in (simulate(77, i, cfg, keep_raw=True) for i in range(40)) if x.boxes)
+    ok, low = cv2.imencode(".png", render.to_raw16(s.t_low))
+    ok, high = cv2.imencode(".png", render.to_raw16(s.t_high))
+    dec = imaging.decode_raw_pair(low.tobytes(), high.tobytes())
+    assert dec.rgb.shape == (s.meta["height"], s.meta["width"], 3) and dec.source_mode == "raw-dual-energy"
+    # same physics and palette code as the simulator: metal pixels are blue, air is white
+    assert dec.rgb[0, 0].min() >= 240
+    res = engine.detect(dec)
+    assert res.width == s.meta["width"]
+    with pytest.raises(imaging.ImageError):
+        imaging.decode_raw_pair(low.tobytes(), cv2.imencode(".png", np.zeros((5, 5), np.uint8))[1].tobytes())
+
+
+def _long_scan(scans):
+    """6000x2000 belt of clean parcels with one gun parcel pasted in (multiplied, like X-ray overlap)."""
+    canvas = np.full((2000, 6000, 3), 255, np.float32)
+    x = 0
+    for s in scans["clean"]:
+        h, w = s.image.shape[:2]
+        if x + w > 6000:
+            break
+        canvas[:h, x:x + w] *= s.image / 255.0
+        x += w + 100
+    g = scans["threat"][0]
+    b = next(b for b in g.boxes if b["label"] == "gun")["box"]
+    x1, y1, x2, y2 = b
+    pad = 40
+    crop = g.image[max(0, y1 - pad):y2 + pad, max(0, x1 - pad):x2 + pad] / 255.0
+    ox, oy = 4300, 1300
+    canvas[oy:oy + crop.shape[0], ox:ox + crop.shape[1]] *= crop
+    gx1, gy1 = ox + (x1 - max(0, x1 - pad)), oy + (y1 - max(0, y1 - pad))
+    gt = np.array([[gx1, gy1, gx1 + (x2 - x1), gy1 + (y2 - y1)]], np.float32)
+    return np.clip(canvas + 0.5, 0, 255).astype(np.uint8), gt
+
+
+def test_long_scan_small_threat_found_by_tiling(engine, scans):
+    img, gt = _long_scan(scans)
+    res = engine.detect(img, tile="auto")
+    assert res.tiled and res.extra["views"] > 4
+    a = _arr(res)
+    guns = a[(a[:, 5] == 0) & (a[:, 4] >= 0.25)]
+    assert len(guns) and box_iou(guns[:, :4], gt).max() >= 0.5, "gun in the long scan not found by tiling"
+    # merged without duplicates: no two same-class boxes overlap heavily
+    for c in np.unique(a[:, 5]):
+        b = a[a[:, 5] == c]
+        m = box_iou(b[:, :4], b[:, :4])
+        np.fill_diagonal(m, 0)
+        assert m.max(initial=0) < 0.5
+    assert not engine.detect(img, tile="off").tiled
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino", "openvino-int8"])
+def test_backends_agree_with_torch(model_dir, scans, backend):
+    ref = Engine(model_dir, backend="torch", concurrency=1)
+    other = Engine(model_dir, backend=backend, concurrency=1)
+    tol = 0.5 if backend == "openvino-int8" else 0.8
+    for s in scans["threat"][:3] + scans["clean"][:2]:
+        a, b = _arr(ref.detect(s.image)), _arr(other.detect(s.image))
+        assert _agree(a, b, iou=tol, min_conf=0.5), (backend, a[:3], b[:3])
+
+
+def test_concurrent_calls_match_serial(engine, scans):
+    imgs = [s.image for s in scans["threat"][:4] + scans["clean"][:4]]
+    serial = [_arr(engine.detect(i)) for i in imgs]
+    with ThreadPoolExecutor(6) as ex:
+        par = list(ex.map(lambda i: _arr(engine.detect(i)), imgs * 2))
+    for k, p in enumerate(par):
+        s = serial[k % len(imgs)]
+        assert p.shape == s.shape and np.allclose(p, s, atol=1e-3)
+
+
+def _png_header(w, h):
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    c = b"IHDR" + ihdr
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + c + struct.pack(">I", zlib.crc32(c)) + b"\x00" * 64 + b"IEND\xaeB`\x82"
+
+
+def test_bad_inputs_give_clear_errors(scans):
+    good = png_bytes(scans["clean"][0].image)
+    buf = io.BytesIO()
+    Image.fromarray(scans["clean"][0].image).save(buf, "JPEG")
+    jpg = buf.getvalue()
+    f32 = io.BytesIO()
+    Image.fromarray(np.random.rand(32, 32).astype(np.float32), "F").save(f32, "TIFF")
+    cases = {
+        "truncated png": (good[: len(good) // 3], "truncated"),
+        "truncated jpeg": (jpg[: len(jpg) // 2], "truncated"),
+        "zero bytes": (b"", "empty"),
+        "text": (b"PARCEL 123, no image here\n", "unsupported_format"),
+        "huge": (_png_header(80_000, 80_000), "too_large"),
+        "float tiff": (f32.getvalue(), "unsupported_depth"),
+    }
+    for name, (data, code) in cases.items():
+        with pytest.raises(imaging.ImageError) as e:
+            imaging.decode(data)
+        assert e.value.code == code, name
+        assert str(e.value), name
+    with pytest.raises(imaging.ImageError, match="limit"):
+        imaging.decode(good, max_pixels=1000)
+
+
+def test_engine_refuses_wrong_arrays_and_models(engine, tmp_path):
+    with pytest.raises(EngineError):
+        engine.detect(np.zeros((10, 10), np.uint8))
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint" * 100)
+    with pytest.raises(ModelError, match="cannot load"):
+        Engine(bad, backend="torch")
+    with pytest.raises(ModelError, match="not found"):
+        Engine(tmp_path / "missing")
+    with pytest.raises(ModelError, match="model.json"):
+        Engine(tmp_path)
+
+
+def test_verdict_reasons_read_like_a_screener():
+    def d(label, alarm=True):
+        return Detection(label, 0, 0.9, Box(0, 0, 10, 10), alarm)
+
+    assert "possible disassembled firearm" in verdict_reasons([d("barrel"), d("slide")])[0]
+    assert verdict_reasons([d("printed_part")]) == ["3D-printed firearm part"]
+    assert verdict_reasons([d("gun"), d("gun")])[0] == "assembled firearm (x2)"
+    assert verdict_reasons([d("barrel", alarm=False)]) == []
+    assert verdict_reasons([d("ammunition")]) == ["ammunition"]
+
+
+def test_detect_cli_json_and_annotated_png(model_dir, scans, tmp_path):
+    p = tmp_path / "scan.png"
+    p.write_bytes(png_bytes(scans["threat"][0].image))
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"garbage")
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "detect", str(p), str(bad), "--model", str(model_dir),
+                        "--json", "--save-dir", str(tmp_path / "out")], capture_output=True, text=True)
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert r.returncode == 1 and len(lines) == 2
+    assert set(lines[0]) >= {"scan_id", "model", "image", "verdict", "reasons", "detections", "timing_ms"}
+    assert lines[1]["verdict"] == "error" and "supported" in lines[1]["error"]
+    assert (tmp_path / "out" / "scan_detections.png").exists()
