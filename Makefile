@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 DATA    ?= data
 SEED    ?= 1
 
-.PHONY: setup serve test test-fast lint bench synth train eval export clean-data help
+.PHONY: setup setup-browser serve test test-fast lint bench synth train eval export help
 
 help:
 	@echo "make setup   - create .venv and install the project with test extras (idempotent)"
@@ -27,13 +27,19 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 setup: $(STAMP)
 
+# Debian's Chromium for the console's end-to-end tests (no browser download by any tool)
+setup-browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+
 serve: setup
 	$(BIN)/xfd serve
 
 lint: setup
 	$(BIN)/ruff check detector training serve tests
 
-test: setup lint
+test: setup setup-browser lint
 	$(BIN)/python -m pytest -q
 
 test-fast: setup

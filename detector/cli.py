@@ -107,9 +107,12 @@ xfd serve --host 0.0.0.0 --port 8080 --model models/default --data-dir /var/lib/
     v.add_argument("--data-dir", default=None)
 
     i = _sub(sp, "import", "import a dataset (YOLO, COCO, VOC, public X-ray sets, service reviews)", """
-xfd import coco path/to/annotations.json --out data/imported
-xfd import reviews --data-dir var/xfd --out data/reviews""")
-    i.add_argument("format")
+xfd import coco path/to/annotations.json --out data/imported --class-map configs/class_maps/pidray.yaml
+xfd import voc path/to/VOCdevkit --out data/voc
+xfd import sixray path/to/SIXray --out data/sixray
+xfd import gdxray path/to/GDXray/Baggage --out data/gdxray
+xfd import reviews --data-dir var --out data/reviews""")
+    i.add_argument("format", help="yolo, coco, voc, sixray, pidray, clcxray, gdxray, opixray, hixray, reviews")
     i.add_argument("source", nargs="?")
     i.add_argument("--out", required=True)
     i.add_argument("--class-map", default=None)
@@ -206,7 +209,9 @@ def cmd_serve(a) -> int:
 
 
 def cmd_import(a) -> int:
-    raise CliError("dataset import is not implemented yet (issue 8)")
+    from training.importers import import_cli
+
+    return import_cli(a)
 
 
 def cmd_bench(a) -> int:

@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Literal
 
 import cv2
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from detector import imaging
+from detector import imaging, taxonomy
 from detector.engine import DEFAULT_MODEL_DIR, Engine, EngineError
 from detector.offline import REPO_ROOT
 
@@ -494,7 +494,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if svc.engine is None:
             raise ApiError(503, "not_ready", svc.engine_error or "model is loading", {"Retry-After": "2"})
         i = svc.engine.info
-        return {"active": {**i.public(), "backend": svc.engine.backend, "imgsz": i.imgsz, "classes": i.names,
+        colors = {c.name: c.color for c in taxonomy.classes()}
+        return {"active": {**i.public(), "backend": svc.engine.backend, "imgsz": i.imgsz, "classes": i.names, "colors": colors,
                            "thresholds": i.thresholds, "card": i.card, "calibration": i.meta.get("calibration"),
                            "metrics": i.meta.get("metrics")}}
 

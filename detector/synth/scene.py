@@ -237,7 +237,7 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
     ang = float(np.radians(rng.normal(0, 6)) if rng.random() < 0.7 else rng.uniform(-np.pi / 6, np.pi / 6))
     if L > W * 1.1 and rng.random() < 0.15:
         ang += np.pi / 2
-    cont = draw_container(cv, ckind, cx, cy, L, W, H, ang, rng)
+    draw_container(cv, ckind, cx, cy, L, W, H, ang, rng)
     # the belt is in the air calibration (I0) of real scanners: it is not drawn
 
     def place(extent_mm: np.ndarray) -> tuple[float, float]:

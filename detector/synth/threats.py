@@ -394,7 +394,7 @@ def printed_frame(rng: np.random.Generator, pitch: float, kind: str | None = Non
         body = [(0, 0), (lr, 0), (lr, 40), (0, 40)]
         lower = [(lr * 0.3, 0), (lr * 0.8, 0), (lr * 0.85, -70), (lr * 0.7, -75)]
         o.add(_printed_mask_prism([body, lower], [], -16, 16, pitch, rng, infill, str(pattern)), str(mat), pitch)
-        for k in range(int(rng.integers(2, 6))):
+        for _k in range(int(rng.integers(2, 6))):
             o.add(cylinder(1.5, 32, pitch, axis=2, centre=(rng.uniform(10, lr - 10), rng.uniform(5, 35), 0)), "steel", pitch)
     elif kind == "grip":
         gh = rng.uniform(80, 110)

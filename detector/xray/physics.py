@@ -60,7 +60,7 @@ def _mass_attenuation(formula: str, energies_kev: np.ndarray) -> np.ndarray:
     return np.asarray(xraydb.material_mu(formula, energies_kev * 1000.0, density=1.0), dtype=np.float64)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mu_rho(material: str) -> np.ndarray:
     """Mass attenuation coefficient mu/rho (cm^2/g) of a material on ENERGIES_KEV."""
     comp, _, _ = MATERIALS[material]
@@ -102,7 +102,7 @@ def basis() -> np.ndarray:
 N_BASIS = 4
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def basis_coeffs(material: str) -> tuple[float, ...]:
     """Non-negative coefficients c with mu/rho(E) ~ basis() @ c (relative least squares;
     within 3.5% of the tables for every material here, exact for lead)."""

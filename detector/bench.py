@@ -1,0 +1,198 @@
+"""`xfd bench`: speed measured side by side in one run, printed as ratios.
+
+1. Engine latency per scan (decode to verdict) on realistic simulator scans: stock
+   ultralytics predict on the same weights (baseline) vs our engine on each backend.
+2. Service throughput and latency with 1, 4 and 16 concurrent clients over loopback,
+   the share of time spent outside the model, and the server's RSS growth.
+3. Simulator scans per second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .engine import BACKENDS, DEFAULT_MODEL_DIR, Engine, load_model_info
+
+
+def _pct(a, q):
+    return round(float(np.percentile(a, q)), 2)
+
+
+def machine() -> str:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu or platform.processor()} x{os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def sample_scans(n: int, seed: int = 31337) -> list[bytes]:
+    from .synth.scene import simulate
+
+    out = []
+    for i in range(n):
+        s = simulate(seed, i)
+        img = s.image if s.image.ndim == 2 else cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR)
+        out.append(cv2.imencode(".png", img)[1].tobytes())
+    return out
+
+
+def bench_engine(model_dir: Path, scans: list[bytes], repeat: int = 1) -> dict:
+    from . import imaging, offline
+
+    offline.configure()
+    info = load_model_info(model_dir)
+    res = {}
+    # baseline: stock ultralytics predict on the same .pt (decode by cv2 as ultralytics users do)
+    from ultralytics import YOLO
+
+    y = YOLO(info.files["torch"])
+    arrs = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) for b in scans]
+    y.predict(arrs[0], imgsz=info.imgsz, verbose=False, device="cpu")
+    times = []
+    for _ in range(repeat):
+        for b in scans:
+            t0 = time.perf_counter()
+            a = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
+            y.predict(a, imgsz=info.imgsz, verbose=False, device="cpu", conf=0.25)
+            times.append((time.perf_counter() - t0) * 1e3)
+    res["ultralytics-predict (baseline)"] = {"p50_ms": _pct(times, 50), "p95_ms": _pct(times, 95)}
+    for b in BACKENDS[::-1]:
+        if b not in info.files:
+            continue
+        e = Engine(model_dir, backend=b, concurrency=1)
+        times = []
+        for _ in range(repeat):
+            for data in scans:
+                t0 = time.perf_counter()
+                e.detect(imaging.decode(data), tile="off")
+                times.append((time.perf_counter() - t0) * 1e3)
+        res[f"engine {b}"] = {"p50_ms": _pct(times, 50), "p95_ms": _pct(times, 95)}
+    base = res["ultralytics-predict (baseline)"]["p50_ms"]
+    for v in res.values():
+        v["speedup_vs_baseline"] = round(base / v["p50_ms"], 2)
+    return res
+
+
+def _rss_kb(pid: int) -> tuple[int, int]:
+    st = Path(f"/proc/{pid}/status").read_text()
+    get = lambda k: int(next(line.split()[1] for line in st.splitlines() if line.startswith(k)))  # noqa: E731
+    return get("VmRSS:"), get("VmHWM:")
+
+
+def _load(url: str, hdr: dict, scans: list[bytes], n: int, per_client: int):
+    """n concurrent clients, each sending per_client scans; returns latencies (ms),
+    in-model times (ms), error count, wall seconds."""
+    import httpx
+
+    lat, inside, errors = [], [], [0]
+    lock = threading.Lock()
+
+    def worker(k):
+        with httpx.Client(timeout=120) as c:
+            for i in range(per_client):
+                data = scans[(k * per_client + i) % len(scans)]
+                t0 = time.perf_counter()
+                resp = c.post(url + "/v1/detect", headers=hdr, content=data)
+                dt = (time.perf_counter() - t0) * 1e3
+                with lock:
+                    if resp.status_code == 200:
+                        lat.append(dt)
+                        inside.append(resp.json()["timing_ms"]["inference"])
+                    else:
+                        errors[0] += 1
+
+    t0 = time.perf_counter()
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(n)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    return lat, inside, errors[0], time.perf_counter() - t0
+
+
+def bench_service(model_dir: Path, scans: list[bytes], clients=(1, 4, 16), per_client: int = 12, soak: int = 0) -> dict:
+    import httpx
+
+    d = Path(tempfile.mkdtemp(prefix="xfd-bench-"))
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "keys", "create", "--role", "integrator", "--data-dir", str(d)],
+                       capture_output=True, text=True, check=True)
+    key = json.loads(r.stdout)["key"]
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "XFD_QUEUE": "64"}
+    proc = subprocess.Popen([sys.executable, "-m", "detector.cli", "serve", "--port", str(port), "--model", str(model_dir),
+                             "--data-dir", str(d)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        hdr = {"Authorization": f"Bearer {key}", "Content-Type": "image/png"}
+        out = {}
+        rss0 = _rss_kb(proc.pid)[0]
+        for n in clients:
+            lat, inside, errors, wall = _load(url, hdr, scans, n, per_client)
+            out[f"{n} clients"] = {"scans_per_s": round(len(lat) / wall, 2), "p50_ms": _pct(lat, 50), "p95_ms": _pct(lat, 95),
+                                   "outside_model_share": round(1 - sum(inside) / max(sum(lat), 1e-9), 3) if n == 1 else None,
+                                   "errors": errors}
+        if soak:
+            with httpx.Client(timeout=120) as c:
+                for i in range(soak):
+                    c.post(url + "/v1/detect", headers=hdr, content=scans[i % len(scans)])
+        rss1, hwm = _rss_kb(proc.pid)
+        out["memory"] = {"rss_start_mb": round(rss0 / 1024, 1), "rss_end_mb": round(rss1 / 1024, 1),
+                         "peak_rss_mb": round(hwm / 1024, 1), "growth_mb": round((rss1 - rss0) / 1024, 1),
+                         "requests": sum(n * per_client for n in clients) + soak}
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def bench_synth(n: int = 12) -> dict:
+    from .synth.dataset import write_dataset
+
+    with tempfile.TemporaryDirectory() as d:
+        m = write_dataset(d, n, seed=5, split="train=1", workers=os.cpu_count(), coco=False, sheet=False, progress=lambda *a: None)
+    return {"scans": n, "scans_per_s": m["scans_per_second"]}
+
+
+def bench_cli(a) -> int:
+    model = Path(a.model) if a.model else DEFAULT_MODEL_DIR
+    print(f"machine: {machine()}", flush=True)
+    scans = sample_scans(a.n)
+    results = {"machine": machine(), "model": str(model), "scans": a.n}
+    print("engine latency per scan (decode to verdict), same weights and scans:", flush=True)
+    results["engine"] = bench_engine(model, scans)
+    for k, v in results["engine"].items():
+        print(f"  {k:34s} p50 {v['p50_ms']:8.1f} ms  p95 {v['p95_ms']:8.1f} ms  x{v['speedup_vs_baseline']:.2f}", flush=True)
+    print("service over loopback:", flush=True)
+    results["service"] = bench_service(model, scans)
+    for k, v in results["service"].items():
+        print(f"  {k:12s} {v}", flush=True)
+    results["simulator"] = bench_synth()
+    print(f"simulator: {results['simulator']['scans_per_s']} scans/s", flush=True)
+    if a.out:
+        Path(a.out).write_text(json.dumps(results, indent=1))
+    return 0

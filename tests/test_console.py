@@ -1,0 +1,137 @@
+"""The operator console in a real headless Chromium against a real running service."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import REPO, Server, make_key, png_bytes
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("XFD_ARTIFACTS", REPO / "artifacts")) / "console"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def console_env(tmp_path_factory, model_dir):
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: run `make setup-browser` (make test does)")
+    from playwright.sync_api import sync_playwright
+
+    d = tmp_path_factory.mktemp("console")
+    keys = {r: make_key(d, r) for r in ("integrator", "operator")}
+    srv = Server(d, model_dir).start()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pw = sync_playwright().start()
+    browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"])
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    yield srv, keys, page
+    browser.close()
+    pw.stop()
+    srv.stop()
+
+
+def post(srv, key, img, lane="lane-1"):
+    r = httpx.post(f"{srv.url}/v1/detect?lane={lane}", headers={"Authorization": f"Bearer {key}", "Content-Type": "image/png"},
+                   content=png_bytes(img), timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_console_end_to_end(console_env, scans):
+    srv, keys, page = console_env
+    page.goto(srv.url + "/console/")
+    # wrong key
+    page.fill("#key", "xfd_wrong")
+    page.click("#signin-btn")
+    page.wait_for_selector("#signin-error:has-text('Wrong or revoked key')")
+    page.screenshot(path=str(ARTIFACTS / "01_wrong_key.png"))
+    # sign in
+    page.fill("#key", keys["operator"])
+    page.click("#signin-btn")
+    page.wait_for_selector("#app:not([hidden])")
+    page.wait_for_selector("#conn:has-text('connected')")
+    # a threat scan arrives: alarm banner, boxes listed, within a second or so
+    alarm = None
+    for s in scans["threat"]:
+        j = post(srv, keys["integrator"], s.image)
+        if j["verdict"] == "alarm":
+            alarm = j
+            break
+    assert alarm, "the shipped model raised no alarm on any easy gun scan"
+    page.wait_for_selector("#banner:not([hidden])", timeout=5000)
+    assert "ALARM" in page.inner_text("#status-line")
+    assert alarm["scan_id"][:8] in page.inner_text("#status-line")
+    labels = page.inner_text("#det-list")
+    assert any(d["label"] in labels for d in alarm["detections"] if d["alarm"])
+    page.wait_for_function("document.getElementById('queue-count').textContent !== '0'")
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(ARTIFACTS / "02_alarm.png"))
+    # image tools do not break the view
+    for key in ("m", "m", "i", "e", "+", "0", "o", "o", "i", "e", "m"):
+        page.keyboard.press(key)
+    # review with one key
+    page.keyboard.press("c")
+    page.wait_for_selector("#review-msg:has-text('Confirmed')")
+    got = httpx.get(f"{srv.url}/v1/scans/{alarm['scan_id']}", headers={"Authorization": f"Bearer {keys['operator']}"}).json()
+    assert got["review"]["state"] == "confirmed" and got["review"]["boxes"]
+    page.wait_for_selector("#banner", state="hidden")
+    # a clean scan passes quietly
+    clean = None
+    for s in scans["clean"]:
+        j = post(srv, keys["integrator"], s.image)
+        if j["verdict"] == "clear":
+            clean = j
+            break
+    assert clean, "the shipped model alarmed on every clean scan"
+    page.wait_for_selector(f"#status-line:has-text('{clean['scan_id'][:8]}')", timeout=5000)
+    assert "CLEAR" in page.inner_text("#status-line")
+    assert page.is_hidden("#banner")
+    page.screenshot(path=str(ARTIFACTS / "03_clear.png"))
+    # history: find the reviewed alarm
+    page.click("#tab-history")
+    page.select_option("#h-review", "confirmed")
+    page.click("#h-search")
+    page.wait_for_selector(f".card[data-id='{alarm['scan_id']}']")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "04_history.png"))
+    page.click(f".card[data-id='{alarm['scan_id']}']")
+    page.wait_for_selector("#view-live:not([hidden])")
+    page.wait_for_selector("#status-line:has-text('reviewed: confirmed')")
+
+
+def test_console_bad_states(console_env, scans):
+    srv, keys, page = console_env
+    if page.is_hidden("#app"):
+        page.goto(srv.url + "/console/")
+        page.fill("#key", keys["operator"])
+        page.click("#signin-btn")
+        page.wait_for_selector("#app:not([hidden])")
+    # a scan whose image is missing
+    j = post(srv, keys["integrator"], scans["clean"][2].image, lane="lane-x")
+    con = sqlite3.connect(srv.data_dir / "xfd.sqlite3")
+    os.remove(con.execute("SELECT image_path FROM scans WHERE id=?", (j["scan_id"],)).fetchone()[0])
+    con.close()
+    page.evaluate(f"openScan('{j['scan_id']}')")
+    page.wait_for_selector("#missing:not([hidden])")
+    assert "missing" in page.inner_text("#missing").lower()
+    # service restarting: the console says so and reconnects
+    srv.stop()
+    page.wait_for_selector("#conn:has-text('reconnecting')", timeout=20000)
+    page.screenshot(path=str(ARTIFACTS / "05_reconnecting.png"))
+    srv.start()
+    page.wait_for_selector("#conn:has-text('connected')", timeout=30000)
+    j2 = post(srv, keys["integrator"], scans["clean"][3].image, lane="lane-1")
+    page.wait_for_selector(f"#status-line:has-text('{j2['scan_id'][:8]}')", timeout=8000)
+    # a laptop-sized screen still shows the decision buttons
+    page.set_viewport_size({"width": 1366, "height": 768})
+    assert page.is_visible("#btn-confirm")
+    page.screenshot(path=str(ARTIFACTS / "06_laptop.png"))

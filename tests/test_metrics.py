@@ -1,0 +1,80 @@
+"""Screening and detection metrics on hand-made predictions with known answers."""
+
+import numpy as np
+import pytest
+
+from training import metrics as M
+
+
+def P(*rows):
+    return np.array(rows, np.float32).reshape(-1, 6)
+
+
+def G(*rows):
+    return np.array(rows, np.float32).reshape(-1, 5)
+
+
+# four threat scans, four clean scans
+GTS = [G([0, 10, 10, 50, 50]), G([1, 100, 100, 140, 120]), G([0, 0, 0, 30, 30]), G([6, 5, 5, 15, 15])] + [G()] * 4
+PREDS = [
+    P([11, 11, 50, 49, 0.9, 0]),          # caught, high score
+    P([100, 100, 139, 121, 0.6, 2]),       # caught as the wrong class (slide for barrel): still a catch
+    P([200, 200, 230, 230, 0.8, 0]),       # alarm somewhere else: NOT a detection
+    P(),                                   # missed
+    P([1, 1, 9, 9, 0.7, 0]),               # false alarm at 0.7
+    P([1, 1, 9, 9, 0.3, 3]),               # false alarm at 0.3
+    P(),
+    P(),
+]
+
+
+def test_pd_pfa_known_answers():
+    any_max, hit_max, threat = M.scan_tables(PREDS, GTS, 7)
+    assert threat.tolist() == [True] * 4 + [False] * 4
+    pd, pfa = M.pd_pfa(any_max, hit_max, threat, np.full(7, 0.5))
+    assert pd == pytest.approx(2 / 4) and pfa == pytest.approx(1 / 4)
+    pd, pfa = M.pd_pfa(any_max, hit_max, threat, np.full(7, 0.25))
+    assert pd == pytest.approx(2 / 4) and pfa == pytest.approx(2 / 4)
+    pd, pfa = M.pd_pfa(any_max, hit_max, threat, np.full(7, 0.95))
+    assert pd == 0 and pfa == 0
+    # per-class thresholds: raise 'gun' above 0.7 kills the clean alarm but also scan 0's catch
+    th = np.full(7, 0.5)
+    th[0] = 0.95
+    assert M.pd_pfa(any_max, hit_max, threat, th) == (pytest.approx(1 / 4), pytest.approx(0.0))
+
+
+def test_curve_is_monotone():
+    any_max, hit_max, threat = M.scan_tables(PREDS, GTS, 7)
+    c = M.pd_pfa_curve(any_max, hit_max, threat)
+    assert all(a >= b for a, b in zip(c["pd"], c["pd"][1:], strict=False))
+    assert all(a >= b for a, b in zip(c["pfa"], c["pfa"][1:], strict=False))
+
+
+def test_calibration_reaches_target_pfa_at_best_pd():
+    any_max, hit_max, threat = M.scan_tables(PREDS, GTS, 7)
+    theta, pd, pfa = M.calibrate_thresholds(any_max, hit_max, threat, target_pfa=0.0)
+    assert pfa == 0.0
+    # best possible with zero false alarms: keep the 'slide' catch (0.6) and gun 0.9 above the clean 0.7 gun
+    assert pd == pytest.approx(2 / 4)
+    assert theta[0] > 0.7 and theta[2] <= 0.6 and theta[3] > 0.3
+
+
+def test_average_precision_simple_cases():
+    gts = [G([0, 0, 0, 10, 10]), G([0, 20, 20, 30, 30])]
+    perfect = [P([0, 0, 10, 10, 0.9, 0]), P([20, 20, 30, 30, 0.8, 0])]
+    assert M.average_precision(perfect, gts, 0) == pytest.approx(1.0)
+    half = [P([0, 0, 10, 10, 0.9, 0]), P([50, 50, 60, 60, 0.8, 0])]
+    assert M.average_precision(half, gts, 0) == pytest.approx(0.5, abs=0.01)
+    # a false positive ranked first halves precision at every recall
+    fp_first = [P([0, 0, 10, 10, 0.5, 0], [40, 40, 45, 45, 0.9, 0]), P([20, 20, 30, 30, 0.4, 0])]
+    assert M.average_precision(fp_first, gts, 0) == pytest.approx(2 / 3, abs=0.02)
+    assert np.isnan(M.average_precision(perfect, gts, 3))
+
+
+def test_detection_metrics_and_confusion():
+    det = M.detection_metrics(PREDS, GTS, ["gun", "barrel", "slide", "frame", "magazine", "printed_part", "ammunition"])
+    assert det["per_class"]["gun"]["instances"] == 2 and det["per_class"]["barrel"]["ap50"] == 0
+    conf = M.confusion(PREDS, GTS, 7, np.full(7, 0.5))
+    assert conf[1, 2] == 1  # barrel predicted as slide
+    assert conf[6, 7] == 1  # ammunition missed
+    assert conf[7, 0] == 2  # two 'gun' false detections (scan 2 elsewhere, clean scan 4)

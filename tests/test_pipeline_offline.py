@@ -1,0 +1,72 @@
+"""The whole research pipeline with the network blocked: simulate, train one epoch,
+validate, calibrate, evaluate, export (ONNX, OpenVINO FP32 and INT8), predict."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+class NetworkBlocked(RuntimeError):
+    pass
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    real_connect = socket.socket.connect
+
+    def guarded_connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            raise NetworkBlocked(f"network access attempted: {address}")
+        return real_connect(self, address)
+
+    def blocked(*a, **k):
+        raise NetworkBlocked(f"network access attempted: {a[:1]}")
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", blocked)
+    monkeypatch.setattr(socket, "create_connection", blocked)
+    monkeypatch.setattr(socket, "getaddrinfo", blocked)
+    with pytest.raises(NetworkBlocked):
+        socket.create_connection(("127.0.0.1", 9))
+
+
+def test_offline_train_eval_export_predict(no_network, tmp_path):
+    from detector.engine import Engine
+    from detector.synth.dataset import write_dataset
+    from training.evaluate import EvalError, evaluate
+    from training.export import export_model
+    from training.train import train
+
+    write_dataset(tmp_path / "data", 24, seed=9, split="train=0.5,val=0.25,test=0.25", workers=1, sheet=False)
+    data = tmp_path / "data" / "data.yaml"
+    run = train(str(data), epochs=1, imgsz=96, batch=4, workers=0, project=str(tmp_path / "runs"), name="tiny", plots=False)
+    assert (run / "weights" / "best.pt").exists() and (run / "results.csv").exists()
+    assert json.loads((run / "xfd_config.json").read_text())["architecture"] == "yolo26n"
+
+    model_dir = tmp_path / "model"
+    meta = export_model(run / "weights" / "best.pt", model_dir, data, check_images=4)
+    assert set(meta["files"]) == {"torch", "onnx", "openvino", "openvino-int8"}
+    assert (model_dir / "SHA256SUMS").exists()
+
+    for backend in ("torch", "onnx", "openvino", "openvino-int8"):
+        e = Engine(model_dir, backend=backend, concurrency=1)
+        res = e.detect_bytes((tmp_path / "data" / "images" / "test").glob("*.png").__next__().read_bytes())
+        assert res.verdict in ("alarm", "clear") and res.width > 0
+
+    e = Engine(model_dir, backend="openvino", concurrency=1)
+    rep = evaluate(e, str(data), "val", tmp_path / "rep_val", calibrate=True, target_pfa=0.05)
+    for k in ("map50", "map50_95", "per_class", "pd", "pfa", "thresholds"):
+        assert k in rep
+    assert set(rep["per_class"]["gun"]) >= {"ap50", "precision", "recall"}
+    assert rep["pfa"] <= 0.05 + 1e-9
+    for f in ("report.json", "report.md", "pd_pfa.png", "pr_curves.png", "confusion.png"):
+        assert (tmp_path / "rep_val" / f).exists(), f
+    with pytest.raises(EvalError, match="test split"):
+        evaluate(e, str(data), "test", tmp_path / "rep_bad", calibrate=True)
+    rep = evaluate(e, str(data), "test", tmp_path / "rep_test")
+    assert rep["split"] == "test" and rep["scans"] == 6 and set(rep["strata"]) >= {"render=colour"}

@@ -1,0 +1,65 @@
+"""Bad inputs to train / eval / export give clear errors, not tracebacks."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from training.train import TrainError, check_dataset
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "detector.cli", *args], capture_output=True, text=True)
+
+
+def test_missing_dataset(tmp_path):
+    with pytest.raises(TrainError, match="not found"):
+        check_dataset(tmp_path / "nope.yaml")
+    r = run("train", "--data", str(tmp_path / "nope.yaml"))
+    assert r.returncode == 2 and "not found" in r.stderr
+
+
+def test_unknown_class_names(tmp_path):
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    (tmp_path / "images" / "val").mkdir(parents=True)
+    y = tmp_path / "d.yaml"
+    y.write_text(yaml.safe_dump({"path": str(tmp_path), "train": "images/train", "val": "images/val", "names": {0: "knife", 1: "gun"}}))
+    with pytest.raises(TrainError, match="knife"):
+        check_dataset(y)
+
+
+def test_download_key_refused(tmp_path):
+    y = tmp_path / "d.yaml"
+    y.write_text(yaml.safe_dump({"path": str(tmp_path), "train": "a", "val": "a", "names": {0: "gun"},
+                                 "download": "https://example.invalid/data.zip"}))
+    with pytest.raises(ValueError, match="download"):
+        check_dataset(y)
+
+
+def test_corrupt_weights(tmp_path):
+    w = tmp_path / "model.pt"
+    w.write_bytes(b"\x00garbage" * 1000)
+    r = run("detect", str(w), "--model", str(w))
+    assert r.returncode == 2 and "cannot load weights" in r.stderr
+    r = run("export", "--weights", str(w), "--out", str(tmp_path / "m"), "--data", str(tmp_path / "none.yaml"))
+    assert r.returncode == 2 and ("not found" in r.stderr or "cannot load" in r.stderr)
+
+
+def test_eval_missing_split(tmp_path, model_dir):
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    y = tmp_path / "d.yaml"
+    y.write_text(yaml.safe_dump({"path": str(tmp_path), "train": "images/train", "val": "images/train",
+                                 "names": {0: "gun"}}))
+    r = run("eval", "--model", str(model_dir), "--data", str(y), "--split", "test", "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and "no 'test' split" in r.stderr
+    r = run("eval", "--model", str(model_dir), "--data", str(y), "--split", "test", "--calibrate", "--out", str(tmp_path / "r"))
+    assert r.returncode == 2
+
+
+def test_help_lists_subcommands():
+    r = run("--help")
+    for c in ("synth", "train", "eval", "export", "detect", "serve", "import", "bench", "keys"):
+        assert c in r.stdout
+    r = run("synth", "--help")
+    assert "examples:" in r.stdout
