@@ -118,6 +118,30 @@ xfd import reviews --data-dir var --out data/reviews""")
     i.add_argument("--class-map", default=None)
     i.add_argument("--data-dir", default=None)
 
+    c = _sub(sp, "compare", "evaluate an old and a new model on the same held-out scans, side by side", """
+xfd compare --old models/default --new models/candidate --data data/synth-test/data.yaml --split test --out reports/compare""")
+    c.add_argument("--old", required=True)
+    c.add_argument("--new", required=True)
+    c.add_argument("--data", required=True)
+    c.add_argument("--split", default="test")
+    c.add_argument("--out", required=True)
+
+    mx = _sub(sp, "mix", "one training set from several datasets with weights", """
+xfd mix --data data/synth-train/data.yaml=1 --data data/reviews/data.yaml=3 --out data/mix""")
+    mx.add_argument("--data", action="append", required=True, help="YAML=WEIGHT (weight defaults to 1)")
+    mx.add_argument("--out", required=True)
+    mx.add_argument("--seed", type=int, default=0)
+
+    m = _sub(sp, "models", "model registry of the service: list, add, promote (hot swap), rollback", """
+xfd models add models/candidate --version 2026.12.01
+xfd models promote 2026.12.01
+xfd models rollback
+xfd models list""")
+    m.add_argument("action", choices=["list", "add", "promote", "rollback"])
+    m.add_argument("target", nargs="?", help="model directory (add) or version (promote)")
+    m.add_argument("--version", default=None, help="version name when adding (default: the model's own)")
+    m.add_argument("--data-dir", default=None)
+
     b = _sub(sp, "bench", "benchmarks: engine latency per backend vs stock ultralytics, simulator speed", """
 xfd bench
 xfd bench --n 50 --model models/default""")
@@ -214,6 +238,32 @@ def cmd_import(a) -> int:
     return import_cli(a)
 
 
+def cmd_compare(a) -> int:
+    from training.compare import compare_cli
+
+    return compare_cli(a)
+
+
+def cmd_mix(a) -> int:
+    from training.mix import mix
+
+    sources = []
+    for item in a.data:
+        path, _, w = item.partition("=")
+        try:
+            sources.append((path, float(w) if w else 1.0))
+        except ValueError:
+            raise CliError(f"bad weight in {item!r}: use PATH=NUMBER") from None
+    print(json.dumps(mix(sources, a.out, a.seed), indent=1))
+    return 0
+
+
+def cmd_models(a) -> int:
+    from serve.registry import models_cli
+
+    return models_cli(a)
+
+
 def cmd_bench(a) -> int:
     from .bench import bench_cli
 
@@ -227,7 +277,8 @@ def cmd_keys(a) -> int:
 
 
 COMMANDS = {"synth": cmd_synth, "train": cmd_train, "eval": cmd_eval, "export": cmd_export, "detect": cmd_detect,
-            "serve": cmd_serve, "import": cmd_import, "bench": cmd_bench, "keys": cmd_keys}
+            "serve": cmd_serve, "import": cmd_import, "bench": cmd_bench, "keys": cmd_keys, "compare": cmd_compare,
+            "mix": cmd_mix, "models": cmd_models}
 
 if __name__ == "__main__":
     sys.exit(main())

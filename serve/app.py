@@ -35,6 +35,7 @@ from detector.engine import DEFAULT_MODEL_DIR, Engine, EngineError
 from detector.offline import REPO_ROOT
 
 from . import metrics as mx
+from .registry import Registry
 from .store import REVIEW_STATES, ROLES, Store
 
 log = logging.getLogger("xfd.serve")
@@ -210,18 +211,56 @@ class Service:
         self.listeners: set[asyncio.Queue] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started = time.time()
+        self.registry = Registry(settings.data_dir)
+        self.registry_version: str | None = None
+        self.swap_error: str | None = None
+        self.stopping = threading.Event()
+
+    def _new_engine(self, path: str | Path) -> Engine:
+        eng = Engine(path, backend=self.s.backend, concurrency=max(1, self.s.workers), warmup=True)
+        self_test(eng)
+        return eng
+
+    def _set_engine(self, eng: Engine, version: str | None) -> None:
+        self.engine = eng  # one reference assignment: in-flight requests keep the engine they started with
+        self.registry_version = version
+        mx.MODEL_INFO.info({"name": eng.info.name, "version": eng.info.version, "sha256": eng.info.sha256, "backend": eng.backend})
+        log.info("model %s %s ready (%s)", eng.info.name, eng.info.version, eng.backend)
 
     def load_engine(self) -> None:
         try:
             if self.s.warmup_delay_s:
                 time.sleep(self.s.warmup_delay_s)
-            eng = Engine(self.s.model, backend=self.s.backend, concurrency=max(1, self.s.workers), warmup=True)
-            self.engine = eng
-            mx.MODEL_INFO.info({"name": eng.info.name, "version": eng.info.version, "sha256": eng.info.sha256, "backend": eng.backend})
-            log.info("model %s %s ready (%s)", eng.info.name, eng.info.version, eng.backend)
+            active = self.registry.state().get("active")
+            path = self.registry.path(active) if active else self.s.model
+            self._set_engine(self._new_engine(path), active)
         except Exception as e:  # readiness stays false and says why
             self.engine_error = f"{type(e).__name__}: {e}"
             log.error("model failed to load: %s", self.engine_error)
+        threading.Thread(target=self.watch_registry, name="registry-watch", daemon=True).start()
+
+    def watch_registry(self) -> None:
+        """Hot swap on promote/rollback: load, warm, self-test, swap; keep the old on failure."""
+        last = None
+        while not self.stopping.is_set():
+            try:
+                m = self.registry.file.stat().st_mtime_ns if self.registry.file.exists() else None
+                if m != last:
+                    last = m
+                    active = self.registry.state().get("active")
+                    if active and active != self.registry_version:
+                        log.info("registry: switching to %s", active)
+                        try:
+                            self._set_engine(self._new_engine(self.registry.path(active)), active)
+                            self.swap_error = None
+                            self.store.audit(None, "model.swap", active, None)
+                        except Exception as e:
+                            self.swap_error = f"{active}: {type(e).__name__}: {e}"
+                            log.error("model swap failed, keeping %s: %s", self.registry_version, self.swap_error)
+                            self.store.audit(None, "model.swap_failed", active, {"error": str(e)[:500]})
+            except Exception as e:  # never let the watcher die
+                log.error("registry watch: %s", e)
+            self.stopping.wait(1.0)
 
     def rate_ok(self, key_id: str) -> bool:
         rate = self.s.rate_per_key
@@ -273,7 +312,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     svc = Service(settings)
     app = FastAPI(
-        title="X-ray firearm-component detector", version="1.0.0",
+        title="X-ray firearm-component detector", version="1.0.0", redirect_slashes=False,
         description="Detects firearms and firearm components (barrel, slide, frame, magazine, 3D-printed parts, "
                     "ammunition) in parcel X-ray scans and returns a parcel verdict. All /v1 routes need "
                     "`Authorization: Bearer <key>` (see `xfd keys`). Errors have the shape "
@@ -291,6 +330,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.on_event("shutdown")
     async def _shutdown():
+        svc.stopping.set()
         svc.pool.shutdown(wait=True, cancel_futures=False)
 
     # ------------------------------------------------------------ error handlers
@@ -497,7 +537,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         colors = {c.name: c.color for c in taxonomy.classes()}
         return {"active": {**i.public(), "backend": svc.engine.backend, "imgsz": i.imgsz, "classes": i.names, "colors": colors,
                            "thresholds": i.thresholds, "card": i.card, "calibration": i.meta.get("calibration"),
-                           "metrics": i.meta.get("metrics")}}
+                           "metrics": i.meta.get("metrics"), "registry_version": svc.registry_version},
+                "registry": {"versions": svc.registry.versions(), "last_swap_error": svc.swap_error}}
 
     @app.get("/v1/audit", tags=["admin"], summary="Audit log of reviews and key use (admin)")
     async def audit(key=Depends(require()), limit: int = Query(100, ge=1, le=1000)):
@@ -512,6 +553,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return RedirectResponse("/console/")
 
     return app
+
+
+# ----------------------------------------------------------------- self-test before a model serves
+_SELF_TEST_SCAN = None
+
+
+def self_test(eng: Engine) -> None:
+    """A model must analyse a simulated parcel scan sanely before it serves."""
+    global _SELF_TEST_SCAN
+    from detector import taxonomy as tx
+
+    if eng.names != tx.names():
+        raise ValueError(f"model classes {eng.names} differ from the taxonomy {tx.names()}")
+    if _SELF_TEST_SCAN is None:
+        from detector.synth.scene import simulate
+
+        _SELF_TEST_SCAN = simulate(20261128, 0).image
+    img = _SELF_TEST_SCAN if _SELF_TEST_SCAN.ndim == 3 else cv2.cvtColor(_SELF_TEST_SCAN, cv2.COLOR_GRAY2RGB)
+    res = eng.detect(img)
+    if (res.width, res.height) != (img.shape[1], img.shape[0]):
+        raise ValueError("self-test: wrong image size in the result")
+    for d in res.detections:
+        if not (0 <= d.confidence <= 1 and 0 <= d.box.x1 < d.box.x2 <= res.width and 0 <= d.box.y1 < d.box.y2 <= res.height):
+            raise ValueError(f"self-test: implausible detection {d}")
 
 
 # ----------------------------------------------------------------- worker-thread work

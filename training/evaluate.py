@@ -145,6 +145,11 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
         strat[k] = {"scans": int(m.sum()), "threat_scans": int(threat[m].sum()),
                     "pd": None if np.isnan(spd) else round(spd, 4), "pfa": None if np.isnan(spfa) else round(spfa, 4)}
     conf = M.confusion(preds, gts, nc, theta)
+    th = np.asarray(theta, np.float32)[None, :]
+    detected = ((hit_max >= th) & (hit_max > 0)).any(1)
+    alarmed = ((any_max >= th) & (any_max > 0)).any(1)
+    per_scan = [{"file": str(it["image"]), "threat": bool(t), "detected": bool(d), "alarm": bool(a)}
+                for it, t, d, a in zip(items, threat, detected, alarmed, strict=True)]
     report = {
         "model": engine.info.public(), "backend": engine.backend, "data": str(Path(data).resolve()), "split": split,
         "scans": len(items), "threat_scans": int(threat.sum()), "clean_scans": int((~threat).sum()),
@@ -153,6 +158,7 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
         "calibrated_here": calibrate, "target_pfa": target_pfa if calibrate else None,
         "strata": strat, "pd_pfa_curve": curve, "confusion": {"labels": names + ["background"], "matrix": conf.tolist()},
         "latency_ms": {"p50": round(float(np.percentile(times, 50)), 1), "p95": round(float(np.percentile(times, 95)), 1)},
+        "per_scan": per_scan,
         "definitions": "Pd: share of threat scans with an alarming detection overlapping a labelled threat (IoU>=0.5, any class). "
                        "Pfa: share of clean scans with any alarming detection. Alarm: score >= the class threshold.",
     }

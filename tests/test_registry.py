@@ -1,0 +1,91 @@
+"""Researcher loop: tiny fine-tune from the shipped model, compare, promote on a live
+service (hot swap), observe the version change, roll back; a broken model never serves."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from .conftest import Server, make_key, png_bytes
+
+pytestmark = pytest.mark.slow
+
+
+def xfd(*args):
+    r = subprocess.run([sys.executable, "-m", "detector.cli", *args], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+def wait_version(srv, key, version, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        m = httpx.get(srv.url + "/v1/models", headers={"Authorization": f"Bearer {key}"}).json()
+        if m["active"]["registry_version"] == version:
+            return m
+        time.sleep(0.5)
+    raise AssertionError(f"service did not switch to {version}: {m}")
+
+
+def test_finetune_compare_promote_rollback(tmp_path, model_dir, scans):
+    from detector.synth.dataset import write_dataset
+    from training.compare import compare
+    from training.export import export_model
+    from training.mix import mix
+    from training.train import train
+
+    write_dataset(tmp_path / "d", 16, seed=21, split="train=0.5,val=0.25,test=0.25", workers=1, sheet=False)
+    m = mix([(str(tmp_path / "d" / "data.yaml"), 2.0)], tmp_path / "mix")
+    assert m["train_images"] == 16
+    run = train(m["data"], weights=str(model_dir / "model.pt"), epochs=1, imgsz=160, batch=4, workers=0,
+                project=str(tmp_path / "runs"), name="ft", plots=False)
+    cand = tmp_path / "cand"
+    export_model(run / "weights" / "best.pt", cand, tmp_path / "d" / "data.yaml", formats=("onnx", "openvino"), check_images=2,
+                 name="xfd-candidate", version="cand-1")
+    res = compare(str(model_dir), str(cand), str(tmp_path / "d" / "data.yaml"), "test", tmp_path / "cmp")
+    assert set(res["per_class_ap50"]) >= {"gun", "barrel"} and (tmp_path / "cmp" / "compare.md").exists()
+
+    data = tmp_path / "svc"
+    admin = make_key(data, "admin")
+    xfd("models", "add", str(model_dir), "--version", "v1", "--data-dir", str(data))
+    xfd("models", "add", str(cand), "--version", "v2", "--data-dir", str(data))
+    broken = tmp_path / "broken"
+    shutil.copytree(cand, broken)
+    (broken / "model.pt").write_bytes(b"corrupt")
+    for f in ("model.onnx",):
+        (broken / f).write_bytes(b"corrupt")
+    shutil.rmtree(broken / "openvino")
+    xfd("models", "add", str(broken), "--version", "v3-broken", "--data-dir", str(data))
+    xfd("models", "promote", "v1", "--data-dir", str(data))
+    srv = Server(data, model_dir).start()
+    try:
+        hdr = {"Authorization": f"Bearer {admin}", "Content-Type": "image/png"}
+        img = png_bytes(scans["threat"][0].image)
+        assert wait_version(srv, admin, "v1")["active"]["version"] == "v1"
+        xfd("models", "promote", "v2", "--data-dir", str(data))
+        wait_version(srv, admin, "v2")
+        assert httpx.post(srv.url + "/v1/detect", headers=hdr, content=img, timeout=60).json()["model"]["version"] == "v2"
+        # a broken model is refused; v2 keeps serving
+        xfd("models", "promote", "v3-broken", "--data-dir", str(data))
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            m = httpx.get(srv.url + "/v1/models", headers={"Authorization": f"Bearer {admin}"}).json()
+            if m["registry"]["last_swap_error"]:
+                break
+            time.sleep(0.5)
+        assert "v3-broken" in m["registry"]["last_swap_error"] and m["active"]["registry_version"] == "v2"
+        assert httpx.post(srv.url + "/v1/detect", headers=hdr, content=img, timeout=60).status_code == 200
+        out = json.loads(xfd("models", "rollback", "--data-dir", str(data)))
+        assert out["active"] == "v2"
+        out = json.loads(xfd("models", "rollback", "--data-dir", str(data)))
+        assert out["active"] == "v1"
+        wait_version(srv, admin, "v1")
+        assert httpx.post(srv.url + "/v1/detect", headers=hdr, content=img, timeout=60).json()["model"]["version"] == "v1"
+    finally:
+        srv.stop()

@@ -1,0 +1,57 @@
+"""Model card: what a model was trained on, how it scores, where it fails, its licence.
+Built from model.json, the training run and the evaluation reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _row(name: str, r: dict) -> str:
+    return (f"| {name} | {r['scans']} ({r['threat_scans']} threat) | {r['map50']:.3f} | {r['map50_95']:.3f} | "
+            f"{r['per_class']['gun']['ap50'] if r['per_class']['gun']['ap50'] is not None else 'n/a'} | "
+            f"{r['pd']:.3f} | {r['pfa']:.3f} | {r['pd_at_pfa_0.05']:.3f} |")
+
+
+def write_card(model_dir: str | Path, reports: dict[str, str | Path], training: dict, targets_note: str,
+               limits: list[str]) -> str:
+    model_dir = Path(model_dir)
+    meta = json.loads((model_dir / "model.json").read_text())
+    reps = {k: json.loads((Path(v) / "report.json").read_text()) for k, v in reports.items()}
+    lines = [
+        f"# Model card: {meta['name']} {meta['version']}", "",
+        "Detects firearms and firearm components in parcel X-ray scans (pseudo-colour dual-energy and grayscale).",
+        "", "## Model", "",
+        f"- Architecture: {training.get('architecture', 'yolo26n')} (ultralytics {training.get('ultralytics', '8.4.190')}), "
+        f"input {meta['imgsz']}x{meta['imgsz']}, trained from scratch, no pretrained weights.",
+        f"- Classes: {', '.join(meta['names'])}.",
+        f"- Files: `model.pt` (PyTorch), `model.onnx`, `openvino/` (FP32), `openvino-int8/` (INT8, calibrated on our "
+        f"validation scans); hashes in `SHA256SUMS`. sha256 of model.pt: `{meta['sha256']}`.",
+        f"- Operating point: per-class thresholds {json.dumps({k: round(v, 2) for k, v in meta['thresholds'].items()})}, "
+        f"calibrated on the validation split for scan-level Pfa <= {meta.get('calibration', {}).get('target_pfa', 0.05)}.",
+        "", "## Training data", "",
+        f"- {training.get('data_desc', 'simulated scans')}",
+        f"- Training: {training.get('desc', '')}",
+        "", "## Results", "",
+        "Pd = share of threat scans with an alarming detection on a labelled threat (IoU >= 0.5); Pfa = share of clean "
+        "scans that alarm; at the calibrated operating point. 'Pd@Pfa5%' = best Pd with one threshold for all classes "
+        "at Pfa <= 5%.", "",
+        "| test set | scans | mAP50 | mAP50-95 | gun AP50 | Pd | Pfa | Pd@Pfa5% |", "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [_row(k, r) for k, r in reps.items()]
+    main = next(iter(reps.values()))
+    lines += ["", f"Per class on {next(iter(reps))}:", "", "| class | AP50 | precision | recall | instances |", "|---|---|---|---|---|"]
+    for c, v in main["per_class"].items():
+        ap = "n/a" if v["ap50"] is None else f"{v['ap50']:.3f}"
+        lines.append(f"| {c} | {ap} | {v['precision']:.3f} | {v['recall']:.3f} | {v['instances']} |")
+    if main.get("strata"):
+        lines += ["", "Strata (scan level):", "", "| stratum | scans | Pd | Pfa |", "|---|---|---|---|"]
+        for k, s in main["strata"].items():
+            lines.append(f"| {k} | {s['scans']} | {s['pd'] if s['pd'] is not None else 'n/a'} | {s['pfa'] if s['pfa'] is not None else 'n/a'} |")
+    lines += ["", "## Targets", "", targets_note, "", "## Known limits", ""] + [f"- {x}" for x in limits]
+    lines += ["", "## Licence", "",
+              "AGPL-3.0-or-later (the model is trained with ultralytics, AGPL-3.0). Trained only on data simulated by this "
+              "project: no third-party images are inside.", ""]
+    text = "\n".join(lines)
+    (model_dir / "card.md").write_text(text)
+    return text
