@@ -60,10 +60,17 @@ else
 	$(BIN)/xfd train --data $(DATA)/synth-train/data.yaml --name default
 endif
 
-export: setup
-	$(BIN)/xfd export --weights runs/train/default/weights/best.pt --out models/default --data $(DATA)/synth-train/data.yaml
+MODEL   ?= models/default
+VERSION ?= 2026.11.28
 
+export: setup
+	$(BIN)/xfd export --weights runs/train/default/weights/best.pt --out $(MODEL) --data $(DATA)/synth-train/data.yaml \
+	  --name xfd-default --version $(VERSION) --compact
+
+# calibrate on val (never test), then report on the test sets with the FP32 and INT8 paths, and write the card
 eval: setup
-	$(BIN)/xfd eval --model models/default --data $(DATA)/synth-train/data.yaml --split val --calibrate --out reports/val
-	$(BIN)/xfd eval --model models/default --data $(DATA)/synth-test/data.yaml --split test --out reports/test
-	$(BIN)/xfd eval --model models/default --data $(DATA)/synth-shifted/data.yaml --split test --out reports/shifted
+	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-train/data.yaml --split val --calibrate --out reports/val
+	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-test/data.yaml --split test --out reports/test
+	$(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(DATA)/synth-test/data.yaml --split test --out reports/test-int8
+	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-shifted/data.yaml --split test --out reports/shifted
+	$(BIN)/python -m training.card $(MODEL) --report test=reports/test --report test-int8=reports/test-int8 --report shifted=reports/shifted

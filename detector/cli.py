@@ -84,6 +84,9 @@ xfd export --weights runs/train/default/weights/best.pt --out models/default --d
     x.add_argument("--data", required=True, help="dataset YAML: its val images calibrate INT8 and check the exports")
     x.add_argument("--imgsz", type=int, default=None)
     x.add_argument("--formats", default="onnx,openvino,openvino-int8")
+    x.add_argument("--name", default="xfd", help="model name in model.json and responses")
+    x.add_argument("--version", default=None, help="model version (default: a timestamp)")
+    x.add_argument("--compact", action="store_true", help="FP16-stored OpenVINO weights, no ONNX file: a few MB to ship")
 
     d = _sub(sp, "detect", "detect firearm components in scan images", """
 xfd detect scan.png

@@ -158,9 +158,9 @@ def test_long_scan_small_threat_found_by_tiling(engine, scans):
 
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino", "openvino-int8"])
-def test_backends_agree_with_torch(model_dir, scans, backend):
-    ref = Engine(model_dir, backend="torch", concurrency=1)
-    other = Engine(model_dir, backend=backend, concurrency=1)
+def test_backends_agree_with_torch(model_with_onnx, scans, backend):
+    ref = Engine(model_with_onnx, backend="torch", concurrency=1)
+    other = Engine(model_with_onnx, backend=backend, concurrency=1)
     tol = 0.5 if backend == "openvino-int8" else 0.8
     for s in scans["threat"][:3] + scans["clean"][:2]:
         a, b = _arr(ref.detect(s.image)), _arr(other.detect(s.image))

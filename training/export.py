@@ -7,6 +7,7 @@ INT8 is calibrated on the dataset's own validation images (ultralytics reads the
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -33,7 +34,10 @@ def _ul_export(yolo, **kw) -> Path:
 
 def export_model(weights: str | Path, out: str | Path, data: str | Path, imgsz: int | None = None,
                  formats=("onnx", "openvino", "openvino-int8"), name: str = "xfd", version: str | None = None,
-                 check_images: int = 20, extra_meta: dict | None = None) -> dict:
+                 check_images: int = 20, extra_meta: dict | None = None, compact: bool = False) -> dict:
+    """compact: store the OpenVINO FP32 weights as FP16 (lossless: ultralytics checkpoints
+    hold FP16 weights; compute stays FP32) and leave ONNX out of the directory after the
+    checks, so the shipped model stays a few MB. `xfd export` without --compact keeps all."""
     offline.configure()
     from ultralytics import YOLO
 
@@ -94,8 +98,22 @@ def export_model(weights: str | Path, out: str | Path, data: str | Path, imgsz: 
         if k in old and k not in meta:
             meta[k] = old[k]
     (out / "model.json").write_text(json.dumps(meta, indent=1))
+    if compact and "openvino" in files:
+        import openvino as ov
+
+        xml = next((out / "openvino").glob("*.xml"))
+        m = ov.Core().read_model(str(xml))
+        tmp = xml.with_name("fp16.xml")
+        ov.save_model(m, str(tmp), compress_to_fp16=True)
+        os.replace(tmp, xml)
+        os.replace(tmp.with_suffix(".bin"), xml.with_suffix(".bin"))
     check = check_exports(out, data, n=check_images)
     meta["export_check"] = check
+    if compact and "onnx" in files:
+        (out / "model.onnx").unlink()
+        del files["onnx"]
+        meta["files"] = files
+        meta["onnx"] = "not shipped (size); `xfd export --weights model.pt` recreates it"
     (out / "model.json").write_text(json.dumps(meta, indent=1))
     write_sha256sums(out)
     return meta
@@ -156,6 +174,6 @@ def _dets(engine: Engine, img: np.ndarray, conf: float) -> np.ndarray:
 
 def export_cli(a) -> int:
     formats = tuple(f.strip() for f in a.formats.split(",") if f.strip())
-    meta = export_model(a.weights, a.out, a.data, a.imgsz, formats)
+    meta = export_model(a.weights, a.out, a.data, a.imgsz, formats, name=a.name, version=a.version, compact=a.compact)
     print(json.dumps({"model_dir": str(Path(a.out).resolve()), "files": meta["files"], "export_check": meta["export_check"]}, indent=1))
     return 0
