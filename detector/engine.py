@@ -139,6 +139,9 @@ def load_model_info(path: str | Path) -> ModelInfo:
 
 
 def _torch_meta(p: Path) -> dict:
+    from . import offline
+
+    offline.configure()  # unpickling imports ultralytics: settings and threads first
     try:
         import torch
 
@@ -168,9 +171,9 @@ class _TorchRunner:
         self.model = model.float().eval()
         self.torch = torch
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, img: np.ndarray) -> np.ndarray:
         with self.torch.inference_mode():
-            y = self.model(self.torch.from_numpy(x))
+            y = self.model(self.torch.from_numpy(to_tensor([img])))
         if isinstance(y, (list, tuple)):
             y = y[0]
         return y.numpy()
@@ -190,8 +193,8 @@ class _OnnxRunner:
             raise ModelError(f"cannot load ONNX model {path}: {str(e)[:200]}") from None
         self.inp = self.sess.get_inputs()[0].name
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.sess.run(None, {self.inp: x})[0]
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        return self.sess.run(None, {self.inp: to_tensor([img])})[0]
 
 
 class _OpenVinoModel:
@@ -210,6 +213,12 @@ class _OpenVinoModel:
                 core = ov.Core()
                 try:
                     model = core.read_model(path)
+                    # fold uint8 HWC -> float32 CHW /255 into the compiled graph: no numpy pass per scan
+                    ppp = ov.preprocess.PrePostProcessor(model)
+                    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+                    ppp.input().model().set_layout(ov.Layout("NCHW"))
+                    ppp.input().preprocess().convert_element_type(ov.Type.f32).scale(255.0)
+                    model = ppp.build()
                     cls._cache[key] = core.compile_model(model, "CPU", {
                         "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1})
                 except Exception as e:
@@ -221,8 +230,8 @@ class _OpenVinoRunner:
     def __init__(self, path: str, threads: int):
         self.req = _OpenVinoModel.compiled(path, threads).create_infer_request()
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        self.req.infer({0: x})
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        self.req.infer({0: img[None]})
         return self.req.get_output_tensor(0).data.copy()
 
 
@@ -384,7 +393,7 @@ class Engine:
         try:
             outs = []
             for c in crops:  # batch 1: static shapes are fastest on CPU backends
-                y = runner(to_tensor([c]))
+                y = runner(c)
                 outs.append(decode_output(y[0], conf, len(self.names)))
             return outs
         finally:

@@ -33,9 +33,15 @@ def config_dir() -> Path:
     return Path(os.environ.get("XFD_CACHE_DIR", REPO_ROOT / ".cache")) / "ultralytics"
 
 
-def configure() -> None:
-    global _DONE
-    if _DONE:
+_ENV_DONE = False
+
+
+def set_env() -> None:
+    """The cheap part, run by `import detector` (and so by training/ and serve/): the
+    environment ultralytics reads at import time, and its config dir with our font.
+    Unpickling a checkpoint imports ultralytics, so this must come first."""
+    global _ENV_DONE
+    if _ENV_DONE:
         return
     threads = default_threads()
     os.environ["YOLO_OFFLINE"] = "true"
@@ -54,8 +60,17 @@ def configure() -> None:
         target = fonts / name
         if not target.exists():
             shutil.copyfile(ASSETS / "DejaVuSans.ttf", target)
+    _ENV_DONE = True
+
+
+def configure() -> None:
+    """set_env() plus ultralytics settings (sync and trackers off) and thread counts."""
+    global _DONE
+    set_env()
+    if _DONE:
+        return
     _DONE = True
-    _patch_ultralytics(threads)
+    _patch_ultralytics(default_threads())
 
 
 def _patch_ultralytics(threads: int) -> None:
