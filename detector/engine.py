@@ -374,9 +374,11 @@ class Engine:
             self.warmup()
 
     def _best_backend(self) -> str:
+        """XFD_BACKEND, else the model's own choice (model.json default_backend: the
+        fastest path that met the accuracy bound at evaluation), else the first of BACKENDS."""
         order = [b for b in BACKENDS if b in self.info.files]
-        pref = os.environ.get("XFD_BACKEND")
-        if pref:
+        pref = os.environ.get("XFD_BACKEND") or self.info.meta.get("default_backend")
+        if pref and (pref in self.info.files or os.environ.get("XFD_BACKEND")):
             return pref
         if not order:
             raise ModelError(f"model {self.info.name} has no usable weights")
