@@ -651,7 +651,10 @@ def run_server(a=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = BodyLimit(create_app(s), s.max_body_bytes)
     print(f"xfd serve: http://{s.host}:{s.port}  (console /console, API docs /docs, data {s.data_dir})", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=s.host, port=s.port, log_level="info", access_log=True, server_header=False)
+    # graceful shutdown: in-flight scans finish and are stored; long-lived event streams
+    # (consoles) are closed after a few seconds instead of holding the process open
+    uvicorn.run(app, host=s.host, port=s.port, log_level="info", access_log=True, server_header=False,
+                timeout_graceful_shutdown=3)
     return 0
 
 

@@ -133,7 +133,7 @@ def write_sha256sums(root: Path) -> None:
     (root / "SHA256SUMS").write_text("\n".join(lines) + "\n")
 
 
-def check_exports(model_dir: Path, data: str | Path, n: int = 20, conf: float = 0.25) -> dict:
+def check_exports(model_dir: Path, data: str | Path, n: int = 20, conf: float = 0.05) -> dict:
     """Run every backend on the same validation scans; compare with PyTorch: share of
     PyTorch detections matched (same class, IoU >= 0.8), largest confidence gap."""
     try:
