@@ -188,7 +188,7 @@ def bench_cli(a) -> int:
     for k, v in results["engine"].items():
         print(f"  {k:34s} p50 {v['p50_ms']:8.1f} ms  p95 {v['p95_ms']:8.1f} ms  x{v['speedup_vs_baseline']:.2f}", flush=True)
     print("service over loopback:", flush=True)
-    results["service"] = bench_service(model, scans)
+    results["service"] = bench_service(model, scans, soak=a.soak)
     for k, v in results["service"].items():
         print(f"  {k:12s} {v}", flush=True)
     results["simulator"] = bench_synth()
