@@ -363,10 +363,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mx.LATENCY.labels(path).observe(time.perf_counter() - t0)
         for k, v in SECURITY_HEADERS.items():
             response.headers.setdefault(k, v)
-        if path.startswith("/console") or path == "/docs":
-            if path.startswith("/console"):
-                response.headers.setdefault("Content-Security-Policy", CSP)
-        else:
+        if path.startswith("/console"):
+            response.headers.setdefault("Content-Security-Policy", CSP)
+        elif path != "/docs":  # API answers are never cached
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
