@@ -67,10 +67,14 @@ def train(data: str, model: str | None = None, weights: str | None = None, epoch
     offline.configure()
     import logging
 
+    import ultralytics.utils as ul_utils
     from ultralytics import YOLO
-    from ultralytics.utils import LOGGER
 
-    LOGGER.setLevel(logging.INFO)  # training shows per-epoch progress and ETA
+    # training shows per-epoch progress bars and ETA (the rest of the project keeps ultralytics quiet)
+    ul_utils.VERBOSE = True
+    ul_utils.LOGGER.setLevel(logging.INFO)
+    for h in ul_utils.LOGGER.handlers:
+        h.setLevel(logging.INFO)
     cfg = load_config(config)
     arch = model or cfg.pop("model", "yolo26n")
     cfg.pop("model", None)
