@@ -25,9 +25,9 @@ import yaml
 
 from detector import imaging, taxonomy
 from detector.offline import REPO_ROOT
+from training.evaluate import IMG_EXT
 
 CLASS_MAP_DIR = REPO_ROOT / "configs" / "class_maps"
-IMG_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 FORMATS = ("yolo", "coco", "voc", "sixray", "pidray", "clcxray", "gdxray", "opixray", "hixray", "reviews")
 
 

@@ -162,7 +162,7 @@ def ellipsoid(rx: float, ry: float, rz: float, pitch: float, shell: float | None
     return g[keep] + np.asarray(centre, np.float32)
 
 
-def tube_along(path: np.ndarray, r: float, pitch: float, axis_order: int = 0, centre=(0, 0, 0)) -> np.ndarray:
+def tube_along(path: np.ndarray, r: float, pitch: float) -> np.ndarray:
     """Solid round wire of radius r following a 3D polyline (x along the path's first column)."""
     path = np.asarray(path, np.float32)
     seg = np.diff(path, axis=0)
@@ -178,11 +178,7 @@ def tube_along(path: np.ndarray, r: float, pitch: float, axis_order: int = 0, ce
     if len(offs) == 0:
         offs = np.zeros((1, 3), np.float32)
     pts = (centres[:, None, :] + offs[None, :, :]).reshape(-1, 3)
-    if axis_order == 1:
-        pts = pts[:, [1, 0, 2]]
-    elif axis_order == 2:
-        pts = pts[:, [1, 2, 0]]
-    return pts.astype(np.float32) + np.asarray(centre, np.float32)
+    return pts.astype(np.float32)
 
 
 def add_wire(obj: Obj, path: np.ndarray, r: float, material: str, pitch: float) -> Obj:

@@ -84,7 +84,6 @@ def zeff_axis(t_low: np.ndarray, t_high: np.ndarray, spectrum: physics.Spectrum 
     z = np.clip(z, 0, 1).astype(np.float32)
     # where almost nothing is in the beam the ratio is noise: lean to organic
     weak = np.clip((att_h - 0.03) / 0.15, 0, 1)
-    # where almost nothing gets through, the ratio is noise too: impenetrable (black anyway)
     return z * weak
 
 
