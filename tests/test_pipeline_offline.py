@@ -35,6 +35,18 @@ def no_network(monkeypatch):
         socket.create_connection(("127.0.0.1", 9))
 
 
+def _max_param_gap(a, b) -> float:
+    import torch
+
+    def params(p):
+        ck = torch.load(p, map_location="cpu", weights_only=False)
+        return dict((ck.get("ema") or ck["model"]).float().named_parameters())
+
+    pa, pb = params(a), params(b)
+    assert pa.keys() == pb.keys()
+    return max(float((pa[k] - pb[k]).abs().max()) for k in pa)
+
+
 def test_offline_train_eval_export_predict(no_network, tmp_path):
     from detector.engine import Engine
     from detector.synth.dataset import write_dataset
@@ -47,6 +59,15 @@ def test_offline_train_eval_export_predict(no_network, tmp_path):
     run = train(str(data), epochs=1, imgsz=96, batch=4, workers=0, project=str(tmp_path / "runs"), name="tiny", plots=False)
     assert (run / "weights" / "best.pt").exists() and (run / "results.csv").exists()
     assert json.loads((run / "xfd_config.json").read_text())["architecture"] == "yolo26n"
+
+    # fine-tuning starts from the checkpoint's weights (ultralytics silently rebuilds from the YAML otherwise):
+    # with a vanishing learning rate the fine-tuned weights must equal the starting ones
+    ft = train(str(data), weights=str(run / "weights" / "best.pt"), epochs=1, imgsz=96, batch=4, workers=0,
+               project=str(tmp_path / "runs"), name="ft", plots=False, lr0=1e-12, warmup_epochs=0)
+    assert _max_param_gap(run / "weights" / "best.pt", ft / "weights" / "best.pt") < 1e-3
+    scratch = train(str(data), epochs=1, imgsz=96, batch=4, workers=0, project=str(tmp_path / "runs"),
+                    name="scratch", plots=False, lr0=1e-12, warmup_epochs=0, seed=1)
+    assert _max_param_gap(run / "weights" / "best.pt", scratch / "weights" / "best.pt") > 1e-2  # the check can fail
 
     model_dir = tmp_path / "model"
     meta = export_model(run / "weights" / "best.pt", model_dir, data, check_images=4)

@@ -30,7 +30,15 @@ def load_config(path: str | Path | None = None) -> dict:
     p = Path(path) if path else DEFAULT_CONFIG
     if not p.exists():
         raise TrainError(f"training config not found: {p}")
-    return yaml.safe_load(p.read_text()) or {}
+    cfg = yaml.safe_load(p.read_text()) or {}
+    base = cfg.pop("base", None)  # a config may extend another one: `base: train.yaml`
+    if base:
+        if Path(base).name == p.name:
+            raise TrainError(f"training config {p} names itself as its base")
+        merged = load_config(p.parent / base)
+        merged.update(cfg)
+        return merged
+    return cfg
 
 
 def check_dataset(data: str | Path) -> dict:
@@ -97,18 +105,22 @@ def train(data: str, model: str | None = None, weights: str | None = None, epoch
             raise TrainError(f"weights not found: {wp}")
         yolo = _load_checkpoint(wp)
         source = f"fine-tune from {wp}"
+        # ultralytics rebuilds the model from its YAML and drops the loaded weights when pretrained is False:
+        # name the checkpoint explicitly so its weights are transferred
+        pretrained: bool | str = str(wp.resolve())
     else:
         if arch not in ARCHITECTURES:
             raise TrainError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
         yolo = YOLO(str(ARCH_DIR / f"{arch}.yaml"))
         source = f"from scratch ({arch})"
+        pretrained = False
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = {"data": str(Path(data).resolve()), "architecture": arch, "source": source, "device": device,
                 "fraction": fraction, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **cfg}
     (run_dir / "xfd_config.json").write_text(json.dumps(resolved, indent=2))
     print(f"training {source} on {data} -> {run_dir}", flush=True)
     yolo.train(data=str(Path(data).resolve()), project=str(run_dir.parent), name=run_dir.name, exist_ok=True,
-               device=device, pretrained=False, fraction=fraction, verbose=True, **cfg)
+               device=device, pretrained=pretrained, fraction=fraction, verbose=True, **cfg)
     return run_dir
 
 
