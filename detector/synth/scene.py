@@ -17,7 +17,7 @@ from .. import taxonomy
 from ..xray import physics, render
 from . import clutter as clutter_mod
 from . import threats as threat_mod
-from .shapes import ORIENTATIONS, Obj, orientation_rotation, splat
+from .shapes import ORIENTATIONS, Obj, col_max, col_min, orientation_rotation, splat
 
 GENERATOR_VERSION = "1.0.0"
 
@@ -78,10 +78,10 @@ class Canvas:
     def project(self, obj: Obj, cx_mm: float, cy_mm: float, rot: np.ndarray, magnification: float = 1.0,
                 pitch: float = 1.0) -> tuple[np.ndarray, int, int]:
         """Project an object; returns its own high-energy attenuation map and its (y0, x0)."""
-        r = rot[:2].astype(np.float32)
-        allpts = [p.pts @ r.T for p in obj.parts]
-        lo = np.min([a.min(0) for a in allpts], axis=0)
-        hi = np.max([a.max(0) for a in allpts], axis=0)
+        rt = np.ascontiguousarray(rot[:2].astype(np.float32).T)  # contiguous: same products, faster sgemm
+        allpts = [np.ascontiguousarray(p.pts) @ rt for p in obj.parts]
+        lo = np.min([col_min(a) for a in allpts], axis=0)
+        hi = np.max([col_max(a) for a in allpts], axis=0)
         x0, y0 = int(np.floor((cx_mm + lo[0]) / self.mmpp)) - 2, int(np.floor((cy_mm + magnification * lo[1]) / self.mmpp)) - 2
         w = int(np.ceil((cx_mm + hi[0]) / self.mmpp)) - x0 + 3
         h = int(np.ceil((cy_mm + magnification * hi[1]) / self.mmpp)) - y0 + 3
