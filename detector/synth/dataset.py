@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -94,12 +95,20 @@ def _check_out(out: Path) -> None:
         raise SynthError(f"output directory {out} is not writable: {e.strerror or e}") from None
 
 
-def _worker_init() -> None:
-    """One thread per worker process. The projections are (n, 3) x (3, 2) matrix products:
-    a multi-threaded BLAS only adds synchronisation there, and with one worker per core the
-    threads oversubscribe the machine (measured 2.5x slower per scan). Results are identical."""
-    threadpool_limits(1, user_api="blas")
-    cv2.setNumThreads(1)
+@contextlib.contextmanager
+def _one_thread_each():
+    """One BLAS and OpenCV thread per process while scans are rendered. The projections are
+    (n, 3) x (3, 2) matrix products: a multi-threaded BLAS only adds synchronisation there, and
+    with one worker per core its threads oversubscribe the machine (measured 2.5x slower per
+    scan). Set in the parent before the workers fork, never inside a forked child (changing
+    OpenBLAS' thread count after fork can deadlock). Results are identical."""
+    cv_threads = cv2.getNumThreads()
+    with threadpool_limits(1, user_api="blas"):
+        cv2.setNumThreads(1)
+        try:
+            yield
+        finally:
+            cv2.setNumThreads(cv_threads)
 
 
 def write_dataset(out: str | Path, n: int, seed: int = 0, split: str = "train=0.8,val=0.1,test=0.1",
@@ -124,16 +133,16 @@ def write_dataset(out: str | Path, n: int, seed: int = 0, split: str = "train=0.
     records: list[dict] = []
     t0 = time.time()
     progress = progress or _print_progress
-    if workers == 1:
-        with threadpool_limits(1, user_api="blas"):
+    with _one_thread_each():
+        if workers == 1:
             for rec in map(_render_one, jobs):
                 records.append(rec)
                 progress(len(records), n, t0)
-    else:
-        with ProcessPoolExecutor(workers, initializer=_worker_init) as ex:
-            for rec in ex.map(_render_one, jobs, chunksize=4):
-                records.append(rec)
-                progress(len(records), n, t0)
+        else:
+            with ProcessPoolExecutor(workers) as ex:
+                for rec in ex.map(_render_one, jobs, chunksize=4):
+                    records.append(rec)
+                    progress(len(records), n, t0)
     elapsed = time.time() - t0
     names = taxonomy.names()
     counts = {c: 0 for c in names}
