@@ -46,7 +46,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
 
 bench: setup
-	$(BIN)/xfd bench
+	$(BIN)/xfd bench --soak 5000 --out reports/bench.json
 
 synth: setup
 	$(BIN)/xfd synth --out $(DATA)/synth-train --n 1800 --seed $(SEED) --split train=0.9,val=0.1

@@ -58,20 +58,36 @@ def bench_engine(model_dir: Path, scans: list[bytes], repeat: int = 1) -> dict:
     offline.configure()
     info = load_model_info(model_dir)
     res = {}
-    # baseline: stock ultralytics predict on the same .pt (decode by cv2 as ultralytics users do)
+    # baseline: stock ultralytics predict on the same .pt (decode by cv2 as ultralytics users do).
+    # Stock ultralytics runs torch on cpu_count-1 threads (its select_device sets NUM_THREADS):
+    # one thread on this 2-core machine. The project lifts that to all cores; both are measured.
+    import torch
     from ultralytics import YOLO
+    from ultralytics.utils import torch_utils
 
     y = YOLO(info.files["torch"])
     arrs = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) for b in scans]
-    y.predict(arrs[0], imgsz=info.imgsz, verbose=False, device="cpu")
-    times = []
-    for _ in range(repeat):
-        for b in scans:
-            t0 = time.perf_counter()
-            a = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
-            y.predict(a, imgsz=info.imgsz, verbose=False, device="cpu", conf=0.25)
-            times.append((time.perf_counter() - t0) * 1e3)
-    res["ultralytics-predict (baseline)"] = {"p50_ms": _pct(times, 50), "p95_ms": _pct(times, 95)}
+    ours = torch_utils.NUM_THREADS
+    stock_threads = min(8, max(1, (os.cpu_count() or 1) - 1))  # ultralytics' own default
+    variants = [(f"ultralytics predict, stock ({stock_threads} thread{'s' * (stock_threads > 1)})", stock_threads)]
+    if ours != stock_threads:
+        variants.append((f"ultralytics predict, {ours} threads", ours))
+    for label, threads in variants:
+        torch_utils.NUM_THREADS = threads
+        try:
+            y.predict(arrs[0], imgsz=info.imgsz, verbose=False, device="cpu")
+            assert torch.get_num_threads() == threads
+            times = []
+            for _ in range(repeat):
+                for b in scans:
+                    t0 = time.perf_counter()
+                    a = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
+                    y.predict(a, imgsz=info.imgsz, verbose=False, device="cpu", conf=0.25)
+                    times.append((time.perf_counter() - t0) * 1e3)
+        finally:
+            torch_utils.NUM_THREADS = ours
+            torch.set_num_threads(ours)
+        res[label] = {"p50_ms": _pct(times, 50), "p95_ms": _pct(times, 95)}
     for b in BACKENDS[::-1]:
         if b not in info.files:
             continue
@@ -83,7 +99,7 @@ def bench_engine(model_dir: Path, scans: list[bytes], repeat: int = 1) -> dict:
                 e.detect(imaging.decode(data), tile="off")
                 times.append((time.perf_counter() - t0) * 1e3)
         res[f"engine {b}"] = {"p50_ms": _pct(times, 50), "p95_ms": _pct(times, 95)}
-    base = res["ultralytics-predict (baseline)"]["p50_ms"]
+    base = next(v for k, v in res.items() if "stock" in k)["p50_ms"]
     for v in res.values():
         v["speedup_vs_baseline"] = round(base / v["p50_ms"], 2)
     return res
@@ -170,12 +186,40 @@ def bench_service(model_dir: Path, scans: list[bytes], clients=(1, 4, 16), per_c
         proc.wait(timeout=30)
 
 
-def bench_synth(n: int = 12) -> dict:
+def bench_synth(n: int = 40) -> dict:
     from .synth.dataset import write_dataset
 
     with tempfile.TemporaryDirectory() as d:
         m = write_dataset(d, n, seed=5, split="train=1", workers=os.cpu_count(), coco=False, sheet=False, progress=lambda *a: None)
-    return {"scans": n, "scans_per_s": m["scans_per_second"]}
+        sizes = [(r["width"], r["height"]) for r in m["scans"]]
+    return {"scans": n, "scans_per_s": m["scans_per_second"], "workers": os.cpu_count(),
+            "median_size": [int(np.median([w for w, _ in sizes])), int(np.median([h for _, h in sizes]))]}
+
+
+def bench_train(model_dir: Path, n: int = 48, batch: int = 16) -> dict:
+    """Training images per second: one epoch of the shipped model's architecture at its
+    image size and the training config's batch, on freshly simulated scans (CPU)."""
+    from ultralytics import YOLO
+
+    from training.train import ARCH_DIR, load_config
+
+    from .synth.dataset import write_dataset
+
+    info = load_model_info(model_dir)
+    cfg = load_config()
+    arch = cfg.get("model", "yolo26n")
+    with tempfile.TemporaryDirectory() as d:
+        write_dataset(Path(d) / "data", n, seed=6, split="train=1", coco=False, sheet=False, progress=lambda *a: None)
+        y = YOLO(str(ARCH_DIR / f"{arch}.yaml"))
+        marks: dict[str, float] = {}
+        y.add_callback("on_train_epoch_start", lambda t: marks.setdefault("start", time.perf_counter()))
+        y.add_callback("on_train_epoch_end", lambda t: marks.setdefault("end", time.perf_counter()))
+        y.train(data=str(Path(d) / "data" / "data.yaml"), epochs=1, imgsz=info.imgsz, batch=batch, device="cpu",
+                val=False, plots=False, workers=0, project=d, name="bench", verbose=False, cache="ram",
+                pretrained=False, amp=False)
+    sec = marks["end"] - marks["start"]
+    return {"architecture": arch, "imgsz": info.imgsz, "batch": batch, "images": n,
+            "images_per_s": round(n / sec, 2), "seconds_per_epoch_of_1620": round(1620 * sec / n)}
 
 
 def bench_cli(a) -> int:
@@ -192,7 +236,19 @@ def bench_cli(a) -> int:
     for k, v in results["service"].items():
         print(f"  {k:12s} {v}", flush=True)
     results["simulator"] = bench_synth()
-    print(f"simulator: {results['simulator']['scans_per_s']} scans/s", flush=True)
+    sim = results["simulator"]
+    print(f"simulator: {sim['scans_per_s']} scans/s ({sim['workers']} workers, median scan {sim['median_size'][0]}x{sim['median_size'][1]} px)", flush=True)
+    int8 = load_model_info(model).meta.get("int8_check")
+    if int8:
+        results["int8_accuracy"] = int8
+        print("accuracy cost of INT8 (from `make eval`, same test set): "
+              f"mAP50 {int8['map50_fp32']:.3f} -> {int8['map50_int8']:.3f}, Pd {int8['pd_fp32']:.3f} -> {int8['pd_int8']:.3f}, "
+              f"Pfa {int8['pfa_fp32']:.3f} -> {int8['pfa_int8']:.3f}; INT8 accepted: {int8['int8_accepted']}", flush=True)
+    if not a.no_train:
+        results["training"] = bench_train(model)
+        tr = results["training"]
+        print(f"training: {tr['images_per_s']} images/s ({tr['architecture']} at {tr['imgsz']} px, batch {tr['batch']}, CPU)", flush=True)
     if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(results, indent=1))
     return 0

@@ -152,6 +152,7 @@ xfd bench --n 50 --model models/default""")
     b.add_argument("--n", type=int, default=30)
     b.add_argument("--out", default=None, help="write results JSON here")
     b.add_argument("--soak", type=int, default=0, help="extra requests to the service before reading its RSS growth")
+    b.add_argument("--no-train", action="store_true", help="skip the training-throughput measurement")
 
     k = _sub(sp, "keys", "manage API keys of the service", """
 xfd keys create --role integrator --name lane-3
