@@ -205,6 +205,8 @@ class Service:
         self.engine: Engine | None = None
         self.engine_error: str | None = None
         self.pool = ThreadPoolExecutor(max_workers=max(1, settings.workers), thread_name_prefix="infer")
+        # the upload is written and fsync'ed while the model runs: waiting on the disk costs no CPU
+        self.io_pool = ThreadPoolExecutor(max_workers=max(2, settings.workers), thread_name_prefix="store")
         self.pending = 0
         self.lock = threading.Lock()
         self.buckets: dict[str, tuple[float, float]] = {}
@@ -332,6 +334,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _shutdown():
         svc.stopping.set()
         svc.pool.shutdown(wait=True, cancel_futures=False)
+        svc.io_pool.shutdown(wait=True, cancel_futures=False)
 
     # ------------------------------------------------------------ error handlers
     @app.exception_handler(ApiError)
@@ -588,18 +591,24 @@ def _analyse_and_store(svc: Service, data: bytes, claimed: str, lane: str | None
         mx.BAD_INPUT.labels(e.code).inc()
         raise ApiError(IMAGE_ERROR_STATUS.get(e.code, 400), e.code, str(e)) from None
     t1 = time.perf_counter()
-    try:
-        res = eng.detect(img, tile)
-    except EngineError as e:
-        raise ApiError(500, "analysis_failed", f"the scan could not be analysed (not cleared): {e}") from None
-    res.timing_ms = {"decode": (t1 - t0) * 1e3, **res.timing_ms}
     scan_id = svc.store.new_id()
     ext = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp"}[img.format]
     ctype = imaging.FORMATS[img.format]
+    saving = svc.io_pool.submit(svc.store.save_image, scan_id, data, ext)  # in parallel with the model
+    try:
+        res = eng.detect(img, tile)
+    except EngineError as e:
+        try:
+            saving.result().unlink(missing_ok=True)  # no record will point at it
+        except OSError:
+            pass
+        raise ApiError(500, "analysis_failed", f"the scan could not be analysed (not cleared): {e}") from None
+    res.timing_ms = {"decode": (t1 - t0) * 1e3, **res.timing_ms}
     t2 = time.perf_counter()
-    path = svc.store.save_image(scan_id, data, ext)
+    sha = hashlib.sha256(data).hexdigest()
+    path = saving.result()  # the image is on disk (fsync'ed) before its record is committed
     rec = {"scan_id": scan_id, "model": eng.info.public(), **res.to_dict(), "lane": lane, "created": time.time(),
-           "image_path": str(path), "image_sha256": hashlib.sha256(data).hexdigest(), "content_type": ctype}
+           "image_path": str(path), "image_sha256": sha, "content_type": ctype}
     svc.store.insert_scan(rec)
     rec["timing_ms"]["store"] = round((time.perf_counter() - t2) * 1e3, 2)
     rec["timing_ms"]["total"] = round((time.perf_counter() - t0) * 1e3, 2)

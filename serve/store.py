@@ -60,6 +60,7 @@ class Store:
         self.path = self.root / "xfd.sqlite3"
         self._local = threading.local()
         self._write = threading.Lock()
+        self._touched: dict[str, float] = {}
         with self._conn() as c:
             c.executescript(SCHEMA)
 
@@ -105,9 +106,17 @@ class Store:
             return None
         return dict(r)
 
+    TOUCH_EVERY_S = 30.0
+
     def touch_key(self, kid: str) -> None:
+        """Record a key's last use, at most every 30 s per key: a committed write costs an
+        fsync, which per request would double the disk waits of a scan."""
+        now = time.time()
+        if now - self._touched.get(kid, 0.0) < self.TOUCH_EVERY_S:
+            return
+        self._touched[kid] = now
         with self._write:
-            self._conn().execute("UPDATE keys SET last_used=? WHERE id=?", (time.time(), kid))
+            self._conn().execute("UPDATE keys SET last_used=? WHERE id=?", (now, kid))
 
     # ------------------------------------------------------------- audit
     def audit(self, key_id: str | None, action: str, target: str | None, detail) -> None:
