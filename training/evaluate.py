@@ -3,8 +3,10 @@ and operating-point calibration (never on the test split)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -51,6 +53,48 @@ def load_split(data_yaml: str | Path, split: str) -> tuple[list[dict], list[str]
     if not items:
         raise EvalError(f"no images in {img_dir}")
     return items, names
+
+
+def _image_hashes(d: Path) -> dict[str, str]:
+    return {hashlib.sha256(f.read_bytes()).hexdigest(): str(f) for f in sorted(d.rglob("*"))
+            if f.suffix.lower() in IMG_EXT and f.is_file()}
+
+
+def _split_dirs(data_yaml: Path, skip: str | None = None) -> list[Path]:
+    try:
+        d = yaml.safe_load(data_yaml.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    root = Path(d.get("path", data_yaml.parent))
+    root = root if root.is_absolute() else (data_yaml.parent / root).resolve()
+    return [root / d[s] for s in ("train", "val", "test") if s != skip and isinstance(d.get(s), str) and (root / d[s]).is_dir()]
+
+
+def leakage_check(items: list[dict], data: str | Path, split: str, engine) -> dict:
+    """Content-hash the evaluated images against the images the model was trained on (the
+    dataset named in the checkpoint's train_args, when present here) and the other splits of
+    the same dataset YAML. Peers' repositories keep validating on training images by mistake."""
+    dirs = _split_dirs(Path(data), skip=split)
+    torch_file = engine.info.files.get("torch")
+    if torch_file and Path(torch_file).exists():
+        try:
+            import torch
+
+            ck = torch.load(torch_file, map_location="cpu", weights_only=False)
+            trained_on = Path(str((ck.get("train_args") or {}).get("data", "")))
+            if trained_on.is_file():
+                dirs += [d for d in _split_dirs(trained_on) if d not in dirs]
+        except Exception:  # an unreadable checkpoint is the engine's business, not this check's
+            pass
+    evaluated = {hashlib.sha256(it["image"].read_bytes()).hexdigest(): str(it["image"]) for it in items}
+    seen: dict[str, str] = {}
+    for d in dirs:
+        if d.resolve() == items[0]["image"].parent.resolve():
+            continue
+        seen.update(_image_hashes(d))
+    overlap = sorted(set(evaluated) & set(seen))
+    return {"checked_against": [str(d) for d in dirs], "images_checked": len(seen), "overlap": len(overlap),
+            "examples": [{"evaluated": evaluated[h], "also_in": seen[h]} for h in overlap[:5]]}
 
 
 def img2label(ip: Path) -> Path:
@@ -120,6 +164,10 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
         raise EvalError(f"dataset classes {names} differ from the model's {engine.names}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    leak = leakage_check(items, data, split, engine)
+    if leak["overlap"]:
+        print(f"WARNING: {leak['overlap']} of the {len(items)} evaluated images also appear (same bytes) in "
+              f"{', '.join(leak['checked_against'])}: these metrics are inflated", file=sys.stderr, flush=True)
     preds, gts, times = predict(engine, items, tile)
     nc = len(names)
     any_max, hit_max, threat = M.scan_tables(preds, gts, nc)
@@ -158,7 +206,7 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
         "calibrated_here": calibrate, "target_pfa": target_pfa if calibrate else None,
         "strata": strat, "pd_pfa_curve": curve, "confusion": {"labels": names + ["background"], "matrix": conf.tolist()},
         "latency_ms": {"p50": round(float(np.percentile(times, 50)), 1), "p95": round(float(np.percentile(times, 95)), 1)},
-        "per_scan": per_scan,
+        "per_scan": per_scan, "leakage": leak,
         "definitions": "Pd: share of threat scans with an alarming detection overlapping a labelled threat (IoU>=0.5, any class). "
                        "Pfa: share of clean scans with any alarming detection. Alarm: score >= the class threshold.",
     }
@@ -189,6 +237,12 @@ def markdown(r: dict) -> str:
         for k, s in r["strata"].items():
             lines.append(f"| {k} | {s['scans']} | {s['threat_scans']} | {s['pd'] if s['pd'] is not None else 'n/a'} | "
                          f"{s['pfa'] if s['pfa'] is not None else 'n/a'} |")
+    lk = r.get("leakage")
+    if lk:
+        verdict = (f"**{lk['overlap']} evaluated images also occur in the checked sets: metrics inflated.**" if lk["overlap"]
+                   else "none of the evaluated images occurs in them.")
+        lines += ["", f"Leakage check (SHA-256 of file bytes) against {lk['images_checked']} images in "
+                  f"{', '.join(lk['checked_against']) or 'no other split'}: {verdict}"]
     lines += ["", r["definitions"], "", "Plots: pd_pfa.png, pr_curves.png, confusion.png."]
     return "\n".join(lines) + "\n"
 
