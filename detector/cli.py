@@ -41,6 +41,9 @@ xfd synth --out data/shifted --n 200 --seed 3 --split test=1 --shifted --raw""")
     s.add_argument("--split", default="train=0.8,val=0.1,test=0.1", help="fractions per split (train, val, test)")
     s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     s.add_argument("--shifted", action="store_true", help="off-distribution settings (resolution, clutter, palette)")
+    s.add_argument("--display-effects", type=float, default=None, metavar="P",
+                   help="share of scans given a vendor's display processing: sharpening, contrast stretch, "
+                        "negative, burnt-in text (default 0: generator 1.0.0's images)")
     s.add_argument("--gray", type=float, default=None, help="share of grayscale scans (default 0.2)")
     s.add_argument("--raw", action="store_true", help="also write raw 16-bit low/high energy images")
 
@@ -192,6 +195,10 @@ def cmd_synth(a) -> int:
         if not 0 <= a.gray <= 1:
             raise CliError(f"--gray must be between 0 and 1, got {a.gray}")
         cfg.p_gray = a.gray
+    if a.display_effects is not None:
+        if not 0 <= a.display_effects <= 1:
+            raise CliError(f"--display-effects must be between 0 and 1, got {a.display_effects}")
+        cfg.p_display = a.display_effects
     if a.workers is not None and a.workers < 1:
         raise CliError(f"--workers must be >= 1, got {a.workers}")
     m = write_dataset(a.out, a.n, a.seed, a.split, a.workers, cfg, raw=a.raw)

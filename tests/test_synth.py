@@ -134,8 +134,41 @@ def test_cli_reports_bad_parameters():
     r = subprocess.run([sys.executable, "-m", "detector.cli", "synth", "--out", "/tmp/xfd-never", "--n", "2", "--split", "a=1"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "unknown split" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "synth", "--out", "/tmp/xfd-never", "--n", "2",
+                        "--display-effects", "1.5"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--display-effects must be between 0 and 1" in r.stderr
 
 
 def test_shifted_config_differs():
     s = SceneConfig.shifted()
     assert s.mm_per_px[0] > SceneConfig().mm_per_px[1] - 0.1 and s.palette_shift != 0
+
+
+def test_display_effects_change_pixels_not_labels():
+    import cv2
+
+    from detector.xray import render
+
+    seen = set()
+    for i in range(6):
+        plain = simulate(11, i)
+        shown = simulate(11, i, SceneConfig(p_display=1.0))
+        assert "display" not in plain.meta and "display" in shown.meta
+        assert [b["box"] for b in plain.boxes] == [b["box"] for b in shown.boxes]  # own random stream
+        assert shown.image.shape == plain.image.shape
+        seen.update(shown.meta["display"])
+        for b in shown.boxes:  # burnt-in text never covers a labelled object
+            t = shown.meta["display"].get("text")
+            if t:
+                x1, y1, x2, y2 = b["box"]
+                assert t[2] <= x1 or x2 <= t[0] or t[3] <= y1 or y2 <= t[1]
+    assert seen, "six scans at p_display=1 applied no effect at all"
+    # unsharp masking raises high-frequency energy
+    img = simulate(11, 0).image
+    rng = np.random.default_rng(0)
+    while True:
+        out, applied = render.display_effects(img, rng)
+        if "unsharp" in applied and "stretch" not in applied and "text" not in applied:
+            break
+    lap = lambda a: cv2.Laplacian(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY) if a.ndim == 3 else a, cv2.CV_32F).var()  # noqa: E731
+    assert lap(out) > 1.2 * lap(img)

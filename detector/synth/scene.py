@@ -19,7 +19,7 @@ from . import clutter as clutter_mod
 from . import threats as threat_mod
 from .shapes import ORIENTATIONS, Obj, col_max, col_min, orientation_rotation, splat
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"  # 1.1.0 = 1.0.0 + opt-in display effects (off: same images as 1.0.0)
 
 
 @dataclass
@@ -35,6 +35,10 @@ class SceneConfig:
     palette_shift: float = 0.0  # degrees added to every hue anchor (test-time shift)
     threat_orientation_p: tuple[float, float, float, float] = (0.55, 0.25, 0.12, 0.08)
     container_p: tuple[float, float, float, float] = (0.5, 0.2, 0.15, 0.15)  # box, envelope, bag, suitcase
+    # share of scans that get a vendor's display processing (sharpening, stretch, negative, burnt-in
+    # text; render.display_effects). 0 keeps generator 1.0.0's images byte for byte. It draws from
+    # its own random stream, so objects, labels and physics are the same with or without it.
+    p_display: float = 0.0
 
     @staticmethod
     def shifted() -> SceneConfig:
@@ -342,12 +346,6 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
             palette = render.Palette(**d)
         img = render.pseudo_colour(t_low, t_high, palette, spectrum)
         pal = {"mode": "colour", **palette.as_dict()}
-    jpeg_q = None
-    if rng.random() < cfg.p_jpeg:
-        jpeg_q = int(rng.integers(60, 96))
-        ok, buf = cv2.imencode(".jpg", img if gray else img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg_q])
-        dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-        img = dec if gray else dec[..., ::-1].copy()
 
     # labels: tight boxes on each threat's visible projection
     boxes, labelled_maps = [], []
@@ -378,6 +376,20 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
             "concealment": conceal, "occlusion": round(occlusion, 3), "difficulty": difficulty,
         })
 
+    display = None
+    if cfg.p_display > 0:
+        drng = np.random.default_rng([int(seed), int(index), 0xD15])
+        if drng.random() < cfg.p_display:
+            img, display = render.display_effects(img, drng, [b["box"] for b in boxes])
+    # the scanner exports what its display shows, often as JPEG (labels never depend on pixels,
+    # and no random draw happens between the palette and here, so this order keeps 1.0.0's bytes)
+    jpeg_q = None
+    if rng.random() < cfg.p_jpeg:
+        jpeg_q = int(rng.integers(60, 96))
+        ok, buf = cv2.imencode(".jpg", img if gray else img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg_q])
+        dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        img = dec if gray else dec[..., ::-1].copy()
+
     rank = {"easy": 0, "hard": 1, "concealed": 2}
     difficulty = max((b["difficulty"] for b in boxes), key=lambda d: rank[d], default="clean")
     meta = {
@@ -389,6 +401,8 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         "clutter": clutter_meta, "n_threats": len(boxes), "difficulty": difficulty,
         "grayscale": bool(gray), "printed": any(b["printed"] for b in boxes),
     }
+    if cfg.p_display > 0:
+        meta["display"] = display
     extras = {}
     if keep_raw:  # per-threat attenuation maps, for tests of label tightness
         extras["threat_maps"] = labelled_maps

@@ -143,3 +143,45 @@ def raw_pair_to_rgb(low: np.ndarray, high: np.ndarray) -> np.ndarray:
         raise ValueError(f"low and high energy images differ in size: {np.asarray(low).shape[:2]} vs {np.asarray(high).shape[:2]}")
     tl, th = from_raw_pair(low, high)
     return pseudo_colour(tl, th)
+
+
+# ----------------------------------------------------------------- vendor display processing
+def display_effects(img: np.ndarray, rng: np.random.Generator, keep_out: list[list[int]] | None = None
+                    ) -> tuple[np.ndarray, dict]:
+    """What a scanner's display software does to the image after the physics, randomised:
+    edge enhancement (unsharp masking, which every vendor offers as a "sharpen"/"HI" key and
+    some apply by default), a contrast stretch of the grey levels, the negative image key, and
+    burnt-in text (date, lane, machine) in a corner. keep_out boxes (x1, y1, x2, y2) are never
+    written over, so labels stay true. Returns the new image and what was applied."""
+    out = img.astype(np.float32)
+    applied: dict = {}
+    if rng.random() < 0.6:
+        radius = float(rng.uniform(0.8, 3.0))
+        amount = float(rng.uniform(0.3, 1.6))
+        blur = cv2.GaussianBlur(out, (0, 0), radius)
+        out = out + amount * (out - blur)
+        applied["unsharp"] = {"radius_px": round(radius, 2), "amount": round(amount, 2)}
+    if rng.random() < 0.4:
+        lo, hi = float(rng.uniform(0, 40)), float(rng.uniform(215, 255))
+        out = (out - lo) * (255.0 / (hi - lo))
+        applied["stretch"] = [round(lo, 1), round(hi, 1)]
+    out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    if out.ndim == 2 and rng.random() < 0.1:
+        out = 255 - out
+        applied["negative"] = True
+    if rng.random() < 0.35:
+        h, w = out.shape[:2]
+        text = f"{int(rng.integers(2019, 2027))}-{int(rng.integers(1, 13)):02d}-{int(rng.integers(1, 29)):02d} " \
+               f"{int(rng.integers(0, 24)):02d}:{int(rng.integers(0, 60)):02d}  L{int(rng.integers(1, 9))}"
+        scale = float(rng.uniform(0.35, 0.6))
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        corner = int(rng.integers(4))
+        x = 6 if corner in (0, 2) else w - tw - 6
+        y = th + 6 if corner in (0, 1) else h - base - 6
+        box = [x - 2, y - th - 2, x + tw + 2, y + base + 2]
+        clear = all(box[2] <= k[0] or k[2] <= box[0] or box[3] <= k[1] or k[3] <= box[1] for k in keep_out or [])
+        if clear and x > 0 and y - th > 0:
+            colour = (0, 0, 0) if rng.random() < 0.7 else (255, 255, 255)
+            cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour if out.ndim == 3 else colour[0], 1, cv2.LINE_AA)
+            applied["text"] = box
+    return out, applied
