@@ -44,6 +44,10 @@ xfd synth --out data/shifted --n 200 --seed 3 --split test=1 --shifted --raw""")
     s.add_argument("--display-effects", type=float, default=None, metavar="P",
                    help="share of scans given a vendor's display processing: sharpening, contrast stretch, "
                         "negative, burnt-in text (default 0: generator 1.0.0's images)")
+    s.add_argument("--soft-contents", type=float, default=None, metavar="P",
+                   help="share of scans that also hold soft goods (folded clothing, food bags, paper and bubble-wrap "
+                        "packing) and small metal confusers (pens with springs, underwires, buckles, hair pins); "
+                        "default 0: generator 1.0.0's images")
     s.add_argument("--gray", type=float, default=None, help="share of grayscale scans (default 0.2)")
     s.add_argument("--raw", action="store_true", help="also write raw 16-bit low/high energy images")
 
@@ -199,6 +203,10 @@ def cmd_synth(a) -> int:
         if not 0 <= a.display_effects <= 1:
             raise CliError(f"--display-effects must be between 0 and 1, got {a.display_effects}")
         cfg.p_display = a.display_effects
+    if a.soft_contents is not None:
+        if not 0 <= a.soft_contents <= 1:
+            raise CliError(f"--soft-contents must be between 0 and 1, got {a.soft_contents}")
+        cfg.p_soft = a.soft_contents
     if a.workers is not None and a.workers < 1:
         raise CliError(f"--workers must be >= 1, got {a.workers}")
     m = write_dataset(a.out, a.n, a.seed, a.split, a.workers, cfg, raw=a.raw)

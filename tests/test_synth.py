@@ -172,3 +172,27 @@ def test_display_effects_change_pixels_not_labels():
             break
     lap = lambda a: cv2.Laplacian(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY) if a.ndim == 3 else a, cv2.CV_32F).var()  # noqa: E731
     assert lap(out) > 1.2 * lap(img)
+
+
+def test_soft_contents_add_irregular_organic_mass_not_labels():
+    from detector.xray import render
+
+    for i in range(4):
+        plain = simulate(12, i, keep_raw=True)
+        soft = simulate(12, i, SceneConfig(p_soft=1.0), keep_raw=True)
+        assert [b["box"] for b in plain.boxes] == [b["box"] for b in soft.boxes]  # own random stream
+        assert "soft" not in plain.meta and soft.meta["soft"]
+        # more matter in the beam (the noise draws are the same: they come from the main stream)
+        assert soft.t_high.mean() < plain.t_high.mean() - 1e-4
+    # soft goods are organic: a garment-only scene renders in the organic hue
+    from detector.synth import organic
+
+    rng = np.random.default_rng(3)
+    _, areal = organic.soft_item(rng, 1.0, "garment")
+    assert areal.max() > 0.1 and 0.1 < (areal > 0.01).mean() < 0.95  # irregular outline inside its frame
+    spectrum = physics.Spectrum.make(150.0)
+    c = np.asarray(physics.basis_coeffs("textile"), np.float32)
+    t_low, t_high = physics.transmissions(c[:, None, None] * areal[None], spectrum)
+    z = render.zeff_axis(t_low, t_high, spectrum)
+    thick = areal > 0.5
+    assert thick.any() and np.median(z[thick]) < 0.34  # organic third of the step-wedge axis

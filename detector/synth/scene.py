@@ -16,10 +16,11 @@ import numpy as np
 from .. import taxonomy
 from ..xray import physics, render
 from . import clutter as clutter_mod
+from . import organic
 from . import threats as threat_mod
 from .shapes import ORIENTATIONS, Obj, col_max, col_min, orientation_rotation, splat
 
-GENERATOR_VERSION = "1.1.0"  # 1.1.0 = 1.0.0 + opt-in display effects (off: same images as 1.0.0)
+GENERATOR_VERSION = "1.1.0"  # 1.1.0 = 1.0.0 + opt-in display effects and soft contents (both off: 1.0.0 images)
 
 
 @dataclass
@@ -39,6 +40,10 @@ class SceneConfig:
     # text; render.display_effects). 0 keeps generator 1.0.0's images byte for byte. It draws from
     # its own random stream, so objects, labels and physics are the same with or without it.
     p_display: float = 0.0
+    # share of scans that also get soft, irregular contents (clothing with folds, food bags, paper and
+    # bubble-wrap packing) and small metal confusers (pens with springs, underwires, buckles, hair
+    # pins): organic.py. 0 keeps 1.0.0's images; its own random stream leaves labels unchanged.
+    p_soft: float = 0.0
 
     @staticmethod
     def shifted() -> SceneConfig:
@@ -216,6 +221,56 @@ def _choose(rng, probs, items):
     return items[int(rng.choice(len(items), p=p / p.sum()))]
 
 
+def _add_soft_contents(cv: Canvas, cfg: SceneConfig, seed: int, index: int, ckind: str,
+                       cx: float, cy: float, L: float, W: float, ang: float) -> list[str] | None:
+    """Soft goods and small metal confusers (organic.py), from their own random stream."""
+    if cfg.p_soft <= 0:
+        return None
+    frng = np.random.default_rng([int(seed), int(index), 0x50F7])
+    if frng.random() >= cfg.p_soft:
+        return []
+    p = cv.mmpp
+    inside = _fill((cv.h, cv.w), _rot_rect(cx / p, cy / p, L / p, W / p, ang))
+    names = list(organic.SOFT_KINDS)
+    w = np.array([organic.SOFT_KINDS[k][3] for k in names])
+    n_soft = int(frng.integers(1, 4 if ckind in ("box", "envelope") else 7))
+    added = []
+
+    def spot(ext: float = 20.0) -> tuple[float, float]:
+        hx, hy = max(2.0, L / 2 - ext / 2 - 5), max(2.0, W / 2 - ext / 2 - 5)
+        lx, ly = frng.uniform(-hx, hx), frng.uniform(-hy, hy)
+        c, s_ = np.cos(ang), np.sin(ang)
+        return cx + c * lx - s_ * ly, cy + s_ * lx + c * ly
+
+    for _ in range(n_soft):
+        kind = names[int(frng.choice(len(names), p=w / w.sum()))]
+        material, areal = organic.soft_item(frng, p, kind)
+        x, y = spot()
+        y0, x0 = int(y / p) - areal.shape[0] // 2, int(x / p) - areal.shape[1] // 2
+        ys, xs = slice(max(y0, 0), min(y0 + areal.shape[0], cv.h)), slice(max(x0, 0), min(x0 + areal.shape[1], cv.w))
+        if ys.stop <= ys.start or xs.stop <= xs.start:
+            continue
+        clip = areal[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0] * inside[ys, xs]
+        cv.add_areal(material, clip, ys.start, xs.start)
+        added.append(kind)
+    main_rng, cv.rng = cv.rng, frng  # projection jitter from this stream too
+    try:
+        for _ in range(int(frng.integers(0, 4))):
+            kind = str(frng.choice(list(organic.CONFUSERS)))
+            o = organic.CONFUSERS[kind](frng, max(0.6, p * 0.7)).centred()
+            rot = orientation_rotation(frng, "flat" if frng.random() < 0.8 else "tilted")
+            lo, hi = o.bounds()
+            ext = np.abs(rot[:2, :]) @ (hi - lo)
+            if ext.max() > min(L, W) - 10:  # a long belt in a small parcel lies coiled: skip it
+                continue
+            x, y = spot(float(ext.max()))
+            cv.project(o, x, y, rot, float(frng.uniform(1.0, 1.15)), max(0.6, p * 0.7))
+            added.append(kind)
+    finally:
+        cv.rng = main_rng
+    return added
+
+
 def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bool = False) -> Scan:
     cfg = cfg or SceneConfig()
     rng = np.random.default_rng([int(seed), int(index)])
@@ -312,6 +367,8 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
                 cv.add_areal("textile", wrap * 1.4 * rng.uniform(0.2, 1.2), y0 - pad, x0 - pad)
         objects.append((o, mode, conceal, att, y0, x0))
 
+    soft_meta = _add_soft_contents(cv, cfg, seed, index, ckind, cx, cy, L, W, ang)
+
     # physics: polychromatic dual-energy transmission
     t_low, t_high = physics.transmissions(cv.maps, spectrum)
     total_att = cv.attenuation()
@@ -403,6 +460,8 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
     }
     if cfg.p_display > 0:
         meta["display"] = display
+    if cfg.p_soft > 0:
+        meta["soft"] = soft_meta
     extras = {}
     if keep_raw:  # per-threat attenuation maps, for tests of label tightness
         extras["threat_maps"] = labelled_maps
