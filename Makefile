@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 DATA    ?= data
 SEED    ?= 1
 
-.PHONY: setup setup-browser serve test test-fast lint bench synth train eval export help
+.PHONY: setup setup-browser serve test test-fast lint bench synth train train-ft eval export help
 
 help:
 	@echo "make setup   - create .venv and install the project with test extras (idempotent)"
@@ -52,25 +52,39 @@ synth: setup
 	$(BIN)/xfd synth --out $(DATA)/synth-train --n 1800 --seed $(SEED) --split train=0.9,val=0.1
 	$(BIN)/xfd synth --out $(DATA)/synth-test --n 300 --seed 2 --split test=1
 	$(BIN)/xfd synth --out $(DATA)/synth-shifted --n 200 --seed 3 --split test=1 --shifted
+	$(BIN)/xfd synth --out $(DATA)/synth-cal --n 600 --seed 5 --split val=1
+	$(BIN)/xfd synth --out $(DATA)/synth-vendor --n 200 --seed 4 --split test=1 --display-effects 1 --soft-contents 1
 
+# two stages: 15 epochs from scratch (configs/train.yaml), then a fine-tune at half the learning
+# rate with cached images (configs/finetune.yaml). RESUME=1 resumes whichever stage was interrupted.
 train: setup
 ifdef RESUME
-	$(BIN)/xfd train --name default --resume
+	if [ -f runs/train/default-ft/weights/last.pt ]; then $(BIN)/xfd train --name default-ft --resume; \
+	else $(BIN)/xfd train --name default --resume && $(MAKE) train-ft; fi
 else
 	$(BIN)/xfd train --data $(DATA)/synth-train/data.yaml --name default
+	$(MAKE) train-ft
 endif
+
+train-ft: setup
+	$(BIN)/xfd train --config configs/finetune.yaml --weights runs/train/default/weights/best.pt \
+	  --data $(DATA)/synth-train/data.yaml --name default-ft
 
 MODEL   ?= models/default
 VERSION ?= 2026.11.28
 
 export: setup
-	$(BIN)/xfd export --weights runs/train/default/weights/best.pt --out $(MODEL) --data $(DATA)/synth-train/data.yaml \
+	$(BIN)/xfd export --weights runs/train/default-ft/weights/best.pt --out $(MODEL) --data $(DATA)/synth-train/data.yaml \
 	  --name xfd-default --version $(VERSION) --compact
 
-# calibrate on val (never test), then report on the test sets with the FP32 and INT8 paths, and write the card
+# calibrate on the 600-scan calibration set (never test), then report on the test sets with the FP32 and INT8 paths, and write the card
 eval: setup
-	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-train/data.yaml --split val --calibrate --out reports/val
+	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-cal/data.yaml --split val --calibrate --out reports/val
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-test/data.yaml --split test --out reports/test
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(DATA)/synth-test/data.yaml --split test --out reports/test-int8
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-shifted/data.yaml --split test --out reports/shifted
-	$(BIN)/python -m training.card $(MODEL) --report test=reports/test --report test-int8=reports/test-int8 --report shifted=reports/shifted
+	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-vendor/data.yaml --split test --out reports/vendor
+	for r in val test test-int8 shifted vendor; do mkdir -p $(MODEL)/eval/$$r && cp reports/$$r/report.md $(MODEL)/eval/$$r/; done
+	cp reports/test/*.png $(MODEL)/eval/test/
+	$(BIN)/python -m training.card $(MODEL) --run runs/train/default --run runs/train/default-ft --report test=reports/test --report test-int8=reports/test-int8 --report shifted=reports/shifted \
+	  --report vendor=reports/vendor

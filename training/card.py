@@ -13,6 +13,13 @@ def _row(name: str, r: dict) -> str:
             f"{r['pd']:.3f} | {r['pfa']:.3f} | {r['pd_at_pfa_0.05']:.3f} |")
 
 
+def _calibration_desc(c: dict) -> str:
+    if not c:
+        return "the validation split"
+    n = f"{c['scans']} scans, {c['clean_scans']} clean" if "scans" in c else "scans"
+    return f"the '{c.get('split', 'val')}' split of {Path(c.get('data', '?')).parent.name} ({n})"
+
+
 def write_card(model_dir: str | Path, reports: dict[str, str | Path], training: dict, targets_note: str,
                limits: list[str]) -> str:
     model_dir = Path(model_dir)
@@ -23,12 +30,16 @@ def write_card(model_dir: str | Path, reports: dict[str, str | Path], training: 
         "Detects firearms and firearm components in parcel X-ray scans (pseudo-colour dual-energy and grayscale).",
         "", "## Model", "",
         f"- Architecture: {training.get('architecture', 'yolo26n')} (ultralytics {training.get('ultralytics', '8.4.190')}), "
-        f"input {meta['imgsz']}x{meta['imgsz']}, trained from scratch, no pretrained weights.",
+        f"input {meta['imgsz']}x{meta['imgsz']}, trained from scratch (no pretrained weights, no downloads).",
         f"- Classes: {', '.join(meta['names'])}.",
         f"- Files: `model.pt` (PyTorch), `model.onnx`, `openvino/` (FP32), `openvino-int8/` (INT8, calibrated on our "
         f"validation scans); hashes in `SHA256SUMS`. sha256 of model.pt: `{meta['sha256']}`.",
         f"- Operating point: per-class thresholds {json.dumps({k: round(v, 2) for k, v in meta['thresholds'].items()})}, "
-        f"calibrated on the validation split for scan-level Pfa <= {meta.get('calibration', {}).get('target_pfa', 0.05)}.",
+        f"calibrated for scan-level Pfa <= {meta.get('calibration', {}).get('target_pfa', 0.05)} on "
+        f"{_calibration_desc(meta.get('calibration', {}))} (never on a test set).",
+        f"- Served path: `{meta.get('default_backend', 'openvino')}` (model.json `default_backend`). OpenVINO runs the FP32 IR at "
+        "its default inference precision, which is bfloat16 on CPUs with AVX512-BF16 or AMX (this project's machine has it): "
+        "the metrics below were measured that way.",
         "", "## Training data", "",
         f"- {training.get('data_desc', 'simulated scans')}",
         f"- Training: {training.get('desc', '')}",
@@ -82,12 +93,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.card")
     p.add_argument("model_dir")
     p.add_argument("--report", action="append", required=True, help="NAME=REPORT_DIR (first one: per-class table)")
-    p.add_argument("--run", default="runs/train/default", help="training run directory")
+    p.add_argument("--run", action="append", default=None,
+                   help="training run directory, once per stage in order (default runs/train/default)")
     a = p.parse_args(argv)
-    run = Path(a.run)
-    cfg = json.loads((run / "xfd_config.json").read_text()) if (run / "xfd_config.json").exists() else {}
-    rows = list(csv.DictReader((run / "results.csv").open())) if (run / "results.csv").exists() else []
-    secs = float(rows[-1]["time"]) if rows else 0.0
+    stages = []
+    for run in map(Path, a.run or ["runs/train/default"]):
+        cfg = json.loads((run / "xfd_config.json").read_text()) if (run / "xfd_config.json").exists() else {}
+        rows = list(csv.DictReader((run / "results.csv").open())) if (run / "results.csv").exists() else []
+        secs = float(rows[-1]["time"]) if rows else 0.0
+        src = cfg.get("source", "")
+        stages.append(f"{len(rows)} epochs at {cfg.get('imgsz')} px, batch {cfg.get('batch')}, {cfg.get('optimizer')} "
+                      f"lr0 {cfg.get('lr0')}, {secs / 3600:.2f} h on a 2-core CPU"
+                      + (f" ({'fine-tuned from the previous stage' if src.startswith('fine-tune') else 'from scratch'})" if src else ""))
     data = Path(cfg.get("data", "data/synth-train/data.yaml")).parent
     man = json.loads((data / "manifest.json").read_text()) if (data / "manifest.json").exists() else {}
     counts = man.get("counts", {})
@@ -95,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         "architecture": cfg.get("architecture", "yolo26n"),
         "data_desc": f"{man.get('n', '?')} scans simulated by generator {man.get('generator', '?')} (seed {man.get('seed', '?')}): "
                      f"{counts.get('scans', {})}, objects {counts.get('objects', {})}, {counts.get('clean_scans', '?')} clean.",
-        "desc": f"{len(rows)} epochs at {cfg.get('imgsz')} px, batch {cfg.get('batch')}, {cfg.get('optimizer')} lr0 {cfg.get('lr0')}, "
-                f"{secs / 3600:.2f} h on a 2-core CPU (`make train`).",
+        "desc": "; then ".join(stages) + " (`make train`).",
     }
     reports = dict(item.split("=", 1) for item in a.report)
     if "test" in reports and "test-int8" in reports:

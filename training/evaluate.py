@@ -324,5 +324,6 @@ def store_thresholds(model: str, report: dict) -> None:
     meta = json.loads((p / "model.json").read_text())
     meta["thresholds"] = report["thresholds"]
     meta["calibration"] = {"data": report["data"], "split": report["split"], "target_pfa": report["target_pfa"],
-                           "pd": report["pd"], "pfa": report["pfa"]}
+                           "pd": report["pd"], "pfa": report["pfa"], "scans": report["scans"],
+                           "clean_scans": report["clean_scans"], "backend": report["backend"]}
     (p / "model.json").write_text(json.dumps(meta, indent=1))
