@@ -73,8 +73,9 @@ train-ft: setup
 MODEL   ?= models/default
 VERSION ?= 2026.11.28
 
+# INT8 calibration and the export check use the calibration set (600 scans; ultralytics wants 300+)
 export: setup
-	$(BIN)/xfd export --weights runs/train/default-ft/weights/best.pt --out $(MODEL) --data $(DATA)/synth-train/data.yaml \
+	$(BIN)/xfd export --weights runs/train/default-ft/weights/best.pt --out $(MODEL) --data $(DATA)/synth-cal/data.yaml \
 	  --name xfd-default --version $(VERSION) --compact
 
 # calibrate on the 600-scan calibration set (never test), then report on the test sets with the FP32 and INT8 paths, and write the card

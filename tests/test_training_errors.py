@@ -63,3 +63,22 @@ def test_help_lists_subcommands():
         assert c in r.stdout
     r = run("synth", "--help")
     assert "examples:" in r.stdout
+
+
+def test_int8_calibration_yaml_for_a_calibration_only_set(tmp_path):
+    from training.export import ExportError, _calibration_yaml
+
+    cal = tmp_path / "cal.yaml"
+    cal.write_text(yaml.safe_dump({"path": str(tmp_path), "val": "images/val", "names": {0: "gun"}}))
+    work = tmp_path / "work"
+    work.mkdir()
+    d = yaml.safe_load(open(_calibration_yaml(cal, work)))
+    assert d["train"] == d["val"] == "images/val" and d["path"] == str(tmp_path)
+    assert "train" not in yaml.safe_load(cal.read_text())  # the user's file is untouched
+    full = tmp_path / "full.yaml"
+    full.write_text(yaml.safe_dump({"path": str(tmp_path), "train": "images/train", "val": "images/val"}))
+    assert _calibration_yaml(full, work) == str(full.resolve())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"path": str(tmp_path), "train": "images/train"}))
+    with pytest.raises(ExportError, match="no 'val' split"):
+        _calibration_yaml(bad, work)

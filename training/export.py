@@ -32,6 +32,24 @@ def _ul_export(yolo, **kw) -> Path:
         raise ExportError(f"export {kw.get('format')} failed: {type(e).__name__}: {e}") from e
 
 
+def _calibration_yaml(data: str | Path, work: Path) -> str:
+    """ultralytics' INT8 calibration reads the 'val' split but insists on a 'train' key too;
+    a calibration-only dataset (`xfd synth --split val=1`) gets a private copy of its YAML
+    that names val for both, so nothing can train on it by accident."""
+    import yaml
+
+    d = yaml.safe_load(Path(data).read_text()) or {}
+    if "val" not in d:
+        raise ExportError(f"dataset {data} has no 'val' split to calibrate INT8 on")
+    if "train" in d:
+        return str(Path(data).resolve())
+    d.setdefault("path", str(Path(data).resolve().parent))
+    d["train"] = d["val"]
+    p = work / "calibration.yaml"
+    p.write_text(yaml.safe_dump(d, sort_keys=False))
+    return str(p)
+
+
 def export_model(weights: str | Path, out: str | Path, data: str | Path, imgsz: int | None = None,
                  formats=("onnx", "openvino", "openvino-int8"), name: str = "xfd", version: str | None = None,
                  check_images: int = 20, extra_meta: dict | None = None, compact: bool = False) -> dict:
@@ -80,7 +98,7 @@ def export_model(weights: str | Path, out: str | Path, data: str | Path, imgsz: 
             _replace_dir(p, out / "openvino")
             files["openvino"] = "openvino"
         elif fmt == "openvino-int8":
-            p = _ul_export(y, format="openvino", imgsz=imgsz, int8=True, data=str(Path(data).resolve()), fraction=1.0,
+            p = _ul_export(y, format="openvino", imgsz=imgsz, int8=True, data=_calibration_yaml(data, work), fraction=1.0,
                            dynamic=False, device="cpu")
             _replace_dir(p, out / "openvino-int8")
             files["openvino-int8"] = "openvino-int8"
