@@ -9,8 +9,14 @@ from pathlib import Path
 
 def _row(name: str, r: dict) -> str:
     return (f"| {name} | {r['scans']} ({r['threat_scans']} threat) | {r['map50']:.3f} | {r['map50_95']:.3f} | "
-            f"{r['per_class']['gun']['ap50'] if r['per_class']['gun']['ap50'] is not None else 'n/a'} | "
+            f"{format(r['per_class']['gun']['ap50'], '.3f') if r['per_class']['gun']['ap50'] is not None else 'n/a'} | "
             f"{r['pd']:.3f} | {r['pfa']:.3f} | {r['pd_at_pfa_0.05']:.3f} |")
+
+
+def _files_desc(meta: dict) -> str:
+    desc = {"torch": "`model.pt` (PyTorch)", "onnx": "`model.onnx` (ONNX)", "openvino": "`openvino/` (OpenVINO IR, FP32 graph)",
+            "openvino-int8": "`openvino-int8/` (OpenVINO INT8, calibrated on our own simulated calibration scans)"}
+    return ", ".join(desc.get(k, f"`{v}`") for k, v in meta.get("files", {}).items())
 
 
 def _calibration_desc(c: dict) -> str:
@@ -32,8 +38,7 @@ def write_card(model_dir: str | Path, reports: dict[str, str | Path], training: 
         f"- Architecture: {training.get('architecture', 'yolo26n')} (ultralytics {training.get('ultralytics', '8.4.190')}), "
         f"input {meta['imgsz']}x{meta['imgsz']}, trained from scratch (no pretrained weights, no downloads).",
         f"- Classes: {', '.join(meta['names'])}.",
-        f"- Files: `model.pt` (PyTorch), `model.onnx`, `openvino/` (FP32), `openvino-int8/` (INT8, calibrated on our "
-        f"validation scans); hashes in `SHA256SUMS`. sha256 of model.pt: `{meta['sha256']}`.",
+        f"- Files: {_files_desc(meta)}; hashes in `SHA256SUMS`. sha256 of model.pt: `{meta['sha256']}`.",
         f"- Operating point: per-class thresholds {json.dumps({k: round(v, 2) for k, v in meta['thresholds'].items()})}, "
         f"calibrated for scan-level Pfa <= {meta.get('calibration', {}).get('target_pfa', 0.05)} on "
         f"{_calibration_desc(meta.get('calibration', {}))} (never on a test set).",
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         choose_backend(a.model_dir, reports["test"], reports["test-int8"])
     first = json.loads((Path(next(iter(reports.values()))) / "report.json").read_text())
     tgt = (f"Targets on the synthetic test set: mAP50 >= 0.90 (got {first['map50']:.3f}), gun AP50 >= 0.95 "
-           f"(got {first['per_class']['gun']['ap50']}), Pd >= 0.97 at Pfa <= 0.05 (got Pd {first['pd']:.3f} at Pfa {first['pfa']:.3f}). "
+           f"(got {first['per_class']['gun']['ap50']:.3f}), Pd >= 0.97 at Pfa <= 0.05 (got Pd {first['pd']:.3f} at Pfa {first['pfa']:.3f}). "
            + ("Met." if first["map50"] >= 0.9 and first["pd"] >= 0.97 and first["pfa"] <= 0.05 else
               "Not met: this model is the best honest result of a short CPU run. What would close the gap: many more epochs "
               "(a GPU run of 150+ epochs at 640 px), more simulated scans (10k+), and fine-tuning on real confirmed scans."))
