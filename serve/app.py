@@ -548,11 +548,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # ------------------------------------------------------------ console
     if CONSOLE_DIR.exists():
-        app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
-
         @app.get("/", include_in_schema=False)
+        @app.get("/console", include_in_schema=False)  # exact routes (redirect_slashes is off): the typed URL works
         async def root():
             return RedirectResponse("/console/")
+
+        app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
 
     return app
 
@@ -610,6 +611,7 @@ def _analyse_and_store(svc: Service, data: bytes, claimed: str, lane: str | None
     rec = {"scan_id": scan_id, "model": eng.info.public(), **res.to_dict(), "lane": lane, "created": time.time(),
            "image_path": str(path), "image_sha256": sha, "content_type": ctype}
     svc.store.insert_scan(rec)
+    rec["timing_ms"].pop("total", None)  # the engine's total; the scan's total (decode to stored) goes last
     rec["timing_ms"]["store"] = round((time.perf_counter() - t2) * 1e3, 2)
     rec["timing_ms"]["total"] = round((time.perf_counter() - t0) * 1e3, 2)
     for stage, v in rec["timing_ms"].items():
@@ -657,7 +659,7 @@ def run_server(a=None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = BodyLimit(create_app(s), s.max_body_bytes)
-    print(f"xfd serve: http://{s.host}:{s.port}  (console /console, API docs /docs, data {s.data_dir})", file=sys.stderr, flush=True)
+    print(f"xfd serve: http://{s.host}:{s.port}  (console /console/, API docs /docs, data {s.data_dir})", file=sys.stderr, flush=True)
     # graceful shutdown: in-flight scans finish and are stored; long-lived event streams
     # (consoles) are closed after a few seconds instead of holding the process open
     uvicorn.run(app, host=s.host, port=s.port, log_level="info", access_log=True, server_header=False,

@@ -38,6 +38,10 @@ def test_health_without_key_and_docs(server):
                  "/v1/scans/{scan_id}/review", "/v1/models", "/healthz", "/readyz", "/metrics"):
         assert path in spec["paths"], path
     assert httpx.get(server.url + "/docs").status_code == 200
+    for typed in ("/", "/console"):  # what people type reaches the console
+        r = httpx.get(server.url + typed)
+        assert r.status_code in (302, 307) and r.headers["location"] == "/console/", typed
+    assert httpx.get(server.url + "/console/").status_code == 200
 
 
 def test_detect_contract_multipart_and_raw(server, scans):
@@ -55,8 +59,10 @@ def test_detect_contract_multipart_and_raw(server, scans):
         assert set(d) == {"label", "class_id", "confidence", "box", "alarm"}
         assert set(d["box"]) == {"x1", "y1", "x2", "y2"}
         assert 0 <= d["box"]["x1"] < d["box"]["x2"] <= j["image"]["width"]
-    for k in ("decode", "inference", "total"):
+    for k in ("decode", "inference", "store", "total"):
         assert j["timing_ms"][k] >= 0
+    assert list(j["timing_ms"])[-1] == "total"  # decode to stored, the last stage
+    assert j["timing_ms"]["total"] >= j["timing_ms"]["decode"] + j["timing_ms"]["inference"]
     # the same scan as a raw body
     r2 = httpx.post(server.url + "/v1/detect?lane=lane-7", headers={**H(server.keys["integrator"]), "Content-Type": "image/png"},
                     content=data, timeout=60)
