@@ -81,6 +81,9 @@ xfd eval --model runs/train/default/weights/best.pt --data data/synth/data.yaml 
     e.add_argument("--out", required=True, help="report directory")
     e.add_argument("--calibrate", action="store_true", help="choose per-class thresholds on this split (must not be test)")
     e.add_argument("--target-pfa", type=float, default=0.05)
+    e.add_argument("--pfa-confidence", type=float, default=None, metavar="C",
+                   help="with --calibrate: the Clopper-Pearson upper bound of Pfa at confidence C (e.g. 0.9) must meet "
+                        "the target, not the calibration set's own Pfa (conservative; costs Pd)")
     e.add_argument("--backend", default=None, help="torch, onnx, openvino (default: best available)")
     e.add_argument("--tile", default="auto", choices=["auto", "on", "off"])
 

@@ -78,3 +78,23 @@ def test_detection_metrics_and_confusion():
     assert conf[1, 2] == 1  # barrel predicted as slide
     assert conf[6, 7] == 1  # ammunition missed
     assert conf[7, 0] == 2  # two 'gun' false detections (scan 2 elsewhere, clean scan 4)
+
+
+def test_pfa_upper_bound_and_conservative_calibration():
+    # Clopper-Pearson: 0 of 59 -> 95% bound ~5% (the "rule of three" territory); 5 of 251 at 90% ~3.6%
+    assert M.pfa_upper_bound(0, 59, 0.95) == pytest.approx(1 - 0.05 ** (1 / 59), rel=1e-6)
+    assert 0.03 < M.pfa_upper_bound(5, 251, 0.9) < 0.04
+    assert M.pfa_upper_bound(3, 3, 0.9) == 1.0
+    # 400 scans, one class: threat scores ~ U(0.3, 1), clean scores ~ U(0, 0.6)
+    rng = np.random.default_rng(0)
+    n = 400
+    threat = np.arange(n) < 150
+    score = np.where(threat, rng.uniform(0.3, 1.0, n), rng.uniform(0.0, 0.6, n)).astype(np.float32)
+    any_max = np.zeros((n, 7), np.float32)
+    any_max[:, 0] = score
+    hit_max = np.where(threat[:, None], any_max, 0).astype(np.float32)
+    th_point, pd_point, pfa_point = M.calibrate_thresholds(any_max, hit_max, threat, 0.05)
+    th_bound, pd_bound, pfa_bound = M.calibrate_thresholds(any_max, hit_max, threat, 0.05, confidence=0.9)
+    clean = int((~threat).sum())
+    assert pfa_point <= 0.05 and M.pfa_upper_bound(int(round(pfa_bound * clean)), clean, 0.9) <= 0.05
+    assert pfa_bound < pfa_point and pd_bound <= pd_point and th_bound[0] > th_point[0]

@@ -145,16 +145,35 @@ def pd_pfa_curve(any_max, hit_max, threat, steps: int = 200) -> dict:
     return {"thresholds": [round(float(t), 4) for t in ts], "pd": [p[0] for p in pts], "pfa": [p[1] for p in pts]}
 
 
+def pfa_upper_bound(false_alarms: int, clean: int, confidence: float) -> float:
+    """One-sided Clopper-Pearson upper bound of a false-alarm rate seen as k of n."""
+    from scipy.stats import beta
+
+    if clean <= 0:
+        return 1.0
+    if false_alarms >= clean:
+        return 1.0
+    return float(beta.ppf(confidence, false_alarms + 1, clean - false_alarms))
+
+
 def calibrate_thresholds(any_max, hit_max, threat, target_pfa: float = 0.05, rounds: int = 3,
-                         grid: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+                         grid: np.ndarray | None = None, confidence: float | None = None) -> tuple[np.ndarray, float, float]:
     """Per-class thresholds reaching scan-level Pfa <= target at the highest Pd:
-    the best single threshold first, then coordinate ascent over classes."""
+    the best single threshold first, then coordinate ascent over classes.
+    confidence (e.g. 0.9): require the Clopper-Pearson upper bound of the calibration
+    set's Pfa, not its point value, to meet the target. Searching thresholds right at the
+    limit is optimistic on the set searched; the bound makes the operating point hold on
+    new scans with that confidence (at a cost in Pd)."""
     nc = any_max.shape[1]
     grid = np.round(np.arange(0.01, 1.0, 0.01), 2) if grid is None else grid
+    clean = int((~np.asarray(threat, bool)).sum())
 
     def score(th):
         pd, pfa = pd_pfa(any_max, hit_max, threat, th)
-        ok = pfa <= target_pfa + 1e-9
+        if confidence:
+            ok = pfa_upper_bound(int(round(pfa * clean)), clean, confidence) <= target_pfa + 1e-9
+        else:
+            ok = pfa <= target_pfa + 1e-9
         return (ok, pd if ok else -pfa, -pfa)
 
     best = None
