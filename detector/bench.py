@@ -66,7 +66,7 @@ def bench_engine(model_dir: Path, scans: list[bytes], repeat: int = 1) -> dict:
     from ultralytics.utils import torch_utils
 
     y = YOLO(info.files["torch"])
-    arrs = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) for b in scans]
+    first = cv2.imdecode(np.frombuffer(scans[0], np.uint8), cv2.IMREAD_COLOR)  # warm-up image
     ours = torch_utils.NUM_THREADS
     stock_threads = min(8, max(1, (os.cpu_count() or 1) - 1))  # ultralytics' own default
     variants = [(f"ultralytics predict, stock ({stock_threads} thread{'s' * (stock_threads > 1)})", stock_threads)]
@@ -75,7 +75,7 @@ def bench_engine(model_dir: Path, scans: list[bytes], repeat: int = 1) -> dict:
     for label, threads in variants:
         torch_utils.NUM_THREADS = threads
         try:
-            y.predict(arrs[0], imgsz=info.imgsz, verbose=False, device="cpu")
+            y.predict(first, imgsz=info.imgsz, verbose=False, device="cpu")
             assert torch.get_num_threads() == threads
             times = []
             for _ in range(repeat):

@@ -149,9 +149,7 @@ def pfa_upper_bound(false_alarms: int, clean: int, confidence: float) -> float:
     """One-sided Clopper-Pearson upper bound of a false-alarm rate seen as k of n."""
     from scipy.stats import beta
 
-    if clean <= 0:
-        return 1.0
-    if false_alarms >= clean:
+    if false_alarms >= clean:  # also no clean scans at all: nothing is known
         return 1.0
     return float(beta.ppf(confidence, false_alarms + 1, clean - false_alarms))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .shapes import Obj, add_coil, add_wire, box, cylinder
+from .shapes import Obj, add_coil, add_wire, box, cylinder, smooth_noise
 
 # (material, density g/cm^3 range, thickness mm range, weight)
 SOFT_KINDS = {
@@ -28,18 +28,9 @@ SOFT_KINDS = {
 }
 
 
-def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale_px: float, octaves: int = 3) -> np.ndarray:
-    """Band-limited noise in about [-1, 1]: a few octaves of upsampled Gaussian grids."""
-    h, w = shape
-    out = np.zeros(shape, np.float32)
-    amp, total = 1.0, 0.0
-    for o in range(octaves):
-        s = max(2.0, scale_px / (2**o))
-        g = rng.standard_normal((max(2, int(h / s) + 2), max(2, int(w / s) + 2))).astype(np.float32)
-        out += amp * cv2.resize(g, (w, h), interpolation=cv2.INTER_CUBIC)
-        total += amp
-        amp *= 0.5
-    return out / total
+def _noise(rng: np.random.Generator, shape: tuple[int, int], scale_px: float, octaves: int = 3) -> np.ndarray:
+    """shapes.smooth_noise scaled to about [-1, 1] (divided by the sum of octave amplitudes)."""
+    return smooth_noise(rng, shape, scale_px, octaves) / sum(0.5**o for o in range(octaves))
 
 
 def soft_item(rng: np.random.Generator, mmpp: float, kind: str) -> tuple[str, np.ndarray]:
@@ -51,23 +42,23 @@ def soft_item(rng: np.random.Generator, mmpp: float, kind: str) -> tuple[str, np
     h, w = max(8, int(size * aspect)), max(8, int(size))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     r2 = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
-    outline = (1.0 - r2) + 0.55 * smooth_noise(rng, (h, w), size / 3)  # lumpy, never a rectangle
+    outline = (1.0 - r2) + 0.55 * _noise(rng, (h, w), size / 3)  # lumpy, never a rectangle
     mask = cv2.GaussianBlur((outline > 0).astype(np.float32), (0, 0), max(1.0, 1.5 / mmpp))
     t0 = rng.uniform(*t_r)
-    thick = t0 * (1.0 + 0.45 * smooth_noise(rng, (h, w), size / 4))
+    thick = t0 * (1.0 + 0.45 * _noise(rng, (h, w), size / 4))
     if kind in ("garment", "knit"):  # folds: ridges along a few random directions
         for _ in range(int(rng.integers(1, 5))):
             a = rng.uniform(0, np.pi)
             period = rng.uniform(25, 90) / mmpp
             phase = rng.uniform(0, 2 * np.pi)
             ridge = np.abs(np.sin((xx * np.cos(a) + yy * np.sin(a)) / period * np.pi + phase)) ** 6
-            local = np.clip(smooth_noise(rng, (h, w), size / 2, 2) * 2.0, 0, 1)  # a fold runs out somewhere
+            local = np.clip(_noise(rng, (h, w), size / 2, 2) * 2.0, 0, 1)  # a fold runs out somewhere
             thick += t0 * rng.uniform(0.3, 1.0) * ridge * local
     if kind == "bubble_wrap":  # air cells: a hexagonal-ish lattice of thicker rings
         cell = rng.uniform(6, 12) / mmpp
         thick *= 1.0 + 1.5 * (np.sin(xx / cell * np.pi) * np.sin(yy / cell * np.pi)) ** 2
     if kind == "paper_fill":  # crumpled: high-frequency thickness
-        thick *= 1.0 + 0.8 * smooth_noise(rng, (h, w), max(3.0, 15 / mmpp), 2)
+        thick *= 1.0 + 0.8 * _noise(rng, (h, w), max(3.0, 15 / mmpp), 2)
     rho = rng.uniform(*rho_r)
     areal = np.clip(thick, 0, None) / 10.0 * rho * mask
     return material, areal.astype(np.float32)

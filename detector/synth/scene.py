@@ -18,7 +18,7 @@ from ..xray import physics, render
 from . import clutter as clutter_mod
 from . import organic
 from . import threats as threat_mod
-from .shapes import ORIENTATIONS, Obj, col_max, col_min, orientation_rotation, splat
+from .shapes import ORIENTATIONS, Obj, col_max, col_min, orientation_rotation, smooth_noise, splat
 
 GENERATOR_VERSION = "1.1.0"  # 1.1.0 = 1.0.0 + opt-in display effects and soft contents (both off: 1.0.0 images)
 
@@ -132,19 +132,6 @@ def _fill(shape, poly_px, value=1.0):
     return m
 
 
-def _smooth_noise(rng, shape, scale_px, octaves=3):
-    h, w = shape
-    out = np.zeros(shape, np.float32)
-    amp = 1.0
-    for o in range(octaves):
-        s = max(2.0, scale_px / (2**o))
-        gh, gw = max(2, int(h / s) + 2), max(2, int(w / s) + 2)
-        g = rng.standard_normal((gh, gw)).astype(np.float32)
-        out += amp * cv2.resize(g, (w, h), interpolation=cv2.INTER_CUBIC)
-        amp *= 0.5
-    return out
-
-
 def draw_container(cv: Canvas, kind: str, cx, cy, L, W, H, ang, rng) -> dict:
     """Container walls and packing as areal maps. Returns its footprint polygon (px)."""
     shape = (cv.h, cv.w)
@@ -180,10 +167,10 @@ def draw_container(cv: Canvas, kind: str, cx, cy, L, W, H, ang, rng) -> dict:
                     cv2.circle(bub, (xx, yy), max(1, step // 2 - 1), 1.0, 1)
             cv.add_areal("pla", bub * inside * 0.92 * 0.03 / 10 * 2 * 5)
         else:
-            cv.add_areal("cellulose", inside * np.clip(1 + 0.3 * _smooth_noise(rng, shape, 20 / p), 0.3, 2) * 0.3 * 0.6 / 10 * 2)
+            cv.add_areal("cellulose", inside * np.clip(1 + 0.3 * smooth_noise(rng, shape, 20 / p), 0.3, 2) * 0.3 * 0.6 / 10 * 2)
         cv.add_areal("cellulose", rim * 0.8 * 10 / 10)
     elif kind == "bag":
-        cv.add_areal("textile", inside * np.clip(1 + 0.2 * _smooth_noise(rng, shape, 30 / p), 0.5, 1.5) * 1.3 * 0.15)
+        cv.add_areal("textile", inside * np.clip(1 + 0.2 * smooth_noise(rng, shape, 30 / p), 0.5, 1.5) * 1.3 * 0.15)
         cv.add_areal("textile", rim * 1.3 * 1.0)
         zp = np.zeros(shape, np.float32)  # zipper along one long side
         a, b = poly[0], poly[1]
@@ -210,7 +197,7 @@ def draw_container(cv: Canvas, kind: str, cx, cy, L, W, H, ang, rng) -> dict:
             cv.add_areal("steel", wh2 * 7.87 * 4.0)
     # packing fill: crumpled paper / foam / air pillows, as unresolved organic texture
     if kind in ("box", "suitcase") and rng.random() < 0.7:
-        tex = np.clip(_smooth_noise(rng, shape, rng.uniform(8, 30) / p), 0, None)
+        tex = np.clip(smooth_noise(rng, shape, rng.uniform(8, 30) / p), 0, None)
         cv.add_areal(str(rng.choice(["cellulose", "pla"])), inner * tex * rng.uniform(0.05, 0.4))
     return {"poly": poly, "kind": kind}
 

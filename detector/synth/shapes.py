@@ -290,6 +290,20 @@ def orientation_rotation(rng: np.random.Generator, mode: str) -> np.ndarray:
 
 
 # ----------------------------------------------------------------- projection
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale_px: float, octaves: int = 3) -> np.ndarray:
+    """Band-limited noise: octaves of upsampled Gaussian grids, amplitudes 1, 1/2, 1/4..."""
+    h, w = shape
+    out = np.zeros(shape, np.float32)
+    amp = 1.0
+    for o in range(octaves):
+        s = max(2.0, scale_px / (2**o))
+        gh, gw = max(2, int(h / s) + 2), max(2, int(w / s) + 2)
+        g = rng.standard_normal((gh, gw)).astype(np.float32)
+        out += amp * cv2.resize(g, (w, h), interpolation=cv2.INTER_CUBIC)
+        amp *= 0.5
+    return out
+
+
 def col_min(a: np.ndarray) -> np.ndarray:
     """Per-column minimum of an (n, k) point array. Same values as a.min(0), ~25x faster:
     numpy reduces a C-ordered (n, 3) array along axis 0 with a 3-element inner loop."""
