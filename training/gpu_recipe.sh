@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# One-shot GPU training recipe for the shipped default model (used on a lent H100/H200, 16 cores).
+# Generates fresh simulator data with every core, then fine-tunes the current default model on it
+# for whatever time is left, and copies the weights, metrics and data summary to $OUT.
+#
+#   OUT=artifacts/gpu BUDGET_S=570 bash training/gpu_recipe.sh
+#
+# Environment: BUDGET_S (whole script, seconds), GEN_S (data generation), CHUNK (scans per
+# generation call), VAL_N, DEVICE (0 or cpu), WEIGHTS (checkpoint to start from), SEED0 (first
+# seed; seeds 1-5 are the CPU training and test sets and are never used here), XFD (how to call the CLI).
+# Long runs resume: `xfd train --resume --project $RUNS --name gpu`.
+set -euo pipefail
+T0=$(date +%s)
+el() { echo $(( $(date +%s) - T0 )); }
+OUT=${OUT:-artifacts/gpu}
+BUDGET_S=${BUDGET_S:-570}
+GEN_S=${GEN_S:-200}
+CHUNK=${CHUNK:-1000}
+VAL_N=${VAL_N:-500}
+DEVICE=${DEVICE:-0}
+CONFIG=${CONFIG:-configs/gpu.yaml}
+WEIGHTS=${WEIGHTS:-models/default/model.pt}
+SEED0=${SEED0:-100}
+DATA=${DATA:-/tmp/xfd-gpu-data}
+RUNS=${RUNS:-/tmp/xfd-gpu-runs}
+SYNTH_OPTS=${SYNTH_OPTS:---display-effects 0.3 --soft-contents 0.5}
+W=$(nproc)
+XFD=${XFD:-python3 -m detector.cli}
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/recipe.log") 2>&1
+echo "[$(el)s] start $(date -u +%FT%TZ) on $(hostname), $W cores, budget ${BUDGET_S}s"
+
+# fail fast: everything the run needs, before the slow parts
+python3 - <<'PY'
+import torch, numpy, cv2
+import detector, ultralytics, xraydb
+from detector.synth.scene import GENERATOR_VERSION
+print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
+      torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-",
+      "numpy", numpy.__version__, "cv2", cv2.__version__, "ultralytics", ultralytics.__version__,
+      "generator", GENERATOR_VERSION, flush=True)
+PY
+
+rm -rf "$DATA" && mkdir -p "$DATA/chunks"
+$XFD synth --out "$DATA/chunks/val" --n "$VAL_N" --seed "$SEED0" --split val=1 --workers "$W" $SYNTH_OPTS >/dev/null
+echo "[$(el)s] val: $VAL_N scans (seed $SEED0)"
+seed=$((SEED0 + 1)); last=0
+while :; do
+  t=$(el)
+  if [ "$seed" -gt "$((SEED0 + 1))" ] && [ $((t + last)) -gt "$GEN_S" ]; then break; fi
+  $XFD synth --out "$DATA/chunks/s$seed" --n "$CHUNK" --seed "$seed" --split train=1 --workers "$W" $SYNTH_OPTS >/dev/null
+  last=$(( $(el) - t )); echo "[$(el)s] train chunk seed $seed: $CHUNK scans in ${last}s"
+  seed=$((seed + 1))
+done
+
+ALL="$DATA/all"
+mkdir -p "$ALL/images/train" "$ALL/images/val" "$ALL/labels/train" "$ALL/labels/val"
+for c in "$DATA"/chunks/*; do
+  for s in train val; do
+    [ -d "$c/images/$s" ] && find "$c/images/$s" -type f -exec mv -t "$ALL/images/$s" {} +
+    [ -d "$c/labels/$s" ] && find "$c/labels/$s" -type f -exec mv -t "$ALL/labels/$s" {} +
+  done
+done
+python3 - "$DATA" "$OUT/data_summary.json" <<'PY'
+import json, sys
+from pathlib import Path
+import yaml
+from detector.taxonomy import names
+data, out = Path(sys.argv[1]), Path(sys.argv[2])
+yaml.safe_dump({"path": str(data / "all"), "train": "images/train", "val": "images/val",
+                "names": dict(enumerate(names()))}, open(data / "all" / "data.yaml", "w"), sort_keys=False)
+chunks = []
+for m in sorted(data.glob("chunks/*/manifest.json")):
+    d = json.loads(m.read_text())
+    chunks.append({k: d[k] for k in ("generator", "seed", "n", "split", "config", "counts", "seconds", "scans_per_second")})
+summary = {"chunks": chunks,
+           "train_scans": sum(c["counts"]["scans"].get("train", 0) for c in chunks),
+           "val_scans": sum(c["counts"]["scans"].get("val", 0) for c in chunks),
+           "objects": {n: sum(c["counts"]["objects"].get(n, 0) for c in chunks) for n in names()},
+           "clean_scans": sum(c["counts"]["clean_scans"] for c in chunks)}
+out.write_text(json.dumps(summary, indent=1))
+print("data:", summary["train_scans"], "train,", summary["val_scans"], "val,", summary["clean_scans"], "clean,", summary["objects"], flush=True)
+PY
+echo "[$(el)s] data ready"
+
+# copy weights out as they appear, so a run cut short still returns its last checkpoint
+( while sleep 15; do
+    for f in best.pt last.pt; do [ -f "$RUNS/gpu/weights/$f" ] && cp -f "$RUNS/gpu/weights/$f" "$OUT/$f.part" && mv -f "$OUT/$f.part" "$OUT/$f"; done
+    [ -f "$RUNS/gpu/results.csv" ] && cp -f "$RUNS/gpu/results.csv" "$OUT/"
+  done ) &
+COPIER=$!
+left=$(( BUDGET_S - $(el) - 50 ))   # 50 s: final validation of best.pt and the copies
+hours=$(python3 -c "print(max($left, 60) / 3600)")
+echo "[$(el)s] training for ${left}s (--hours $hours)"
+$XFD train --data "$ALL/data.yaml" --config "$CONFIG" --weights "$WEIGHTS" --device "$DEVICE" \
+  --hours "$hours" --project "$RUNS" --name gpu || echo "training exited with $?"
+kill $COPIER 2>/dev/null || true
+for f in weights/best.pt weights/last.pt results.csv args.yaml xfd_config.json; do
+  [ -f "$RUNS/gpu/$f" ] && cp -f "$RUNS/gpu/$f" "$OUT/"
+done
+echo "[$(el)s] done"
