@@ -23,3 +23,24 @@ def test_leakage_is_found_and_reported(tmp_path, model_dir):
     assert rep["leakage"]["overlap"] == 1
     assert rep["leakage"]["examples"][0]["also_in"] == str(leaked)
     assert "metrics inflated" in (tmp_path / "r2" / "report.md").read_text()
+
+
+def test_training_set_not_on_this_machine_is_reported(tmp_path, model_dir):
+    """A model trained elsewhere (the shipped one: on a GPU machine) names a training set that
+    is not here: the report says that check was not made instead of implying it was."""
+    from pathlib import Path
+
+    import torch
+
+    write_dataset(tmp_path / "d", 2, seed=778, split="test=1", workers=1, coco=False, sheet=False, progress=lambda *a: None)
+    eng = Engine(model_dir, concurrency=1)
+    ck = torch.load(eng.info.files["torch"], map_location="cpu", weights_only=False)
+    trained_on = Path(str(ck["train_args"]["data"]))
+    rep = evaluate(eng, str(tmp_path / "d" / "data.yaml"), "test", tmp_path / "r")
+    md = (tmp_path / "r" / "report.md").read_text()
+    if trained_on.is_file():
+        assert rep["leakage"]["not_found"] == [] and "Not checked" not in md
+        assert any(str(trained_on.parent) in d for d in rep["leakage"]["checked_against"])
+    else:
+        assert rep["leakage"]["not_found"] == [str(trained_on)]
+        assert f"Not checked: the training set named in the checkpoint ({trained_on})" in md

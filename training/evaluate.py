@@ -75,6 +75,7 @@ def leakage_check(items: list[dict], data: str | Path, split: str, engine) -> di
     dataset named in the checkpoint's train_args, when present here) and the other splits of
     the same dataset YAML. Peers' repositories keep validating on training images by mistake."""
     dirs = _split_dirs(Path(data), skip=split)
+    missing: list[str] = []
     torch_file = engine.info.files.get("torch")
     if torch_file and Path(torch_file).exists():
         try:
@@ -84,6 +85,8 @@ def leakage_check(items: list[dict], data: str | Path, split: str, engine) -> di
             trained_on = Path(str((ck.get("train_args") or {}).get("data", "")))
             if trained_on.is_file():
                 dirs += [d for d in _split_dirs(trained_on) if d not in dirs]
+            elif str(trained_on) not in ("", "."):  # trained elsewhere (a GPU machine): say it was not checked
+                missing.append(str(trained_on))
         except Exception:  # an unreadable checkpoint is the engine's business, not this check's
             pass
     evaluated = {hashlib.sha256(it["image"].read_bytes()).hexdigest(): str(it["image"]) for it in items}
@@ -94,6 +97,7 @@ def leakage_check(items: list[dict], data: str | Path, split: str, engine) -> di
         seen.update(_image_hashes(d))
     overlap = sorted(set(evaluated) & set(seen))
     return {"checked_against": [str(d) for d in dirs], "images_checked": len(seen), "overlap": len(overlap),
+            "not_found": missing,
             "examples": [{"evaluated": evaluated[h], "also_in": seen[h]} for h in overlap[:5]]}
 
 
@@ -170,6 +174,9 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
     if leak["overlap"]:
         print(f"WARNING: {leak['overlap']} of the {len(items)} evaluated images also appear (same bytes) in "
               f"{', '.join(leak['checked_against'])}: these metrics are inflated", file=sys.stderr, flush=True)
+    if leak["not_found"]:
+        print(f"note: the model's training set {', '.join(leak['not_found'])} is not on this machine: "
+              "no leakage check against it", file=sys.stderr, flush=True)
     preds, gts, times = predict(engine, items, tile)
     nc = len(names)
     any_max, hit_max, threat = M.scan_tables(preds, gts, nc)
@@ -246,6 +253,9 @@ def markdown(r: dict) -> str:
                    else "none of the evaluated images occurs in them.")
         lines += ["", f"Leakage check (SHA-256 of file bytes) against {lk['images_checked']} images in "
                   f"{', '.join(lk['checked_against']) or 'no other split'}: {verdict}"]
+        if lk.get("not_found"):
+            lines.append(f"Not checked: the training set named in the checkpoint ({', '.join(lk['not_found'])}) "
+                         "is not on this machine.")
     lines += ["", r["definitions"], "", "Plots: pd_pfa.png, pr_curves.png, confusion.png."]
     return "\n".join(lines) + "\n"
 

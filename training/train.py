@@ -116,12 +116,28 @@ def train(data: str, model: str | None = None, weights: str | None = None, epoch
         pretrained = False
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = {"data": str(Path(data).resolve()), "architecture": arch, "source": source, "device": device,
-                "fraction": fraction, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **cfg}
+                "hardware": hardware(device), "fraction": fraction, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **cfg}
     (run_dir / "xfd_config.json").write_text(json.dumps(resolved, indent=2))
     print(f"training {source} on {data} -> {run_dir}", flush=True)
     yolo.train(data=str(Path(data).resolve()), project=str(run_dir.parent), name=run_dir.name, exist_ok=True,
                device=device, pretrained=pretrained, fraction=fraction, verbose=True, **cfg)
     return run_dir
+
+
+def hardware(device: str) -> str:
+    """What the run trains on, in words, for the model card: 'NVIDIA H100 80GB HBM3, 16 CPU cores'."""
+    import os
+
+    cores = f"{os.cpu_count()} CPU cores"
+    if str(device) != "cpu":
+        try:
+            import torch
+
+            idx = int(str(device).split(",")[0]) if str(device).split(",")[0].isdigit() else 0
+            return f"{torch.cuda.get_device_name(idx)}, {cores}"
+        except Exception:  # no CUDA here: say what was asked for
+            return f"device {device}, {cores}"
+    return f"CPU, {cores}"
 
 
 def _load_checkpoint(path: Path):
