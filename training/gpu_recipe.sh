@@ -6,7 +6,8 @@
 #   OUT=artifacts/gpu BUDGET_S=570 bash training/gpu_recipe.sh
 #
 # Environment: BUDGET_S (whole script, seconds), GEN_S (data generation), CHUNK (scans per
-# generation call), VAL_N, DEVICE (0 or cpu), WEIGHTS (checkpoint to start from), SEED0 (first
+# generation call), CHUNKS (a fixed number of chunks instead of GEN_S), EPOCHS (a fixed number of
+# epochs instead of the time left), VAL_N, DEVICE (0 or cpu), WEIGHTS (checkpoint to start from), SEED0 (first
 # seed; seeds 1-5 are the CPU training and test sets and are never used here), XFD (how to call the CLI).
 # Long runs resume: `xfd train --resume --project $RUNS --name gpu`.
 set -euo pipefail
@@ -47,7 +48,8 @@ echo "[$(el)s] val: $VAL_N scans (seed $SEED0)"
 seed=$((SEED0 + 1)); last=0
 while :; do
   t=$(el)
-  if [ "$seed" -gt "$((SEED0 + 1))" ] && [ $((t + last)) -gt "$GEN_S" ]; then break; fi
+  if [ -n "${CHUNKS:-}" ]; then [ "$seed" -gt "$((SEED0 + CHUNKS))" ] && break
+  elif [ "$seed" -gt "$((SEED0 + 1))" ] && [ $((t + last)) -gt "$GEN_S" ]; then break; fi
   $XFD synth --out "$DATA/chunks/s$seed" --n "$CHUNK" --seed "$seed" --split train=1 --workers "$W" $SYNTH_OPTS >/dev/null
   last=$(( $(el) - t )); echo "[$(el)s] train chunk seed $seed: $CHUNK scans in ${last}s"
   seed=$((seed + 1))
@@ -89,13 +91,20 @@ echo "[$(el)s] data ready"
     [ -f "$RUNS/gpu/results.csv" ] && cp -f "$RUNS/gpu/results.csv" "$OUT/"
   done ) &
 COPIER=$!
-left=$(( BUDGET_S - $(el) - 50 ))   # 50 s: final validation of best.pt and the copies
-hours=$(python3 -c "print(max($left, 60) / 3600)")
-echo "[$(el)s] training for ${left}s (--hours $hours)"
+if [ -n "${EPOCHS:-}" ]; then
+  length="--epochs $EPOCHS"
+else
+  left=$(( BUDGET_S - $(el) - 50 ))   # 50 s: final validation of best.pt and the copies
+  length="--hours $(python3 -c "print(max($left, 60) / 3600)")"
+fi
+echo "[$(el)s] training: $length"
 $XFD train --data "$ALL/data.yaml" --config "$CONFIG" --weights "$WEIGHTS" --device "$DEVICE" \
-  --hours "$hours" --project "$RUNS" --name gpu || echo "training exited with $?"
+  $length --project "$RUNS" --name gpu || echo "training exited with $?"
 kill $COPIER 2>/dev/null || true
-for f in weights/best.pt weights/last.pt results.csv args.yaml xfd_config.json; do
-  [ -f "$RUNS/gpu/$f" ] && cp -f "$RUNS/gpu/$f" "$OUT/"
-done
+if [ "$(realpath -m "$OUT")" != "$(realpath -m "$RUNS/gpu")" ]; then
+  for f in weights/best.pt weights/last.pt results.csv args.yaml xfd_config.json; do
+    [ -f "$RUNS/gpu/$f" ] && cp -f "$RUNS/gpu/$f" "$OUT/"
+  done
+  cp -f "$OUT/data_summary.json" "$RUNS/gpu/"   # the model card reads the data description from the run
+fi
 echo "[$(el)s] done"

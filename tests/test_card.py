@@ -1,0 +1,49 @@
+"""The model card names every training stage with its hardware and its own data: CPU stages
+trained on a dataset here (its manifest), a GPU stage on scans made on the GPU machine
+(the data_summary.json training/gpu_recipe.sh leaves in the run directory)."""
+
+import json
+import shutil
+
+from detector.engine import Engine
+from detector.synth.dataset import write_dataset
+from training import card
+from training.evaluate import evaluate
+
+
+def _run(d, cfg, epochs):
+    d.mkdir(parents=True)
+    (d / "xfd_config.json").write_text(json.dumps(cfg))
+    (d / "results.csv").write_text("epoch,time\n" + "".join(f"{i + 1},{(i + 1) * 1800.0}\n" for i in range(epochs)))
+    return d
+
+
+def test_card_lists_stages_hardware_and_data(tmp_path, model_dir):
+    ds = tmp_path / "ds"
+    write_dataset(ds, 3, seed=779, split="train=0.34,test=0.66", workers=1, coco=False, sheet=False, progress=lambda *a: None)
+    rep = tmp_path / "rep"
+    evaluate(Engine(model_dir, concurrency=1), str(ds / "data.yaml"), "test", rep)
+    md = tmp_path / "model"
+    md.mkdir()
+    shutil.copy(model_dir / "model.json", md / "model.json")
+    common = {"imgsz": 512, "optimizer": "AdamW", "architecture": "yolo26n"}
+    r1 = _run(tmp_path / "r1", {**common, "batch": 16, "lr0": 0.002, "device": "cpu", "source": "from scratch (yolo26n)",
+                                "data": str(ds / "data.yaml")}, 3)
+    r2 = _run(tmp_path / "r2", {**common, "batch": 128, "lr0": 0.002, "device": "0", "source": "fine-tune from x.pt",
+                                "hardware": "NVIDIA H100 80GB HBM3, 16 CPU cores", "data": "/nowhere/all/data.yaml"}, 2)
+    chunk = {"generator": "1.1.0", "n": 10, "config": {"p_display": 0.3, "p_soft": 0.5}, "split": {"train": 1.0},
+             "counts": {"scans": {"train": 10}, "objects": {"gun": 4}, "clean_scans": 4}, "seconds": 1.0, "scans_per_second": 10.0}
+    (r2 / "data_summary.json").write_text(json.dumps({
+        "chunks": [{**chunk, "seed": 101}, {**chunk, "seed": 102}], "train_scans": 20, "val_scans": 0,
+        "objects": {"gun": 8}, "clean_scans": 8}))
+    assert card.main([str(md), "--report", f"test={rep}", "--run", str(r1), "--run", str(r2)]) == 0
+    text = (md / "card.md").read_text()
+    assert "3 epochs at 512 px, batch 16, AdamW lr0 0.002, 0.00 h" not in text  # times come from results.csv
+    assert "3 epochs at 512 px, batch 16, AdamW lr0 0.002, 1.50 h on a 2-core CPU, data 1 (from scratch)" in text
+    assert ("2 epochs at 512 px, batch 128, AdamW lr0 0.002, 1.00 h on NVIDIA H100 80GB HBM3, 16 CPU cores, data 2 "
+            "(fine-tuned from the previous stage)") in text
+    assert "Data 1: 3 scans simulated by generator" in text and "(seed 779)" in text
+    assert "Data 2: 20 scans simulated by generator 1.1.0 (seeds 101, 102; display effects 0.3, soft contents 0.5)" in text
+    assert "SHA256SUMS" not in json.loads((md / "model.json").read_text())
+    assert "card.md" in (md / "SHA256SUMS").read_text()
+    assert "then `make train-gpu` (the GPU stage" in text
