@@ -18,7 +18,7 @@ from ..xray import physics, render
 from . import clutter as clutter_mod
 from . import organic
 from . import threats as threat_mod
-from .shapes import ORIENTATIONS, Obj, col_max, col_min, orientation_rotation, smooth_noise, splat
+from .shapes import ORIENTATIONS, Obj, col_max, col_min, orientation_rotation, smooth_noise, splat_window
 
 GENERATOR_VERSION = "1.1.0"  # 1.1.0 = 1.0.0 + opt-in display effects and soft contents (both off: 1.0.0 images)
 
@@ -101,9 +101,14 @@ class Canvas:
             jit = self.rng.random((n, 2), dtype=np.float32) - np.float32(0.5)
             u = (cx_mm + pts[:, 0]) / self.mmpp - x0 + jit[:, 0] * jitter
             v = (cy_mm + magnification * pts[:, 1]) / self.mmpp - y0 + jit[:, 1] * jitter
-            areal = splat(u, v, part.mass, (h, w)) / (self.px_area_cm2 * magnification)
+            win = splat_window(u, v, part.mass, (h, w))
+            if win is None:
+                continue
+            areal, r0, c0 = win
+            areal = areal / (self.px_area_cm2 * magnification)
             c = np.asarray(physics.basis_coeffs(part.material), np.float32)
-            own += c[:, None, None] * areal[None]
+            # only the part's own rectangle: outside it splat() adds exact zeros, so the sums are unchanged
+            own[:, r0 : r0 + areal.shape[0], c0 : c0 + areal.shape[1]] += c[:, None, None] * areal[None]
         # smooth the voxel sampling noise (one voxel's worth): a solid looks solid
         sig = 0.45 * jitter
         if sig > 0.3:

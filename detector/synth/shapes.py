@@ -328,3 +328,27 @@ def splat(u: np.ndarray, v: np.ndarray, w: np.ndarray, shape: tuple[int, int]) -
     if ww is None:
         out = out * float(w)
     return out.reshape(h, wd).astype(np.float32)
+
+
+def splat_window(u: np.ndarray, v: np.ndarray, w: np.ndarray, shape: tuple[int, int]):
+    """splat() restricted to the bounding rectangle of the points that land in the grid:
+    returns (window, row0, col0), or None when no point lands. Same pixel indices, same
+    summation order per pixel, so the window equals splat()'s grid there bit for bit and
+    splat()'s grid is exactly zero outside it; a part covering a tenth of its object's
+    rectangle then costs a tenth of the bincount and of the caller's accumulation."""
+    h, wd = shape
+    uu = (u + 0.5).astype(np.int32)
+    vv = (v + 0.5).astype(np.int32)
+    ok = (uu >= 0) & (uu < wd) & (vv >= 0) & (vv < h)
+    uu, vv = uu[ok], vv[ok]
+    if not len(uu):
+        return None
+    c0, r0 = int(uu.min()), int(vv.min())
+    ww_ = int(uu.max()) - c0 + 1
+    hh = int(vv.max()) - r0 + 1
+    idx = (vv - r0) * ww_ + (uu - c0)
+    ww = w[ok] if np.ndim(w) else None
+    out = np.bincount(idx, weights=ww, minlength=hh * ww_)
+    if ww is None:
+        out = out * float(w)
+    return out.reshape(hh, ww_).astype(np.float32), r0, c0
