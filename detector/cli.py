@@ -41,6 +41,8 @@ xfd synth --out data/shifted --n 200 --seed 3 --split test=1 --shifted --raw""")
     s.add_argument("--split", default="train=0.8,val=0.1,test=0.1", help="fractions per split (train, val, test)")
     s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     s.add_argument("--shifted", action="store_true", help="off-distribution settings (resolution, clutter, palette)")
+    s.add_argument("--wide", action="store_true",
+                   help="wider randomisation for training: 0.6-1.8 mm/px, 3-50 items, hue +-15, more blur and noise range")
     s.add_argument("--display-effects", type=float, default=None, metavar="P",
                    help="share of scans given a vendor's display processing: sharpening, contrast stretch, "
                         "negative, burnt-in text (default 0: generator 1.0.0's images)")
@@ -197,7 +199,9 @@ def cmd_synth(a) -> int:
     from .synth.dataset import write_dataset
     from .synth.scene import SceneConfig
 
-    cfg = SceneConfig.shifted() if a.shifted else SceneConfig()
+    if a.shifted and a.wide:
+        raise CliError("--shifted and --wide are different configurations: choose one")
+    cfg = SceneConfig.shifted() if a.shifted else SceneConfig.wide() if a.wide else SceneConfig()
     if a.gray is not None:
         if not 0 <= a.gray <= 1:
             raise CliError(f"--gray must be between 0 and 1, got {a.gray}")

@@ -17,7 +17,7 @@ def test_gpu_recipe_runs_on_cpu_at_toy_size(tmp_path, model_dir):
     out, runs = tmp_path / "out", tmp_path / "runs"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "OUT": str(out), "RUNS": str(runs), "DATA": str(tmp_path / "data"), "DEVICE": "cpu", "CONFIG": str(cfg),
-           "CHUNKS": "2", "CHUNK": "3", "VAL_N": "2", "EPOCHS": "1", "SEED0": "900",
+           "CHUNKS": "2", "CHUNK": "3", "WIDE": "1", "VAL_N": "2", "EPOCHS": "1", "SEED0": "900",
            "WEIGHTS": str(model_dir / "model.pt"), "XFD": f"{sys.executable} -m detector.cli"}
     r = subprocess.run(["bash", str(REPO_ROOT / "training" / "gpu_recipe.sh")], cwd=REPO_ROOT, env=env,
                        capture_output=True, text=True, timeout=600)
@@ -26,6 +26,8 @@ def test_gpu_recipe_runs_on_cpu_at_toy_size(tmp_path, model_dir):
     assert summary["train_scans"] == 6 and summary["val_scans"] == 2
     assert sorted(c["seed"] for c in summary["chunks"]) == [900, 901, 902]
     assert all(c["config"]["p_display"] == 0.3 and c["config"]["p_soft"] == 0.5 for c in summary["chunks"])
+    wide = {c["seed"]: c["config"]["palette_jitter"] > 0 for c in summary["chunks"]}
+    assert wide == {900: False, 901: False, 902: True}  # WIDE=1: every second training chunk
     for f in ("best.pt", "last.pt", "results.csv", "xfd_config.json", "recipe.log"):
         assert (out / f).stat().st_size > 0, f
     run = runs / "gpu"

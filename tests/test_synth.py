@@ -137,6 +137,35 @@ def test_cli_reports_bad_parameters():
     r = subprocess.run([sys.executable, "-m", "detector.cli", "synth", "--out", "/tmp/xfd-never", "--n", "2",
                         "--display-effects", "1.5"], capture_output=True, text=True)
     assert r.returncode == 2 and "--display-effects must be between 0 and 1" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "synth", "--out", "/tmp/xfd-never", "--n", "2",
+                        "--wide", "--shifted"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--shifted and --wide" in r.stderr
+    assert not Path("/tmp/xfd-never").exists()
+
+
+def test_wide_config_randomises_beyond_the_defaults():
+    """SceneConfig.wide() (xfd synth --wide): pixel pitch, hue anchors, blur and noise vary over
+    wider ranges than the defaults, per scan; the default ranges draw nothing extra."""
+    d, w = SceneConfig(), SceneConfig.wide()
+    assert w.mm_per_px[0] < d.mm_per_px[0] and w.mm_per_px[1] > d.mm_per_px[1]
+    assert w.blur_sigma[0] < d.blur_sigma[0] < d.blur_sigma[1] < w.blur_sigma[1]
+    assert w.log10_i0[0] < d.log10_i0[0] < d.log10_i0[1] < w.log10_i0[1]
+    metas = [simulate(4243, i, w).meta for i in range(10)]
+    mm = [m["mm_per_px"] for m in metas]
+    assert min(mm) < d.mm_per_px[0] or max(mm) > d.mm_per_px[1]  # 10 draws from 0.6-1.8: P(all in 0.8-1.35) < 1e-3
+    assert all(w.mm_per_px[0] <= x for x in mm)
+    assert all(w.blur_sigma[0] <= m["blur_sigma"] <= w.blur_sigma[1] for m in metas)
+    assert all(10 ** w.log10_i0[0] <= m["noise_i0"] <= 10 ** w.log10_i0[1] for m in metas)
+    # the hue jitter moves all three anchors of the palette the scan would have had by one offset
+    plain = SceneConfig(palette_jitter=0.0, p_gray=0.0)
+    jit = SceneConfig(palette_jitter=15.0, p_gray=0.0)
+    shifts = []
+    for i in range(4):
+        a, b = simulate(4244, i, plain).meta["render"], simulate(4244, i, jit).meta["render"]
+        k = [b[h] - a[h] for h in ("hue_organic", "hue_mixed", "hue_metal")]
+        assert max(k) - min(k) < 1e-9 and abs(k[0]) <= 15.0
+        shifts.append(k[0])
+    assert len({round(x, 6) for x in shifts}) == 4 and all(x != 0 for x in shifts)
 
 
 def test_shifted_config_differs():

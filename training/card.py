@@ -106,7 +106,8 @@ def _data_desc(run: Path, cfg: dict) -> str:
         ch = d.get("chunks", [])
         seeds = ", ".join(str(c["seed"]) for c in sorted(ch, key=lambda c: c["seed"]))
         gens = sorted({c["generator"] for c in ch})
-        opts = sorted({f"display effects {c['config'].get('p_display', 0)}, soft contents {c['config'].get('p_soft', 0)}" for c in ch})
+        opts = sorted({f"display effects {c['config'].get('p_display', 0)}, soft contents {c['config'].get('p_soft', 0)}"
+                       + (", wide ranges (xfd synth --wide)" if c["config"].get("palette_jitter") else "") for c in ch})
         return (f"{d['train_scans'] + d['val_scans']} scans simulated by generator {', '.join(gens)} (seeds {seeds}; {'; '.join(opts)}): "
                 f"{{'train': {d['train_scans']}, 'val': {d['val_scans']}}}, objects {d['objects']}, {d['clean_scans']} clean.")
     return f"{data} (no manifest here)"

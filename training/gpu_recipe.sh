@@ -7,7 +7,8 @@
 #
 # Environment: BUDGET_S (whole script, seconds), GEN_S (data generation), CHUNK (scans per
 # generation call), CHUNKS (a fixed number of chunks instead of GEN_S), EPOCHS (a fixed number of
-# epochs instead of the time left), VAL_N, DEVICE (0 or cpu), WEIGHTS (checkpoint to start from), SEED0 (first
+# epochs instead of the time left), WIDE (1: every second training chunk uses `xfd synth --wide`,
+# the wider domain randomisation of generator 1.2.0; the shipped stage 3 ran without it), VAL_N, DEVICE (0 or cpu), WEIGHTS (checkpoint to start from), SEED0 (first
 # seed; seeds 1-5 are the CPU training and test sets and are never used here), XFD (how to call the CLI).
 # Long runs resume: `xfd train --resume --project $RUNS --name gpu`.
 set -euo pipefail
@@ -50,8 +51,9 @@ while :; do
   t=$(el)
   if [ -n "${CHUNKS:-}" ]; then [ "$seed" -gt "$((SEED0 + CHUNKS))" ] && break
   elif [ "$seed" -gt "$((SEED0 + 1))" ] && [ $((t + last)) -gt "$GEN_S" ]; then break; fi
-  $XFD synth --out "$DATA/chunks/s$seed" --n "$CHUNK" --seed "$seed" --split train=1 --workers "$W" $SYNTH_OPTS >/dev/null
-  last=$(( $(el) - t )); echo "[$(el)s] train chunk seed $seed: $CHUNK scans in ${last}s"
+  wide=""; if [ "${WIDE:-0}" = 1 ] && [ $(( (seed - SEED0) % 2 )) = 0 ]; then wide="--wide"; fi
+  $XFD synth --out "$DATA/chunks/s$seed" --n "$CHUNK" --seed "$seed" --split train=1 --workers "$W" $SYNTH_OPTS $wide >/dev/null
+  last=$(( $(el) - t )); echo "[$(el)s] train chunk seed $seed${wide:+ (wide)}: $CHUNK scans in ${last}s"
   seed=$((seed + 1))
 done
 

@@ -20,7 +20,9 @@ from . import organic
 from . import threats as threat_mod
 from .shapes import ORIENTATIONS, Obj, col_max, col_min, orientation_rotation, smooth_noise, splat_window
 
-GENERATOR_VERSION = "1.1.0"  # 1.1.0 = 1.0.0 + opt-in display effects and soft contents (both off: 1.0.0 images)
+# 1.1.0 = 1.0.0 + opt-in display effects and soft contents (both off: 1.0.0 images)
+# 1.2.0 = 1.1.0 + the opt-in wide ranges (SceneConfig.wide(); the default ranges give 1.1.0's images)
+GENERATOR_VERSION = "1.2.0"
 
 
 @dataclass
@@ -44,11 +46,27 @@ class SceneConfig:
     # bubble-wrap packing) and small metal confusers (pens with springs, underwires, buckles, hair
     # pins): organic.py. 0 keeps 1.0.0's images; its own random stream leaves labels unchanged.
     p_soft: float = 0.0
+    # per-scan hue offset of all three anchors, uniform in +-palette_jitter degrees (0 draws nothing,
+    # which keeps the default stream and images)
+    palette_jitter: float = 0.0
+    blur_sigma: tuple[float, float] = (0.3, 1.1)  # detector blur (px)
+    log10_i0: tuple[float, float] = (3.8, 5.0)  # photons per pixel at high energy: the noise level
 
     @staticmethod
     def shifted() -> SceneConfig:
         """Off-distribution settings: other resolution, denser clutter, other palette."""
         return SceneConfig(mm_per_px=(1.3, 1.7), clutter=(25, 55), palette_shift=12.0, p_gray=0.3)
+
+    @staticmethod
+    def wide() -> SceneConfig:
+        """Wider domain randomisation for training, so that scans from scanners we have not seen
+        fall inside the training distribution: coarser and finer pixels, emptier and fuller
+        parcels, hue anchors moved per scan, sharper and blurrier, cleaner and noisier detectors.
+        The shifted test set's settings (1.3-1.7 mm/px, 25-55 items, hue +12) lie inside these
+        ranges, so a model trained on wide scans is no longer blind to them: say so when
+        reporting on synth-shifted."""
+        return SceneConfig(mm_per_px=(0.6, 1.8), clutter=(3, 50), p_gray=0.25, palette_jitter=15.0,
+                           blur_sigma=(0.2, 1.6), log10_i0=(3.5, 5.2))
 
 
 @dataclass
@@ -365,10 +383,10 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
     t_low, t_high = physics.transmissions(cv.maps, spectrum)
     total_att = cv.attenuation()
     # detector: blur, photon noise, gains, dark floor, saturation
-    sigma = float(rng.uniform(0.3, 1.1))
+    sigma = float(rng.uniform(*cfg.blur_sigma))
     t_low = cv2.GaussianBlur(t_low, (0, 0), sigma)
     t_high = cv2.GaussianBlur(t_high, (0, 0), sigma)
-    i0_high = float(10 ** rng.uniform(3.8, 5.0))
+    i0_high = float(10 ** rng.uniform(*cfg.log10_i0))
     i0_low = i0_high * float(rng.uniform(0.3, 0.7))
     el = float(rng.uniform(0, 0.003))
     out = []
@@ -388,10 +406,11 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         img = render.grayscale(t_low, t_high, pal["gamma"], pal["low_weight"])
     else:
         palette = render.Palette.random(rng)
-        if cfg.palette_shift:
+        shift = cfg.palette_shift + (float(rng.uniform(-cfg.palette_jitter, cfg.palette_jitter)) if cfg.palette_jitter else 0.0)
+        if shift:
             d = palette.as_dict()
             for k in ("hue_organic", "hue_mixed", "hue_metal"):
-                d[k] += cfg.palette_shift
+                d[k] += shift
             palette = render.Palette(**d)
         img = render.pseudo_colour(t_low, t_high, palette, spectrum)
         pal = {"mode": "colour", **palette.as_dict()}
