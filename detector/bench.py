@@ -154,7 +154,8 @@ def bench_service(model_dir: Path, scans: list[bytes], clients=(1, 4, 16), per_c
         port = s.getsockname()[1]
     env = {**os.environ, "XFD_QUEUE": "64"}
     proc = subprocess.Popen([sys.executable, "-m", "detector.cli", "serve", "--port", str(port), "--model", str(model_dir),
-                             "--data-dir", str(d)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                             "--data-dir", str(d)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            preexec_fn=_die_with_parent)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
@@ -184,6 +185,16 @@ def bench_service(model_dir: Path, scans: list[bytes], clients=(1, 4, 16), per_c
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _die_with_parent() -> None:
+    """In the service child before exec: Linux sends it SIGTERM when the bench process dies, so
+    an interrupted `make bench` leaves no server running (one did, and skewed the next run)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def bench_synth(n: int = 40) -> dict:

@@ -9,8 +9,9 @@
 # generation call), CHUNKS (a fixed number of chunks instead of GEN_S), EPOCHS (a fixed number of
 # epochs instead of the time left), WIDE (1: every second training chunk uses `xfd synth --wide`,
 # the wider domain randomisation of generator 1.2.0; the shipped stage 3 ran without it), VAL_N, DEVICE (0 or cpu), WEIGHTS (checkpoint to start from), SEED0 (first
-# seed; seeds 1-5 are the CPU training and test sets and are never used here), XFD (how to call the CLI).
-# Long runs resume: `xfd train --resume --project $RUNS --name gpu`.
+# seed; seeds 1-5 are the CPU training and test sets and are never used here), RUNS and NAME (the run
+# directory $RUNS/$NAME, default /tmp/xfd-gpu-runs/gpu), XFD (how to call the CLI).
+# Long runs resume: `xfd train --resume --project $RUNS --name $NAME`.
 set -euo pipefail
 T0=$(date +%s)
 el() { echo $(( $(date +%s) - T0 )); }
@@ -25,6 +26,7 @@ WEIGHTS=${WEIGHTS:-models/default/model.pt}
 SEED0=${SEED0:-100}
 DATA=${DATA:-/tmp/xfd-gpu-data}
 RUNS=${RUNS:-/tmp/xfd-gpu-runs}
+NAME=${NAME:-gpu}
 SYNTH_OPTS=${SYNTH_OPTS:---display-effects 0.3 --soft-contents 0.5}
 W=$(nproc)
 XFD=${XFD:-python3 -m detector.cli}
@@ -89,8 +91,8 @@ echo "[$(el)s] data ready"
 
 # copy weights out as they appear, so a run cut short still returns its last checkpoint
 ( while sleep 15; do
-    for f in best.pt last.pt; do [ -f "$RUNS/gpu/weights/$f" ] && cp -f "$RUNS/gpu/weights/$f" "$OUT/$f.part" && mv -f "$OUT/$f.part" "$OUT/$f"; done
-    [ -f "$RUNS/gpu/results.csv" ] && cp -f "$RUNS/gpu/results.csv" "$OUT/"
+    for f in best.pt last.pt; do [ -f "$RUNS/$NAME/weights/$f" ] && cp -f "$RUNS/$NAME/weights/$f" "$OUT/$f.part" && mv -f "$OUT/$f.part" "$OUT/$f"; done
+    [ -f "$RUNS/$NAME/results.csv" ] && cp -f "$RUNS/$NAME/results.csv" "$OUT/"
   done ) &
 COPIER=$!
 if [ -n "${EPOCHS:-}" ]; then
@@ -101,12 +103,12 @@ else
 fi
 echo "[$(el)s] training: $length"
 $XFD train --data "$ALL/data.yaml" --config "$CONFIG" --weights "$WEIGHTS" --device "$DEVICE" \
-  $length --project "$RUNS" --name gpu || echo "training exited with $?"
+  $length --project "$RUNS" --name "$NAME" || echo "training exited with $?"
 kill $COPIER 2>/dev/null || true
-if [ "$(realpath -m "$OUT")" != "$(realpath -m "$RUNS/gpu")" ]; then
+if [ "$(realpath -m "$OUT")" != "$(realpath -m "$RUNS/$NAME")" ]; then
   for f in weights/best.pt weights/last.pt results.csv args.yaml xfd_config.json; do
-    [ -f "$RUNS/gpu/$f" ] && cp -f "$RUNS/gpu/$f" "$OUT/"
+    [ -f "$RUNS/$NAME/$f" ] && cp -f "$RUNS/$NAME/$f" "$OUT/"
   done
-  cp -f "$OUT/data_summary.json" "$RUNS/gpu/"   # the model card reads the data description from the run
+  cp -f "$OUT/data_summary.json" "$RUNS/$NAME/"   # the model card reads the data description from the run
 fi
 echo "[$(el)s] done"
