@@ -16,7 +16,9 @@ def test_gpu_recipe_runs_on_cpu_at_toy_size(tmp_path, model_dir):
     cfg.write_text(f"base: {REPO_ROOT / 'configs' / 'gpu.yaml'}\namp: false\nbatch: 4\nworkers: 0\ncache: false\nimgsz: 256\n")
     out, runs = tmp_path / "out", tmp_path / "runs"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "OUT": str(out), "RUNS": str(runs), "DATA": str(tmp_path / "data"), "DEVICE": "cpu", "CONFIG": str(cfg),
+           # relative paths, as `make train-gpu` passes them (an absolute-only recipe once broke there)
+           "OUT": os.path.relpath(out, REPO_ROOT), "RUNS": os.path.relpath(runs, REPO_ROOT),
+           "DATA": os.path.relpath(tmp_path / "data", REPO_ROOT), "DEVICE": "cpu", "CONFIG": str(cfg),
            "CHUNKS": "2", "CHUNK": "3", "WIDE": "1", "VAL_N": "2", "EPOCHS": "1", "SEED0": "900",
            "WEIGHTS": str(model_dir / "model.pt"), "XFD": f"{sys.executable} -m detector.cli"}
     r = subprocess.run(["bash", str(REPO_ROOT / "training" / "gpu_recipe.sh")], cwd=REPO_ROOT, env=env,
@@ -36,3 +38,17 @@ def test_gpu_recipe_runs_on_cpu_at_toy_size(tmp_path, model_dir):
     assert xc["hardware"].startswith("CPU, ") and xc["source"].startswith("fine-tune from")
     assert len((run / "results.csv").read_text().strip().splitlines()) == 2  # header + 1 epoch
     assert len(list((tmp_path / "data" / "all" / "images" / "train").iterdir())) == 6
+
+
+def test_gpu_recipe_fails_when_training_fails(tmp_path):
+    """A recipe whose training cannot start (no such checkpoint) exits non-zero with the
+    trainer's message, instead of reporting success with nothing trained."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "OUT": str(tmp_path / "out"), "RUNS": str(tmp_path / "runs"), "DATA": str(tmp_path / "data"),
+           "DEVICE": "cpu", "CHUNKS": "1", "CHUNK": "1", "VAL_N": "1", "EPOCHS": "1", "SEED0": "910",
+           "WEIGHTS": str(tmp_path / "missing.pt"), "XFD": f"{sys.executable} -m detector.cli"}
+    r = subprocess.run(["bash", str(REPO_ROOT / "training" / "gpu_recipe.sh")], cwd=REPO_ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "weights not found" in r.stdout + r.stderr
+    assert "training exited with 2" in (tmp_path / "out" / "recipe.log").read_text()

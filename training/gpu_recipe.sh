@@ -24,8 +24,10 @@ DEVICE=${DEVICE:-0}
 CONFIG=${CONFIG:-configs/gpu.yaml}
 WEIGHTS=${WEIGHTS:-models/default/model.pt}
 SEED0=${SEED0:-100}
-DATA=${DATA:-/tmp/xfd-gpu-data}
-RUNS=${RUNS:-/tmp/xfd-gpu-runs}
+# absolute: the dataset YAML names its root, and ultralytics reads relative roots from elsewhere
+DATA=$(realpath -m "${DATA:-/tmp/xfd-gpu-data}")
+RUNS=$(realpath -m "${RUNS:-/tmp/xfd-gpu-runs}")
+OUT=$(realpath -m "$OUT")
 NAME=${NAME:-gpu}
 SYNTH_OPTS=${SYNTH_OPTS:---display-effects 0.3 --soft-contents 0.5}
 W=$(nproc)
@@ -72,7 +74,7 @@ import json, sys
 from pathlib import Path
 import yaml
 from detector.taxonomy import names
-data, out = Path(sys.argv[1]), Path(sys.argv[2])
+data, out = Path(sys.argv[1]).resolve(), Path(sys.argv[2])
 yaml.safe_dump({"path": str(data / "all"), "train": "images/train", "val": "images/val",
                 "names": dict(enumerate(names()))}, open(data / "all" / "data.yaml", "w"), sort_keys=False)
 chunks = []
@@ -95,6 +97,7 @@ echo "[$(el)s] data ready"
     [ -f "$RUNS/$NAME/results.csv" ] && cp -f "$RUNS/$NAME/results.csv" "$OUT/"
   done ) &
 COPIER=$!
+rc=0
 if [ -n "${EPOCHS:-}" ]; then
   length="--epochs $EPOCHS"
 else
@@ -103,12 +106,13 @@ else
 fi
 echo "[$(el)s] training: $length"
 $XFD train --data "$ALL/data.yaml" --config "$CONFIG" --weights "$WEIGHTS" --device "$DEVICE" \
-  $length --project "$RUNS" --name "$NAME" || echo "training exited with $?"
+  $length --project "$RUNS" --name "$NAME" || { rc=$?; echo "training exited with $rc"; }
 kill $COPIER 2>/dev/null || true
 if [ "$(realpath -m "$OUT")" != "$(realpath -m "$RUNS/$NAME")" ]; then
   for f in weights/best.pt weights/last.pt results.csv args.yaml xfd_config.json; do
     [ -f "$RUNS/$NAME/$f" ] && cp -f "$RUNS/$NAME/$f" "$OUT/"
   done
-  cp -f "$OUT/data_summary.json" "$RUNS/$NAME/"   # the model card reads the data description from the run
+  [ -d "$RUNS/$NAME" ] && cp -f "$OUT/data_summary.json" "$RUNS/$NAME/"   # the model card reads the data description from the run
 fi
 echo "[$(el)s] done"
+exit "${rc:-0}"   # a failed training fails the recipe, after whatever it made was copied out
