@@ -12,6 +12,15 @@
 # seed; seeds 1-5 are the CPU training and test sets and are never used here), RUNS and NAME (the run
 # directory $RUNS/$NAME, default /tmp/xfd-gpu-runs/gpu), XFD (how to call the CLI).
 # Long runs resume: `xfd train --resume --project $RUNS --name $NAME`.
+#
+# On this workplace's lent GPU machine (Python 3.12, torch 2.11, no package registry) the shipped
+# stage ran as: carry .whl/ with cp312 wheels of ultralytics 8.4.190, ultralytics-thop 2.2.3,
+# xraydb 4.5.8, sqlalchemy 2.1.9 and platformdirs 4.14.8 (pip download --no-deps --python-version
+# 3.12 ...), plus a stand-in `polars` module offering read_csv(bytes).to_dict(as_series=False),
+# the only polars call ultralytics' trainer makes with plots off (the polars wheel is 54 MB, over
+# the transfer limit); then
+#   pip install --no-index --no-deps --target /tmp/site .whl/*.whl
+#   PYTHONPATH=/tmp/site:<stand-in dir>:$PWD BUDGET_S=530 bash training/gpu_recipe.sh
 set -euo pipefail
 T0=$(date +%s)
 el() { echo $(( $(date +%s) - T0 )); }
