@@ -125,7 +125,7 @@ class Canvas:
             areal, r0, c0 = win
             areal = areal / (self.px_area_cm2 * magnification)
             c = np.asarray(physics.basis_coeffs(part.material), np.float32)
-            # only the part's own rectangle: outside it splat() adds exact zeros, so the sums are unchanged
+            # only the part's own rectangle: outside it a full-grid splat adds exact zeros, so the sums are unchanged
             own[:, r0 : r0 + areal.shape[0], c0 : c0 + areal.shape[1]] += c[:, None, None] * areal[None]
         # smooth the voxel sampling noise (one voxel's worth): a solid looks solid
         sig = 0.45 * jitter

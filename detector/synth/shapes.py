@@ -314,28 +314,14 @@ def col_max(a: np.ndarray) -> np.ndarray:
     return np.array([a[:, k].max() for k in range(a.shape[1])], a.dtype)
 
 
-def splat(u: np.ndarray, v: np.ndarray, w: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Nearest-pixel splat of weights at pixel coords (u=col, v=row) into an (h, w)
-    grid. Callers jitter the points by up to one voxel first, which anti-aliases the
-    sampling grid stochastically at a quarter of the cost of a bilinear splat."""
-    h, wd = shape
-    uu = (u + 0.5).astype(np.int32)
-    vv = (v + 0.5).astype(np.int32)
-    ok = (uu >= 0) & (uu < wd) & (vv >= 0) & (vv < h)
-    idx = vv[ok] * wd + uu[ok]
-    ww = w[ok] if np.ndim(w) else None
-    out = np.bincount(idx, weights=ww, minlength=h * wd)
-    if ww is None:
-        out = out * float(w)
-    return out.reshape(h, wd).astype(np.float32)
-
-
 def splat_window(u: np.ndarray, v: np.ndarray, w: np.ndarray, shape: tuple[int, int]):
-    """splat() restricted to the bounding rectangle of the points that land in the grid:
-    returns (window, row0, col0), or None when no point lands. Same pixel indices, same
-    summation order per pixel, so the window equals splat()'s grid there bit for bit and
-    splat()'s grid is exactly zero outside it; a part covering a tenth of its object's
-    rectangle then costs a tenth of the bincount and of the caller's accumulation."""
+    """Nearest-pixel splat of weights at pixel coords (u=col, v=row) that land in an (h, w) grid,
+    returned as the bounding rectangle of those pixels: (window, row0, col0), or None when no
+    point lands. Callers jitter the points by up to one voxel first, which anti-aliases the
+    sampling grid stochastically at a quarter of the cost of a bilinear splat. The window holds
+    exactly what a full-grid splat (generator 1.0.0's) holds there, bit for bit, and the full
+    grid is zero outside it, so a part covering a tenth of its object's rectangle costs a tenth
+    of the bincount and of the caller's accumulation."""
     h, wd = shape
     uu = (u + 0.5).astype(np.int32)
     vv = (v + 0.5).astype(np.int32)
