@@ -164,14 +164,17 @@ def calibrate_thresholds(any_max, hit_max, threat, target_pfa: float = 0.05, rou
     new scans with that confidence (at a cost in Pd)."""
     nc = any_max.shape[1]
     grid = np.round(np.arange(0.01, 1.0, 0.01), 2) if grid is None else grid
-    clean = int((~np.asarray(threat, bool)).sum())
+    limit = target_pfa
+    if confidence:  # the bound grows with the false-alarm count: find the largest count it allows, once
+        clean = int((~np.asarray(threat, bool)).sum())
+        k = 0
+        while k <= clean and pfa_upper_bound(k, clean, confidence) <= target_pfa + 1e-9:
+            k += 1
+        limit = (k - 1) / clean if k else -1.0
 
     def score(th):
         pd, pfa = pd_pfa(any_max, hit_max, threat, th)
-        if confidence:
-            ok = pfa_upper_bound(int(round(pfa * clean)), clean, confidence) <= target_pfa + 1e-9
-        else:
-            ok = pfa <= target_pfa + 1e-9
+        ok = pfa <= limit + 1e-9
         return (ok, pd if ok else -pfa, -pfa)
 
     best = None
