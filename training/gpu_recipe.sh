@@ -117,7 +117,7 @@ echo "[$(el)s] training: $length"
 $XFD train --data "$ALL/data.yaml" --config "$CONFIG" --weights "$WEIGHTS" --device "$DEVICE" \
   $length --project "$RUNS" --name "$NAME" || { rc=$?; echo "training exited with $rc"; }
 kill $COPIER 2>/dev/null || true
-if [ "$(realpath -m "$OUT")" != "$(realpath -m "$RUNS/$NAME")" ]; then
+if [ "$OUT" != "$RUNS/$NAME" ]; then   # both absolute already
   for f in weights/best.pt weights/last.pt results.csv args.yaml xfd_config.json; do
     [ -f "$RUNS/$NAME/$f" ] && cp -f "$RUNS/$NAME/$f" "$OUT/"
   done
