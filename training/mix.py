@@ -52,7 +52,8 @@ def mix(sources: list[tuple[str, float]], out: str | Path, seed: int = 0) -> dic
         rep = int(np.floor(w))
         chosen = imgs * rep + [x for x in imgs if rng.random() < w - rep]
         train += chosen
-        val += _split_images(p, "val")
+        if d.get("val") != d.get("train"):  # a train-only set names its train images as val: never validate on them
+            val += _split_images(p, "val")
         counts[str(p)] = {"weight": w, "images": len(imgs), "in_mix": len(chosen)}
     if not train:
         raise ValueError("the mix has no training images")
