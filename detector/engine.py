@@ -200,13 +200,13 @@ class _OnnxRunner:
 class _OpenVinoModel:
     """One compiled model shared by runners; each runner owns an infer request."""
 
-    _cache: dict[tuple[str, int], object] = {}
+    _cache: dict[tuple[str, int, int], object] = {}
     _lock = threading.Lock()
 
     @classmethod
-    def compiled(cls, path: str, threads: int):
+    def compiled(cls, path: str, threads: int, streams: int = 1):
         with cls._lock:
-            key = (path, threads)
+            key = (path, threads, streams)
             if key not in cls._cache:
                 import openvino as ov
 
@@ -220,15 +220,15 @@ class _OpenVinoModel:
                     ppp.input().preprocess().convert_element_type(ov.Type.f32).scale(255.0)
                     model = ppp.build()
                     cls._cache[key] = core.compile_model(model, "CPU", {
-                        "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1})
+                        "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": streams})
                 except Exception as e:
                     raise ModelError(f"cannot load OpenVINO model {path}: {str(e)[:200]}") from None
             return cls._cache[key]
 
 
 class _OpenVinoRunner:
-    def __init__(self, path: str, threads: int):
-        self.req = _OpenVinoModel.compiled(path, threads).create_infer_request()
+    def __init__(self, path: str, threads: int, streams: int = 1):
+        self.req = _OpenVinoModel.compiled(path, threads, streams).create_infer_request()
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
         self.req.infer({0: img[None]})
@@ -236,6 +236,21 @@ class _OpenVinoRunner:
 
 
 RUNNERS = {"torch": _TorchRunner, "onnx": _OnnxRunner, "openvino": _OpenVinoRunner, "openvino-int8": _OpenVinoRunner}
+
+
+def ov_streams(concurrency: int, threads: int) -> int:
+    """OpenVINO streams for `concurrency` runners on `threads` cores: XFD_OV_STREAMS, else 1
+    (one request at a time on all cores: the lowest latency per scan; measured in `make bench`)."""
+    env = os.environ.get("XFD_OV_STREAMS")
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ModelError(f"XFD_OV_STREAMS must be a whole number, got {env!r}") from None
+        if n < 1:
+            raise ModelError(f"XFD_OV_STREAMS must be at least 1, got {n}")
+        return min(n, max(1, threads))
+    return 1
 
 
 def _backend_path(info: ModelInfo, backend: str) -> str:
@@ -257,7 +272,9 @@ def letterbox(img: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[floa
     nh, nw = int(round(h * r)), int(round(w * r))
     out = np.full((size, size, 3), 114, np.uint8)
     top, left = (size - nh) // 2, (size - nw) // 2
-    resized = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR if r > 1 else cv2.INTER_AREA) if (nh, nw) != (h, w) else img
+    # bilinear both ways, as ultralytics resizes every training and validation image: the model
+    # learnt on bilinear downscales (INTER_AREA here cost 1.5 ms a scan and matched nothing it saw)
+    resized = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nh, nw) != (h, w) else img
     out[top : top + nh, left : left + nw] = resized
     return out, r, (left, top)
 
@@ -368,7 +385,13 @@ class Engine:
         per = max(1, self.threads // max(1, concurrency)) if concurrency > 1 else self.threads
         self._pool: queue.Queue = queue.Queue()
         for _ in range(max(1, concurrency)):
-            self._pool.put(RUNNERS[self.backend](path, per if concurrency > 1 else self.threads))
+            if self.backend.startswith("openvino"):
+                # one compiled model, one infer request per runner. Its streams run requests in
+                # parallel, each on threads/streams cores; one stream runs them one after another.
+                self.ov_streams = ov_streams(concurrency, self.threads)
+                self._pool.put(RUNNERS[self.backend](path, self.threads, self.ov_streams))
+            else:
+                self._pool.put(RUNNERS[self.backend](path, per if concurrency > 1 else self.threads))
         self.ready = False
         if warmup:
             self.warmup()

@@ -85,7 +85,11 @@ def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[str,
     return fmt, im
 
 
-def _exif_orientation(im: Image.Image) -> int:
+def _exif_orientation(im: Image.Image, data: bytes, fmt: str) -> int:
+    # Pillow's PNG getexif() decodes the whole image to look for an eXIf chunk after the pixels
+    # (as long again as the decode itself): a PNG without those bytes anywhere has no orientation
+    if fmt == "PNG" and b"eXIf" not in data:
+        return 1
     try:
         return int(im.getexif().get(0x0112, 1))
     except Exception:
@@ -142,7 +146,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     if arr.dtype not in (np.uint8, np.uint16):
         raise ImageError(f"unsupported bit depth: {fmt} with {arr.dtype} samples; use 8- or 16-bit integer images", "unsupported_depth")
     depth = 16 if arr.dtype == np.uint16 else 8
-    arr = _apply_orientation(arr, _exif_orientation(im))  # IMREAD_UNCHANGED ignores EXIF
+    arr = _apply_orientation(arr, _exif_orientation(im, data, fmt))  # IMREAD_UNCHANGED ignores EXIF
     a8 = to_8bit(arr)
     if a8.ndim == 2:
         rgb = cv2.cvtColor(a8, cv2.COLOR_GRAY2RGB)

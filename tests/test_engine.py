@@ -83,6 +83,11 @@ def test_input_forms_agree(engine, scans):
     Image.fromarray(rot).save(buf, "JPEG", quality=95, exif=exif.tobytes())
     dec = imaging.decode(buf.getvalue())
     assert dec.rgb.shape == s.image.shape
+    # PNG with an eXIf chunk (the decoder skips Pillow's EXIF lookup only when no such chunk exists)
+    buf = io.BytesIO()
+    Image.fromarray(rot).save(buf, "PNG", exif=exif.tobytes())
+    assert b"eXIf" in buf.getvalue()
+    assert np.array_equal(imaging.decode(buf.getvalue()).rgb, s.image)
 
 
 def test_grayscale_16bit_and_8bit(engine):
@@ -195,6 +200,25 @@ def test_concurrent_calls_match_serial(engine, scans):
     for k, p in enumerate(par):
         s = serial[k % len(imgs)]
         assert p.shape == s.shape and np.allclose(p, s, atol=1e-3)
+
+
+def test_openvino_streams_setting(model_dir, scans, monkeypatch):
+    """XFD_OV_STREAMS=2 runs two requests side by side on one core each; the answers are the
+    same detections as the default single stream on all cores. Bad values are refused."""
+    imgs = [s.image for s in scans["threat"][:3] + scans["clean"][:1]]
+    one = Engine(model_dir, backend="openvino", concurrency=2, threads=2)
+    assert one.ov_streams == 1
+    monkeypatch.setenv("XFD_OV_STREAMS", "2")
+    two = Engine(model_dir, backend="openvino", concurrency=2, threads=2)
+    assert two.ov_streams == 2
+    with ThreadPoolExecutor(2) as ex:
+        par = list(ex.map(lambda i: _arr(two.detect(i)), imgs))
+    for i, p in zip(imgs, par, strict=True):
+        assert _agree(_arr(one.detect(i)), p, iou=0.9, min_conf=0.2)
+    for bad in ("0", "two"):
+        monkeypatch.setenv("XFD_OV_STREAMS", bad)
+        with pytest.raises(ModelError, match="XFD_OV_STREAMS"):
+            Engine(model_dir, backend="openvino", concurrency=2)
 
 
 def _png_header(w, h):
