@@ -46,6 +46,9 @@ xfd synth --out data/shifted --n 200 --seed 3 --split test=1 --shifted --raw""")
     s.add_argument("--display-effects", type=float, default=None, metavar="P",
                    help="share of scans given a vendor's display processing: sharpening, contrast stretch, "
                         "negative, burnt-in text (default 0: generator 1.0.0's images)")
+    s.add_argument("--fan-beam", type=float, default=None, metavar="P",
+                   help="share of scans projected through a line scanner's fan beam (rows scale with height above "
+                        "the belt; walls become bands). Default 0 (1.2.0's images); --wide: 0.7")
     s.add_argument("--soft-contents", type=float, default=None, metavar="P",
                    help="share of scans that also hold soft goods (folded clothing, food bags, paper and bubble-wrap "
                         "packing) and small metal confusers (pens with springs, underwires, buckles, hair pins); "
@@ -210,6 +213,10 @@ def cmd_synth(a) -> int:
         if not 0 <= a.display_effects <= 1:
             raise CliError(f"--display-effects must be between 0 and 1, got {a.display_effects}")
         cfg.p_display = a.display_effects
+    if a.fan_beam is not None:
+        if not 0 <= a.fan_beam <= 1:
+            raise CliError(f"--fan-beam must be between 0 and 1, got {a.fan_beam}")
+        cfg.p_fan = a.fan_beam
     if a.soft_contents is not None:
         if not 0 <= a.soft_contents <= 1:
             raise CliError(f"--soft-contents must be between 0 and 1, got {a.soft_contents}")

@@ -22,7 +22,8 @@ from .shapes import ORIENTATIONS, Obj, col_max, col_min, orientation_rotation, s
 
 # 1.1.0 = 1.0.0 + opt-in display effects and soft contents (both off: 1.0.0 images)
 # 1.2.0 = 1.1.0 + the opt-in wide ranges (SceneConfig.wide(); the default ranges give 1.1.0's images)
-GENERATOR_VERSION = "1.2.0"
+# 1.3.0 = 1.2.0 + the opt-in fan beam (p_fan; wide() turns it on for 70% of scans; 0 gives 1.2.0's images)
+GENERATOR_VERSION = "1.3.0"
 
 
 @dataclass
@@ -49,6 +50,11 @@ class SceneConfig:
     # per-scan hue offset of all three anchors, uniform in +-palette_jitter degrees (0 draws nothing,
     # which keeps the default stream and images)
     palette_jitter: float = 0.0
+    # share of scans projected through a line scanner's fan beam (FanBeam): rows scale with each
+    # point's height above the belt, seen from the source, so tall things look tapered and box
+    # walls broaden into bands away from the central ray. 0 keeps 1.2.0's parallel projection (and
+    # its images); the geometry and heights come from their own random stream.
+    p_fan: float = 0.0
     blur_sigma: tuple[float, float] = (0.3, 1.1)  # detector blur (px)
     log10_i0: tuple[float, float] = (3.8, 5.0)  # photons per pixel at high energy: the noise level
 
@@ -66,7 +72,7 @@ class SceneConfig:
         ranges, so a model trained on wide scans is no longer blind to them: say so when
         reporting on synth-shifted."""
         return SceneConfig(mm_per_px=(0.6, 1.8), clutter=(3, 50), p_gray=0.25, palette_jitter=15.0,
-                           blur_sigma=(0.2, 1.6), log10_i0=(3.5, 5.2))
+                           blur_sigma=(0.2, 1.6), log10_i0=(3.5, 5.2), p_fan=0.7)
 
 
 @dataclass
@@ -85,14 +91,99 @@ def _att_row(spectrum: physics.Spectrum) -> np.ndarray:
     return (physics.basis() * w[:, None]).sum(0).astype(np.float32)
 
 
+@dataclass
+class FanBeam:
+    """Line-scan geometry. The belt carries the parcel past a fan of rays from a point source
+    below it onto a detector line: along the belt (image columns) the projection is parallel,
+    across it (image rows) it is central. A point at height z above the belt lands on row
+    yc + (y - yc) * mag(z), with mag(z) = (s0 + z_ref) / (s0 + z): things near the source (low
+    in the parcel) look bigger, tall things taper, vertical walls away from the central ray yc
+    spread into bands. Pixel size (mm_per_px) refers to the plane z_ref."""
+
+    yc_mm: float  # image row (mm) of the central ray
+    s0_mm: float  # source to belt surface
+    z_ref_mm: float  # height at which mag = 1
+    room_mm: float  # inner height of the parcel: how high things can lie
+    rng: np.random.Generator  # heights come from this stream, not the scan's
+
+    @staticmethod
+    def random(seed: int, index: int, tunnel_mm: float, room_mm: float) -> FanBeam:
+        rng = np.random.default_rng([int(seed), int(index), 0xFA4])
+        # sources sit below the belt, from one side of the tunnel to its middle; 400-800 mm below
+        # the belt puts the magnification of a parcel's top at 55-80% of its bottom (300 mm tall)
+        yc = float(rng.uniform(-0.1, 0.6) * tunnel_mm)
+        if rng.random() < 0.5:
+            yc = tunnel_mm - yc  # source on the other side
+        return FanBeam(yc, float(rng.uniform(400, 800)), float(rng.uniform(0, 120)), float(room_mm), rng)
+
+    def mag(self, z_mm):
+        return (self.s0_mm + self.z_ref_mm) / (self.s0_mm + z_mm)
+
+    def base_height(self, thickness_mm: float) -> float:
+        """Where an object of this vertical extent rests: mostly low (on the floor, on a layer)."""
+        return float(max(0.0, self.room_mm - thickness_mm) * self.rng.random() ** 1.5)
+
+    def warp_rows(self, areal: np.ndarray, y0: int, z_mm: float, mm_per_px: float) -> tuple[np.ndarray, int]:
+        """A flat layer at height z, placed with its top row at y0: its rows as the fan shows
+        them, and the new top row. Areal density along a ray is kept (a thin layer seen at these
+        angles)."""
+        m = float(self.mag(z_mm))
+        yc = self.yc_mm / mm_per_px
+        h, w = areal.shape
+        top = int(np.floor(yc + (y0 - yc) * m)) - 1
+        hh = int(np.ceil(h * m)) + 3
+        c = yc + (top - yc) / m - y0  # source row (local) of output row 0
+        M = np.array([[1.0, 0.0, 0.0], [0.0, 1.0 / m, c]], np.float64)
+        out = cv2.warpAffine(areal, M, (w, hh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return out, top
+
+
 class Canvas:
     """Accumulates the basis areal maps (g/cm^2 weighted) of a scan."""
 
-    def __init__(self, h: int, w: int, mm_per_px: float, rng: np.random.Generator, att_row: np.ndarray):
+    def __init__(self, h: int, w: int, mm_per_px: float, rng: np.random.Generator, att_row: np.ndarray,
+                 fan: FanBeam | None = None):
         self.h, self.w, self.mmpp, self.rng = h, w, mm_per_px, rng
         self.maps = np.zeros((physics.N_BASIS, h, w), np.float32)
         self.att_row = att_row
         self.px_area_cm2 = (mm_per_px / 10.0) ** 2
+        self.fan = fan
+
+    def add_layer(self, material: str, areal: np.ndarray, heights_mm=(0.0,), y0: int = 0, x0: int = 0) -> None:
+        """A flat layer (or a wall cut into slices) at the given heights, its areal density shared
+        between them. Without a fan beam the heights do not matter: one add_areal, as before."""
+        if self.fan is None:
+            self.add_areal(material, areal, y0, x0)
+            return
+        part = areal / np.float32(len(heights_mm))
+        for z in heights_mm:
+            warped, top = self.fan.warp_rows(part, y0, float(z), self.mmpp)
+            self.add_areal(material, warped, top, x0)
+
+    def add_wall(self, material: str, areal: np.ndarray, height_mm: float, y0: int = 0) -> None:
+        """Vertical walls drawn edge-on (areal = their full-height areal density, canvas-sized).
+        Through a fan beam a wall of height H at row y covers rows y*mag(0) .. y*mag(H) (about
+        the central ray): it is cut into as many slices as that band has pixels, each splatted
+        at its own height, so the band is continuous."""
+        if self.fan is None:
+            self.add_areal(material, areal, y0)
+            return
+        fan = self.fan
+        ys, xs = np.nonzero(areal > 0)
+        if not len(ys):
+            return
+        vals = areal[ys, xs].astype(np.float64)
+        ys = ys + y0
+        yc = fan.yc_mm / self.mmpp
+        spread = float(np.abs(ys - yc).max()) * abs(float(fan.mag(0.0) - fan.mag(height_mm)))
+        n = int(np.clip(np.ceil(spread / 0.75) + 1, 2, 160))
+        zs = (np.arange(n) + 0.5) * height_mm / n
+        v = (yc + (ys[None, :] - yc) * fan.mag(zs)[:, None]).ravel()
+        u = np.broadcast_to(xs, (n, len(xs))).ravel().astype(np.float64)
+        win = splat_window(u, v, np.broadcast_to(vals / n, (n, len(xs))).ravel(), (self.h, self.w))
+        if win is not None:
+            self.add_areal(material, win[0], win[1], win[2])
 
     def add_areal(self, material: str, areal: np.ndarray, y0: int = 0, x0: int = 0) -> None:
         """Add an areal-density map (g/cm^2) of one material at (y0, x0)."""
@@ -103,8 +194,12 @@ class Canvas:
         self.maps[:, ys, xs] += c[:, None, None] * sub[None]
 
     def project(self, obj: Obj, cx_mm: float, cy_mm: float, rot: np.ndarray, magnification: float = 1.0,
-                pitch: float = 1.0) -> tuple[np.ndarray, int, int]:
-        """Project an object; returns its own high-energy attenuation map and its (y0, x0)."""
+                pitch: float = 1.0, base_mm: float | None = None) -> tuple[np.ndarray, int, int]:
+        """Project an object; returns its own high-energy attenuation map and its (y0, x0).
+        Through a fan beam the object's lowest point rests at base_mm above the belt (default: a
+        height drawn by the fan) and `magnification` is not used: each point's height sets it."""
+        if self.fan is not None:
+            return self._project_fan(obj, cx_mm, cy_mm, rot, pitch, base_mm)
         rt = np.ascontiguousarray(rot[:2].astype(np.float32).T)  # contiguous: same products, faster sgemm
         allpts = [np.ascontiguousarray(p.pts) @ rt for p in obj.parts]
         lo = np.min([col_min(a) for a in allpts], axis=0)
@@ -138,6 +233,49 @@ class Canvas:
         att = np.tensordot(self.att_row, own, axes=1)
         return att, y0, x0
 
+    def _project_fan(self, obj: Obj, cx_mm: float, cy_mm: float, rot: np.ndarray, pitch: float, base_mm: float | None):
+        """project() through the fan beam: each point's row scales with its own height. A point's
+        mass lands on m times fewer rows' worth of object area than a parallel beam would give it,
+        so its areal density (mass per ray tube cross-section) is mass * m / pixel area."""
+        fan = self.fan
+        rt = np.ascontiguousarray(rot.astype(np.float32).T)
+        allpts = [np.ascontiguousarray(p.pts) @ rt for p in obj.parts]
+        zmin = float(np.min([col_min(a)[2] for a in allpts]))
+        zmax = float(np.max([col_max(a)[2] for a in allpts]))
+        base = fan.base_height(zmax - zmin) if base_mm is None else float(base_mm)
+        jitter = pitch / self.mmpp
+        uvw = []
+        for pts in allpts:
+            m = fan.mag(base + (pts[:, 2] - zmin)).astype(np.float32)
+            u = (cx_mm + pts[:, 0]) / self.mmpp
+            v = (fan.yc_mm + (cy_mm + pts[:, 1] - fan.yc_mm) * m) / self.mmpp
+            uvw.append((u, v, m))
+        x0 = int(np.floor(min(float(u.min()) for u, _, _ in uvw))) - 2
+        y0 = int(np.floor(min(float(v.min()) for _, v, _ in uvw))) - 2
+        w = int(np.ceil(max(float(u.max()) for u, _, _ in uvw))) - x0 + 3
+        h = int(np.ceil(max(float(v.max()) for _, v, _ in uvw))) - y0 + 3
+        own = np.zeros((physics.N_BASIS, h, w), np.float32)
+        for part, (u, v, m) in zip(obj.parts, uvw, strict=True):
+            # the same draws as the parallel projection, so a scan with and without the fan holds the same things
+            jit = self.rng.random((len(u), 2), dtype=np.float32) - np.float32(0.5)
+            win = splat_window(u - x0 + jit[:, 0] * jitter, v - y0 + jit[:, 1] * jitter * m,
+                               part.mass * m, (h, w))
+            if win is None:
+                continue
+            areal, r0, c0 = win
+            areal = areal / self.px_area_cm2
+            c = np.asarray(physics.basis_coeffs(part.material), np.float32)
+            own[:, r0 : r0 + areal.shape[0], c0 : c0 + areal.shape[1]] += c[:, None, None] * areal[None]
+        sig = 0.45 * jitter
+        if sig > 0.3:
+            for k in range(physics.N_BASIS):
+                own[k] = cv2.GaussianBlur(own[k], (0, 0), sig)
+        ys, xs = slice(max(y0, 0), min(y0 + h, self.h)), slice(max(x0, 0), min(x0 + w, self.w))
+        if ys.stop > ys.start and xs.stop > xs.start:
+            self.maps[:, ys, xs] += own[:, ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
+        att = np.tensordot(self.att_row, own, axes=1)
+        return att, y0, x0
+
     def attenuation(self) -> np.ndarray:
         return np.tensordot(self.att_row, self.maps, axes=1)
 
@@ -156,9 +294,20 @@ def _fill(shape, poly_px, value=1.0):
 
 
 def draw_container(cv: Canvas, kind: str, cx, cy, L, W, H, ang, rng) -> dict:
-    """Container walls and packing as areal maps. Returns its footprint polygon (px)."""
-    shape = (cv.h, cv.w)
+    """Container walls and packing as areal maps. Returns its footprint polygon (px).
+    Through a fan beam the lid shrinks towards the central ray and brings in parts of the
+    parcel that lie outside the image rows: the maps get `pad` extra rows above and below."""
+    pad = 0
+    if cv.fan is not None:
+        pad = int(np.ceil(cv.h * (1.0 / min(1.0, float(cv.fan.mag(H))) - 1.0))) + 2
+    shape = (cv.h + 2 * pad, cv.w)
     p = cv.mmpp
+    cy = cy + pad * p
+
+    def noise(scale_px: float) -> np.ndarray:  # drawn at the image's size: the same draws with or without pad
+        n = smooth_noise(rng, (cv.h, cv.w), scale_px)
+        return np.pad(n, ((pad, pad), (0, 0)), mode="reflect") if pad else n
+
     poly = _rot_rect(cx / p, cy / p, L / p, W / p, ang)
     inside = _fill(shape, poly)
     edge_px = max(1.0, 4.0 / p)
@@ -168,61 +317,61 @@ def draw_container(cv: Canvas, kind: str, cx, cy, L, W, H, ang, rng) -> dict:
         rho = rng.uniform(0.12, 0.22)  # corrugated board
         t = rng.uniform(3, 7)
         fl = (np.sin(np.arange(cv.w) * p / rng.uniform(3, 5) * 2 * np.pi)[None, :] * 0.15 + 1).astype(np.float32)
-        cv.add_areal("cellulose", inside * fl * 2 * rho * t / 10)
-        cv.add_areal("cellulose", rim * rho * H / 10 * rng.uniform(0.6, 1.0))
+        cv.add_layer("cellulose", inside * fl * 2 * rho * t / 10, (0.0, H), y0=-pad)
+        cv.add_wall("cellulose", rim * rho * H / 10 * rng.uniform(0.6, 1.0), H, y0=-pad)
         # flaps meeting in the middle, tape strip
         band = _fill(shape, _rot_rect(cx / p, cy / p, L / p, rng.uniform(20, 60) / p, ang))
-        cv.add_areal("cellulose", band * inside * rho * t / 10)
-        cv.add_areal("pla", band * inside * 0.005 * rng.uniform(1, 3))
+        cv.add_layer("cellulose", band * inside * rho * t / 10, (H,), y0=-pad)
+        cv.add_layer("pla", band * inside * 0.005 * rng.uniform(1, 3), (H,), y0=-pad)
         if rng.random() < 0.3:  # staples
             for k in range(int(rng.integers(2, 8))):
                 st = np.zeros(shape, np.float32)
                 x = cx / p + (k - 4) * 15 / p
                 cv2.line(st, (int(x), int(cy / p - 6 / p)), (int(x), int(cy / p + 6 / p)), 1.0, 1)
-                cv.add_areal("steel", st * 7.87 * 0.06)
+                cv.add_layer("steel", st * 7.87 * 0.06, (H,), y0=-pad)
     elif kind == "envelope":
-        cv.add_areal("cellulose", inside * 0.8 * 0.2 * 2 / 10 * 2)
+        cv.add_layer("cellulose", inside * 0.8 * 0.2 * 2 / 10 * 2, (0.0, H), y0=-pad)
         if rng.random() < 0.6:  # bubble lining
             bub = np.zeros(shape, np.float32)
             step = max(3, int(10 / p))
-            for yy in range(0, cv.h, step):
-                for xx in range((yy // step % 2) * step // 2, cv.w, step):
+            for yy in range(0, shape[0], step):
+                for xx in range((yy // step % 2) * step // 2, shape[1], step):
                     cv2.circle(bub, (xx, yy), max(1, step // 2 - 1), 1.0, 1)
-            cv.add_areal("pla", bub * inside * 0.92 * 0.03 / 10 * 2 * 5)
+            cv.add_layer("pla", bub * inside * 0.92 * 0.03 / 10 * 2 * 5, (0.0, H), y0=-pad)
         else:
-            cv.add_areal("cellulose", inside * np.clip(1 + 0.3 * smooth_noise(rng, shape, 20 / p), 0.3, 2) * 0.3 * 0.6 / 10 * 2)
-        cv.add_areal("cellulose", rim * 0.8 * 10 / 10)
+            cv.add_layer("cellulose", inside * np.clip(1 + 0.3 * noise(20 / p), 0.3, 2) * 0.3 * 0.6 / 10 * 2, (0.0, H), y0=-pad)
+        cv.add_wall("cellulose", rim * 0.8 * 10 / 10, H, y0=-pad)
     elif kind == "bag":
-        cv.add_areal("textile", inside * np.clip(1 + 0.2 * smooth_noise(rng, shape, 30 / p), 0.5, 1.5) * 1.3 * 0.15)
-        cv.add_areal("textile", rim * 1.3 * 1.0)
+        cv.add_layer("textile", inside * np.clip(1 + 0.2 * noise(30 / p), 0.5, 1.5) * 1.3 * 0.15, (0.0, H), y0=-pad)
+        cv.add_wall("textile", rim * 1.3 * 1.0, H, y0=-pad)
         zp = np.zeros(shape, np.float32)  # zipper along one long side
         a, b = poly[0], poly[1]
         for t in np.linspace(0.05, 0.95, int(L / 3)):
             x, y = a + (b - a) * t
             cv2.circle(zp, (int(x), int(y + 8 / p)), max(1, int(1.2 / p)), 1.0, -1)
-        cv.add_areal(str(rng.choice(["brass", "zinc_alloy", "pla"])), zp * 0.25)
+        cv.add_layer(str(rng.choice(["brass", "zinc_alloy", "pla"])), zp * 0.25, (H,), y0=-pad)
     else:  # suitcase
-        cv.add_areal("abs", inside * 1.05 * 0.25 * 2)
-        cv.add_areal("abs", rim * 1.05 * H / 10 * 0.3)
+        cv.add_layer("abs", inside * 1.05 * 0.25 * 2, (0.0, H), y0=-pad)
+        cv.add_wall("abs", rim * 1.05 * H / 10 * 0.3, H, y0=-pad)
         # trolley rails: two aluminium tubes along the length, wheels at corners
         for off in (-0.3, 0.3):
             rail = np.zeros(shape, np.float32)
             a = poly[0] + (poly[3] - poly[0]) * (0.5 + off)
             b = poly[1] + (poly[2] - poly[1]) * (0.5 + off)
             cv2.line(rail, tuple(int(v) for v in a), tuple(int(v) for v in b), 1.0, max(1, int(12 / p)))
-            cv.add_areal("aluminium", rail * 2.7 * 0.25)
+            cv.add_layer("aluminium", rail * 2.7 * 0.25, (0.0,), y0=-pad)
         for c in poly:
             wh = np.zeros(shape, np.float32)
             cv2.circle(wh, (int(c[0]), int(c[1])), max(2, int(25 / p)), 1.0, -1)
-            cv.add_areal("rubber", wh * 1.2 * 3.0)
+            cv.add_layer("rubber", wh * 1.2 * 3.0, (0.0,), y0=-pad)
             wh2 = np.zeros(shape, np.float32)
             cv2.circle(wh2, (int(c[0]), int(c[1])), max(1, int(4 / p)), 1.0, -1)
-            cv.add_areal("steel", wh2 * 7.87 * 4.0)
+            cv.add_layer("steel", wh2 * 7.87 * 4.0, (0.0,), y0=-pad)
     # packing fill: crumpled paper / foam / air pillows, as unresolved organic texture
     if kind in ("box", "suitcase") and rng.random() < 0.7:
-        tex = np.clip(smooth_noise(rng, shape, rng.uniform(8, 30) / p), 0, None)
-        cv.add_areal(str(rng.choice(["cellulose", "pla"])), inner * tex * rng.uniform(0.05, 0.4))
-    return {"poly": poly, "kind": kind}
+        tex = np.clip(noise(rng.uniform(8, 30) / p), 0, None)
+        cv.add_layer(str(rng.choice(["cellulose", "pla"])), inner * tex * rng.uniform(0.05, 0.4), (0.2 * H, 0.5 * H, 0.8 * H), y0=-pad)
+    return {"poly": poly - np.array([0.0, pad]), "kind": kind}
 
 
 # ----------------------------------------------------------------- the scan
@@ -261,7 +410,7 @@ def _add_soft_contents(cv: Canvas, cfg: SceneConfig, seed: int, index: int, ckin
         if ys.stop <= ys.start or xs.stop <= xs.start:
             continue
         clip = areal[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0] * inside[ys, xs]
-        cv.add_areal(material, clip, ys.start, xs.start)
+        cv.add_layer(material, clip, (cv.fan.base_height(30.0),) if cv.fan else (0.0,), ys.start, xs.start)
         added.append(kind)
     main_rng, cv.rng = cv.rng, frng  # projection jitter from this stream too
     try:
@@ -301,7 +450,10 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
     if wpx * mmpp < L + 20:  # parcel longer than the image allows: coarser pixels
         mmpp = (L + 2 * margin_x) / cfg.max_side
         wpx, hpx = int((L + 2 * margin_x) / mmpp), int(min(cfg.max_side, tunnel / mmpp))
-    cv = Canvas(hpx, wpx, mmpp, rng, att_row)
+    fan = None
+    if cfg.p_fan > 0 and np.random.default_rng([int(seed), int(index), 0xFA5]).random() < cfg.p_fan:
+        fan = FanBeam.random(seed, index, hpx * mmpp, max(5.0, H - 8.0))
+    cv = Canvas(hpx, wpx, mmpp, rng, att_row, fan)
     cx, cy = wpx * mmpp / 2 + rng.uniform(-20, 20), hpx * mmpp / 2 + rng.uniform(-30, 30)
     ang = float(np.radians(rng.normal(0, 6)) if rng.random() < 0.7 else rng.uniform(-np.pi / 6, np.pi / 6))
     if L > W * 1.1 and rng.random() < 0.15:
@@ -473,6 +625,9 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         meta["display"] = display
     if cfg.p_soft > 0:
         meta["soft"] = soft_meta
+    if cfg.p_fan > 0:
+        meta["fan_beam"] = None if fan is None else {"central_ray_mm": round(fan.yc_mm, 1), "source_below_belt_mm": round(fan.s0_mm, 1),
+                                                     "unit_mag_height_mm": round(fan.z_ref_mm, 1)}
     extras = {}
     if keep_raw:  # per-threat attenuation maps, for tests of label tightness
         extras["threat_maps"] = labelled_maps
