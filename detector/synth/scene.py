@@ -23,7 +23,11 @@ from .shapes import ORIENTATIONS, Obj, col_max, col_min, orientation_rotation, s
 # 1.1.0 = 1.0.0 + opt-in display effects and soft contents (both off: 1.0.0 images)
 # 1.2.0 = 1.1.0 + the opt-in wide ranges (SceneConfig.wide(); the default ranges give 1.1.0's images)
 # 1.3.0 = 1.2.0 + the opt-in fan beam (p_fan; wide() turns it on for 70% of scans; 0 gives 1.2.0's images)
-GENERATOR_VERSION = "1.3.0"
+# 2.0.0 = 1.3.0 with geometry fixes that change every version's images: magazine springs inside
+#         their magazines (they floated ~6 cm outside, inside the gun's box), magazines tilted with
+#         the grip (they were tilted the other way), curved rifle magazines bending forward, and
+#         magnified objects keeping their line integrals (areal density was divided by m^2)
+GENERATOR_VERSION = "2.0.0"
 
 
 @dataclass
@@ -218,7 +222,9 @@ class Canvas:
             if win is None:
                 continue
             areal, r0, c0 = win
-            areal = areal / (self.px_area_cm2 * magnification)
+            # rows stretched m-fold spread a point's mass over m times the pixels: areal density (mass
+            # per ray-tube cross-section) is mass * m / pixel area (before 2.0.0 this divided by m)
+            areal = areal * np.float32(magnification / self.px_area_cm2)
             c = np.asarray(physics.basis_coeffs(part.material), np.float32)
             # only the part's own rectangle: outside it a full-grid splat adds exact zeros, so the sums are unchanged
             own[:, r0 : r0 + areal.shape[0], c0 : c0 + areal.shape[1]] += c[:, None, None] * areal[None]

@@ -212,7 +212,7 @@ def magazine(rng: np.random.Generator, pitch: float, length: float = 0, rounds: 
         length = length or rng.uniform(95, 125)
         depth, width, cal = rng.uniform(30, 36), rng.uniform(14, 23), rng.choice(["9mm", ".45", ".380"])
         curve = 0.0
-    bend = curve * length
+    bend = -curve * length  # curved rifle magazines bend forward, towards the muzzle (-x)
     body = [(0, 0), (depth, 0), (depth + bend, -length), (bend, -length)]
     o = Obj([], "magazine", f"{kind}_magazine", {"material": material, "printed": printed_infill > 0})
     if printed_infill > 0:
@@ -222,22 +222,25 @@ def magazine(rng: np.random.Generator, pitch: float, length: float = 0, rounds: 
         o.add(pts, material, pitch, sc)
         o.add(box(depth + 6, 5, width + 4, pitch, centre=(depth / 2 + bend, -length - 2, 0)), "abs" if rng.random() < 0.5 else "steel", pitch)
     n = rng.integers(0, 16) if rounds is None else rounds
-    span = length - 20
-    add_coil(o, min(width, depth) / 2 - 2.5, 0.6, span * (0.3 + 0.7 * (1 - n / 16)), rng.uniform(6, 10), "steel", pitch,
-             centre=(depth / 2, -length + 5 + span * 0.3, 0))
-    # rotate the coil to run along y: rebuild it along y
+    follower_y = -8 - n * 4.5
+    # the spring fills the body from the base plate up to the follower (compressed by the rounds):
+    # built along x about the origin, then turned to run along y inside the body
+    coil_len = max(6.0, follower_y - 1.5 - (-length + 2.5))
+    add_coil(o, min(width, depth) / 2 - 2.5, 0.6, coil_len, rng.uniform(6, 10), "steel", pitch)
     coil = o.parts.pop()
     c = coil.pts.copy()
-    cy = c[:, 1].copy()
-    c[:, 1] = c[:, 0] - depth / 2 - length / 2
-    c[:, 0] = cy + depth / 2
+    y_mid = -length + 2.5 + coil_len / 2
+    frac = (y_mid + 0.0) / -length  # how far down the body: where a curved body has moved forward
+    c[:, 0], c[:, 1] = coil.pts[:, 1] + depth / 2 + bend * frac, coil.pts[:, 0] + y_mid
     coil.pts = c
     o.parts.append(coil)
-    o.add(box(depth - 4, 3, width - 3, pitch, centre=(depth / 2, -8 - n * 4.5, 0)), "abs", pitch)  # follower
+    o.add(box(depth - 4, 3, width - 3, pitch, centre=(depth / 2 + bend * (-follower_y / length), follower_y, 0)), "abs", pitch)  # follower
     for i in range(int(n)):
         c = cartridge(rng, pitch, cal)
         zoff = (width / 4) * (1 if i % 2 else -1) if width > 18 else 0
-        o.extend(c, offset=(depth * 0.45 + i * 4 * curve, -5 - i * 4.5, zoff))
+        y = -5 - i * 4.5
+        lo, hi = c.bounds()  # centred front to back in the body (a 5.56 round is 57 mm long)
+        o.extend(c, offset=(depth / 2 - (lo[0] + hi[0]) / 2 + bend * (-y / length), y, zoff))
     o.meta["rounds"] = int(n)
     return o
 
@@ -260,9 +263,10 @@ def pistol(rng: np.random.Generator, pitch: float, variant: str | None = None) -
 def _insert_magazine(g: Obj, d: dict, rng, pitch):
     hr, gh, ga = d["hr"], d["grip_h"], d["grip_angle"]
     m = magazine(rng, pitch, length=gh + 6)
-    # magazine frame: lips at y=0 -> place at top of grip, tilted by grip angle (about z)
+    # magazine frame: lips at y=0 -> place at top of grip, tilted by the grip angle (about z) so that
+    # its base moves rearwards (+x) like the grip's: (0, -length) -> (+sin * length, -cos * length)
     c, s = np.cos(ga), np.sin(ga)
-    rot = np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]])
+    rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
     g.extend(m, offset=(d["grip_front"] + 4, -hr + 1, 0), rot=rot)
 
 
