@@ -364,3 +364,17 @@ def test_magazine_parts_stay_inside_the_magazine_and_the_grip():
         pts = np.concatenate([p.pts for p in g.parts])
         top, bottom = pts[pts[:, 1] > np.percentile(pts[:, 1], 95)], pts[pts[:, 1] < np.percentile(pts[:, 1], 5)]
         assert bottom[:, 0].mean() > top[:, 0].mean()  # base further back than the lips, as the grip
+
+
+def test_printed_frame_grip_keeps_its_side_walls():
+    """The magazine well of a printed frame is open between the grip's side walls, not cut
+    through them: seen flat, the grip is a filled outline, not two strips."""
+    from detector.synth import threats
+
+    rng = np.random.default_rng(7)
+    d = threats.pistol_design(rng)
+    f, well = threats.pistol_frame(d, 0.6, "pla", rng, printed=True, infill=0.3, pattern="grid")
+    pts = np.concatenate([p.pts for p in f.parts if p.material == "pla"])
+    inwell = threats._points_in_poly(pts[:, :2], well)
+    assert inwell.sum() > 100  # the side walls cover the well's outline
+    assert np.all(np.abs(pts[inwell, 2]) >= d["wf"] / 2 - 2.5 - 1e-3)  # ... and nothing between them

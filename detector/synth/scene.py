@@ -25,8 +25,9 @@ from .shapes import ORIENTATIONS, Obj, col_max, col_min, orientation_rotation, s
 # 1.3.0 = 1.2.0 + the opt-in fan beam (p_fan; wide() turns it on for 70% of scans; 0 gives 1.2.0's images)
 # 2.0.0 = 1.3.0 with geometry fixes that change every version's images: magazine springs inside
 #         their magazines (they floated ~6 cm outside, inside the gun's box), magazines tilted with
-#         the grip (they were tilted the other way), curved rifle magazines bending forward, and
-#         magnified objects keeping their line integrals (areal density was divided by m^2)
+#         the grip (they were tilted the other way), curved rifle magazines bending forward, printed
+#         grips keeping their side walls around the magazine well, and magnified objects keeping
+#         their line integrals (areal density was divided by m^2)
 GENERATOR_VERSION = "2.0.0"
 
 

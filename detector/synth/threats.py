@@ -177,8 +177,11 @@ def pistol_frame(d: dict, pitch: float, material: str, rng: np.random.Generator,
     well = [(gf + 4, -hr + 2), (gr - 5, -hr + 2), (gr + dx - 2, -hr - gh - 1), (gf + dx + 3, -hr - gh - 1)]
     o = Obj([], "frame", "pistol_frame", {"material": material, "printed": printed})
     if printed:
-        pts = _printed_mask_prism([rail, grip, guard], [guard_hole, well], -wf / 2, wf / 2, pitch, rng, infill, pattern)
-        o.add(pts, material, pitch)
+        pts = _printed_mask_prism([rail, grip, guard], [guard_hole], -wf / 2, wf / 2, pitch, rng, infill, pattern)
+        # the well is open inside, between the grip's side walls (before 2.0.0 it was cut through
+        # them, leaving a printed grip as two thin strips)
+        inwell = _points_in_poly(pts[:, :2], well) & (np.abs(pts[:, 2]) < wf / 2 - 2.5)
+        o.add(pts[~inwell], material, pitch)
     else:
         shell = 3.0 if material in ("polymer", "abs", "nylon") else None
         pts, sc = mask_prism([rail, grip, guard], [guard_hole], -wf / 2, wf / 2, pitch, shell=shell)
