@@ -8,6 +8,7 @@ same seed and generator version give byte-identical images.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import cv2
@@ -144,6 +145,14 @@ class FanBeam:
         return out, top
 
 
+@functools.cache
+def _coeffs32(material: str) -> np.ndarray:
+    """A material's basis coefficients as float32, once per process (read-only: shared)."""
+    a = np.asarray(physics.basis_coeffs(material), np.float32)
+    a.flags.writeable = False
+    return a
+
+
 class Canvas:
     """Accumulates the basis areal maps (g/cm^2 weighted) of a scan."""
 
@@ -195,7 +204,7 @@ class Canvas:
         h, w = areal.shape
         ys, xs = slice(max(y0, 0), min(y0 + h, self.h)), slice(max(x0, 0), min(x0 + w, self.w))
         sub = areal[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
-        c = np.asarray(physics.basis_coeffs(material), np.float32)
+        c = _coeffs32(material)
         self.maps[:, ys, xs] += c[:, None, None] * sub[None]
 
     def project(self, obj: Obj, cx_mm: float, cy_mm: float, rot: np.ndarray, magnification: float = 1.0,
@@ -226,7 +235,7 @@ class Canvas:
             # rows stretched m-fold spread a point's mass over m times the pixels: areal density (mass
             # per ray-tube cross-section) is mass * m / pixel area (before 2.0.0 this divided by m)
             areal = areal * np.float32(magnification / self.px_area_cm2)
-            c = np.asarray(physics.basis_coeffs(part.material), np.float32)
+            c = _coeffs32(part.material)
             # only the part's own rectangle: outside it a full-grid splat adds exact zeros, so the sums are unchanged
             own[:, r0 : r0 + areal.shape[0], c0 : c0 + areal.shape[1]] += c[:, None, None] * areal[None]
         # smooth the voxel sampling noise (one voxel's worth): a solid looks solid
@@ -271,7 +280,7 @@ class Canvas:
                 continue
             areal, r0, c0 = win
             areal = areal / self.px_area_cm2
-            c = np.asarray(physics.basis_coeffs(part.material), np.float32)
+            c = _coeffs32(part.material)
             own[:, r0 : r0 + areal.shape[0], c0 : c0 + areal.shape[1]] += c[:, None, None] * areal[None]
         sig = 0.45 * jitter
         if sig > 0.3:

@@ -325,15 +325,20 @@ def splat_window(u: np.ndarray, v: np.ndarray, w: np.ndarray, shape: tuple[int, 
     h, wd = shape
     uu = (u + 0.5).astype(np.int32)
     vv = (v + 0.5).astype(np.int32)
-    ok = (uu >= 0) & (uu < wd) & (vv >= 0) & (vv < h)
-    uu, vv = uu[ok], vv[ok]
     if not len(uu):
         return None
-    c0, r0 = int(uu.min()), int(vv.min())
-    ww_ = int(uu.max()) - c0 + 1
-    hh = int(vv.max()) - r0 + 1
+    c0, c1, r0, r1 = int(uu.min()), int(uu.max()), int(vv.min()), int(vv.max())
+    ok = None
+    if c0 < 0 or c1 >= wd or r0 < 0 or r1 >= h:  # some points fall outside: keep the rest, in order
+        ok = (uu >= 0) & (uu < wd) & (vv >= 0) & (vv < h)
+        uu, vv = uu[ok], vv[ok]
+        if not len(uu):
+            return None
+        c0, c1, r0, r1 = int(uu.min()), int(uu.max()), int(vv.min()), int(vv.max())
+    ww_ = c1 - c0 + 1
+    hh = r1 - r0 + 1
     idx = (vv - r0) * ww_ + (uu - c0)
-    ww = w[ok] if np.ndim(w) else None
+    ww = (w if ok is None else w[ok]) if np.ndim(w) else None
     out = np.bincount(idx, weights=ww, minlength=hh * ww_)
     if ww is None:
         out = out * float(w)
