@@ -55,6 +55,7 @@ synth: setup
 	$(BIN)/xfd synth --out $(DATA)/synth-shifted --n 200 --seed 3 --split test=1 --shifted
 	$(BIN)/xfd synth --out $(DATA)/synth-cal --n 600 --seed 5 --split val=1
 	$(BIN)/xfd synth --out $(DATA)/synth-vendor --n 200 --seed 4 --split test=1 --display-effects 1 --soft-contents 1
+	$(BIN)/xfd synth --out $(DATA)/synth-fan --n 200 --seed 6 --split test=1 --fan-beam 1
 
 # two stages: 15 epochs from scratch (configs/train.yaml), then a fine-tune at half the learning
 # rate with cached images (configs/finetune.yaml). RESUME=1 resumes whichever stage was interrupted.
@@ -94,7 +95,8 @@ eval: setup
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(DATA)/synth-test/data.yaml --split test --out reports/test-int8
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-shifted/data.yaml --split test --out reports/shifted
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-vendor/data.yaml --split test --out reports/vendor
-	for r in val test test-int8 shifted vendor; do mkdir -p $(MODEL)/eval/$$r && cp reports/$$r/report.md $(MODEL)/eval/$$r/; done
+	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-fan/data.yaml --split test --out reports/fan
+	for r in val test test-int8 shifted vendor fan; do mkdir -p $(MODEL)/eval/$$r && cp reports/$$r/report.md $(MODEL)/eval/$$r/; done
 	cp reports/test/*.png $(MODEL)/eval/test/
 	$(BIN)/python -m training.card $(MODEL) --run runs/train/default --run runs/train/default-ft --run runs/train/gpu --report test=reports/test --report test-int8=reports/test-int8 --report shifted=reports/shifted \
-	  --report vendor=reports/vendor
+	  --report vendor=reports/vendor --report fan=reports/fan
