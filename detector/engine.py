@@ -26,6 +26,7 @@ from .offline import REPO_ROOT, default_threads
 
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
 BACKENDS = ("openvino-int8", "openvino", "onnx", "torch")
+UNEVALUATED_ORDER = ("openvino", "onnx", "torch", "openvino-int8")  # a model.json without default_backend
 
 
 class EngineError(RuntimeError):
@@ -398,8 +399,9 @@ class Engine:
 
     def _best_backend(self) -> str:
         """XFD_BACKEND, else the model's own choice (model.json default_backend: the
-        fastest path that met the accuracy bound at evaluation), else the first of BACKENDS."""
-        order = [b for b in BACKENDS if b in self.info.files]
+        fastest path that met the accuracy bound at evaluation), else the first FP32 path: an
+        INT8 model nobody has evaluated is never chosen by default."""
+        order = [b for b in UNEVALUATED_ORDER if b in self.info.files]
         pref = os.environ.get("XFD_BACKEND") or self.info.meta.get("default_backend")
         if pref and (pref in self.info.files or os.environ.get("XFD_BACKEND")):
             return pref

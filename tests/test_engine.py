@@ -287,3 +287,23 @@ def test_detect_cli_json_and_annotated_png(model_dir, scans, tmp_path):
     assert set(lines[0]) >= {"scan_id", "model", "image", "verdict", "reasons", "detections", "timing_ms"}
     assert lines[1]["verdict"] == "error" and "supported" in lines[1]["error"]
     assert (tmp_path / "out" / "scan_detections.png").exists()
+
+
+def test_default_backend_is_the_evaluated_choice_never_an_unevaluated_int8(model_dir, tmp_path, monkeypatch):
+    """The shipped model.json names the backend that met the accuracy bound; a model directory
+    without that choice (exported, not yet evaluated) runs FP32, not INT8; XFD_BACKEND wins."""
+    import shutil
+
+    monkeypatch.delenv("XFD_BACKEND", raising=False)
+    assert Engine(model_dir, concurrency=1, warmup=False).backend == json.loads((model_dir / "model.json").read_text())["default_backend"]
+    d = tmp_path / "m"
+    shutil.copytree(model_dir, d, ignore=shutil.ignore_patterns("eval", "*.md"))
+    meta = json.loads((d / "model.json").read_text())
+    meta.pop("default_backend", None)
+    (d / "model.json").write_text(json.dumps(meta))
+    assert Engine(d, concurrency=1, warmup=False).backend == "openvino"
+    meta["default_backend"] = "openvino-int8"
+    (d / "model.json").write_text(json.dumps(meta))
+    assert Engine(d, concurrency=1, warmup=False).backend == "openvino-int8"
+    monkeypatch.setenv("XFD_BACKEND", "torch")
+    assert Engine(d, concurrency=1, warmup=False).backend == "torch"

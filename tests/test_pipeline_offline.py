@@ -72,6 +72,8 @@ def test_offline_train_eval_export_predict(no_network, tmp_path):
     model_dir = tmp_path / "model"
     meta = export_model(run / "weights" / "best.pt", model_dir, data, check_images=4)
     assert set(meta["files"]) == {"torch", "onnx", "openvino", "openvino-int8"}
+    # INT8 keeps the detection head in floating point
+    assert meta["int8_quantisation"]["floating_point_scope"] == "model.23" and meta["int8_quantisation"]["floating_point_ops"] > 50
     assert (model_dir / "SHA256SUMS").exists()
 
     for backend in ("torch", "onnx", "openvino", "openvino-int8"):

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pytest
 import yaml
 
@@ -65,20 +67,22 @@ def test_help_lists_subcommands():
     assert "examples:" in r.stdout
 
 
-def test_int8_calibration_yaml_for_a_calibration_only_set(tmp_path):
-    from training.export import ExportError, _calibration_yaml
+def test_int8_calibration_images_come_from_val_only(tmp_path):
+    """INT8 calibrates on the 'val' split (a calibration-only set has nothing else); a dataset
+    without one is refused with a clear error, never calibrated on test."""
+    from training.export import ExportError, calibration_images
 
+    (tmp_path / "images" / "val").mkdir(parents=True)
+    (tmp_path / "images" / "test").mkdir(parents=True)
+    for k in range(5):
+        cv2.imwrite(str(tmp_path / "images" / "val" / f"v{k}.png"), np.full((8, 8, 3), 200, np.uint8))
+        cv2.imwrite(str(tmp_path / "images" / "test" / f"t{k}.png"), np.full((8, 8, 3), 200, np.uint8))
     cal = tmp_path / "cal.yaml"
-    cal.write_text(yaml.safe_dump({"path": str(tmp_path), "val": "images/val", "names": {0: "gun"}}))
-    work = tmp_path / "work"
-    work.mkdir()
-    d = yaml.safe_load(open(_calibration_yaml(cal, work)))
-    assert d["train"] == d["val"] == "images/val" and d["path"] == str(tmp_path)
-    assert "train" not in yaml.safe_load(cal.read_text())  # the user's file is untouched
-    full = tmp_path / "full.yaml"
-    full.write_text(yaml.safe_dump({"path": str(tmp_path), "train": "images/train", "val": "images/val"}))
-    assert _calibration_yaml(full, work) == str(full.resolve())
+    cal.write_text(yaml.safe_dump({"path": str(tmp_path), "val": "images/val", "test": "images/test", "names": {0: "gun"}}))
+    got = calibration_images(cal, n=3)
+    assert len(got) == 3 and all(f.parent.name == "val" for f in got)
+    assert calibration_images(cal, n=3) == got  # a fixed choice
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"path": str(tmp_path), "train": "images/train"}))
+    bad.write_text(yaml.safe_dump({"path": str(tmp_path), "test": "images/test", "names": {0: "gun"}}))
     with pytest.raises(ExportError, match="no 'val' split"):
-        _calibration_yaml(bad, work)
+        calibration_images(bad)
