@@ -98,3 +98,18 @@ def test_pfa_upper_bound_and_conservative_calibration():
     clean = int((~threat).sum())
     assert pfa_point <= 0.05 and M.pfa_upper_bound(int(round(pfa_bound * clean)), clean, 0.9) <= 0.05
     assert pfa_bound < pfa_point and pd_bound <= pd_point and th_bound[0] > th_point[0]
+
+
+def test_rate_interval_is_clopper_pearson():
+    """Two-sided 95% Clopper-Pearson: the textbook values, and the interval always holds k/n."""
+    from training.metrics import rate_interval
+
+    lo, hi = rate_interval(0, 10)
+    assert lo == 0.0 and abs(hi - 0.3085) < 1e-3
+    lo, hi = rate_interval(5, 10)
+    assert abs(lo - 0.1871) < 1e-3 and abs(hi - 0.8129) < 1e-3
+    assert rate_interval(10, 10)[1] == 1.0 and rate_interval(3, 0) is None
+    for k, n in ((6, 78), (73, 181), (1, 300)):
+        lo, hi = rate_interval(k, n)
+        assert lo < k / n < hi
+    assert rate_interval(6, 78)[1] > 0.15  # 6 false alarms in 78 clean scans: anything from ~3% to ~16%

@@ -85,6 +85,7 @@ def test_offline_train_eval_export_predict(no_network, tmp_path):
     rep = evaluate(e, str(data), "val", tmp_path / "rep_val", calibrate=True, target_pfa=0.05)
     for k in ("map50", "map50_95", "per_class", "pd", "pfa", "thresholds"):
         assert k in rep
+    assert rep["pd_ci95"][0] <= rep["pd"] <= rep["pd_ci95"][1] and rep["pfa_ci95"][0] <= rep["pfa"] <= rep["pfa_ci95"][1]
     assert set(rep["per_class"]["gun"]) >= {"ap50", "precision", "recall"}
     assert rep["pfa"] <= 0.05 + 1e-9
     for f in ("report.json", "report.md", "pd_pfa.png", "pr_curves.png", "confusion.png"):

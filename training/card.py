@@ -10,7 +10,11 @@ from pathlib import Path
 def _row(name: str, r: dict) -> str:
     return (f"| {name} | {r['scans']} ({r['threat_scans']} threat) | {r['map50']:.3f} | {r['map50_95']:.3f} | "
             f"{format(r['per_class']['gun']['ap50'], '.3f') if r['per_class']['gun']['ap50'] is not None else 'n/a'} | "
-            f"{r['pd']:.3f} | {r['pfa']:.3f} | {r['pd_at_pfa_0.05']:.3f} |")
+            f"{r['pd']:.3f}{_ci(r.get('pd_ci95'))} | {r['pfa']:.3f}{_ci(r.get('pfa_ci95'))} | {r['pd_at_pfa_0.05']:.3f} |")
+
+
+def _ci(iv) -> str:
+    return "" if not iv else f" [{iv[0]:.2f}, {iv[1]:.2f}]"
 
 
 def _files_desc(meta: dict) -> str:
@@ -52,8 +56,9 @@ def write_card(model_dir: str | Path, reports: dict[str, str | Path], training: 
         f"- Training: {training.get('desc', '')}",
         "", "## Results", "",
         "Pd = share of threat scans with an alarming detection on a labelled threat (IoU >= 0.5); Pfa = share of clean "
-        "scans that alarm; at the calibrated operating point. 'Pd@Pfa5%' = best Pd with one threshold for all classes "
-        "at Pfa <= 5%.", "",
+        "scans that alarm; at the calibrated operating point, with 95% Clopper-Pearson intervals in brackets (a few "
+        "hundred scans pin a rate down to several points, no better). 'Pd@Pfa5%' = best Pd with one threshold for all "
+        "classes at Pfa <= 5%.", "",
         "| test set | scans | mAP50 | mAP50-95 | gun AP50 | Pd | Pfa | Pd@Pfa5% |", "|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row(k, r) for k, r in reps.items()]

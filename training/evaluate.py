@@ -188,6 +188,11 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
         theta = np.array([thresholds[n] for n in names])
     det = M.detection_metrics(preds, gts, names, thresholds)
     pd, pfa = M.pd_pfa(any_max, hit_max, threat, theta)
+    n_threat, n_clean = int(threat.sum()), int((~threat).sum())
+    ci = {}
+    for key, rate, n in (("pd_ci95", pd, n_threat), ("pfa_ci95", pfa, n_clean)):
+        iv = M.rate_interval(int(round(rate * n)), n) if n and not np.isnan(rate) else None
+        ci[key] = None if iv is None else [round(iv[0], 4), round(iv[1], 4)]
     curve = M.pd_pfa_curve(any_max, hit_max, threat)
     # Pd at fixed Pfa from the single-threshold curve (for comparisons across models)
     fixed = {}
@@ -211,7 +216,7 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
         "model": engine.info.public(), "backend": engine.backend, "data": str(Path(data).resolve()), "split": split,
         "scans": len(items), "threat_scans": int(threat.sum()), "clean_scans": int((~threat).sum()),
         "map50": det["map50"], "map50_95": det["map50_95"], "per_class": det["per_class"],
-        "pd": round(pd, 4), "pfa": round(pfa, 4), "thresholds": thresholds, **fixed,
+        "pd": round(pd, 4), "pfa": round(pfa, 4), **ci, "thresholds": thresholds, **fixed,
         "calibrated_here": calibrate, "target_pfa": target_pfa if calibrate else None,
         "pfa_confidence": pfa_confidence if calibrate else None,
         "strata": strat, "pd_pfa_curve": curve, "confusion": {"labels": names + ["background"], "matrix": conf.tolist()},
@@ -226,12 +231,17 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
     return report
 
 
+def _ci(iv) -> str:
+    return "" if not iv else f" (95% CI {iv[0]:.3f}-{iv[1]:.3f})"
+
+
 def markdown(r: dict) -> str:
     lines = [f"# Evaluation: {r['model']['name']} {r['model']['version']} on {Path(r['data']).parent.name}/{r['split']}", "",
              f"{r['scans']} scans ({r['threat_scans']} with threats, {r['clean_scans']} clean), backend {r['backend']}.", "",
              "| metric | value |", "|---|---|",
              f"| mAP50 | {r['map50']:.3f} |", f"| mAP50-95 | {r['map50_95']:.3f} |",
-             f"| **Pd at the operating point** | **{r['pd']:.3f}** |", f"| **Pfa at the operating point** | **{r['pfa']:.3f}** |",
+             f"| **Pd at the operating point** | **{r['pd']:.3f}**{_ci(r.get('pd_ci95'))} |",
+             f"| **Pfa at the operating point** | **{r['pfa']:.3f}**{_ci(r.get('pfa_ci95'))} |",
              f"| Pd at Pfa<=0.01 (single threshold) | {r['pd_at_pfa_0.01']:.3f} |",
              f"| Pd at Pfa<=0.05 (single threshold) | {r['pd_at_pfa_0.05']:.3f} |",
              f"| Pd at Pfa<=0.10 (single threshold) | {r['pd_at_pfa_0.10']:.3f} |",

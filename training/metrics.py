@@ -154,6 +154,19 @@ def pfa_upper_bound(false_alarms: int, clean: int, confidence: float) -> float:
     return float(beta.ppf(confidence, false_alarms + 1, clean - false_alarms))
 
 
+def rate_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float] | None:
+    """Two-sided Clopper-Pearson interval of a rate seen as k of n (None when n = 0): what a
+    Pd or Pfa measured on a few hundred scans can and cannot tell apart."""
+    from scipy.stats import beta
+
+    if n <= 0:
+        return None
+    a = (1 - level) / 2
+    lo = 0.0 if k <= 0 else float(beta.ppf(a, k, n - k + 1))
+    hi = 1.0 if k >= n else float(beta.ppf(1 - a, k + 1, n - k))
+    return lo, hi
+
+
 def calibrate_thresholds(any_max, hit_max, threat, target_pfa: float = 0.05, rounds: int = 3,
                          grid: np.ndarray | None = None, confidence: float | None = None) -> tuple[np.ndarray, float, float]:
     """Per-class thresholds reaching scan-level Pfa <= target at the highest Pd:
