@@ -45,14 +45,14 @@ xfd synth --out data/shifted --n 200 --seed 3 --split test=1 --shifted --raw""")
                    help="wider randomisation for training: 0.6-1.8 mm/px, 3-50 items, hue +-15, more blur and noise range")
     s.add_argument("--display-effects", type=float, default=None, metavar="P",
                    help="share of scans given a vendor's display processing: sharpening, contrast stretch, "
-                        "negative, burnt-in text (default 0: generator 1.0.0's images)")
+                        "negative, burnt-in text (default 0: none)")
     s.add_argument("--fan-beam", type=float, default=None, metavar="P",
                    help="share of scans projected through a line scanner's fan beam (rows scale with height above "
-                        "the belt; walls become bands). Default 0 (1.2.0's images); --wide: 0.7")
+                        "the belt; walls become bands). Default 0 (a parallel projection); --wide: 0.7")
     s.add_argument("--soft-contents", type=float, default=None, metavar="P",
                    help="share of scans that also hold soft goods (folded clothing, food bags, paper and bubble-wrap "
                         "packing) and small metal confusers (pens with springs, underwires, buckles, hair pins); "
-                        "default 0: generator 1.0.0's images")
+                        "default 0: none")
     s.add_argument("--gray", type=float, default=None, help="share of grayscale scans (default 0.2)")
     s.add_argument("--raw", action="store_true", help="also write raw 16-bit low/high energy images")
 

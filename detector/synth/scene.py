@@ -58,8 +58,8 @@ class SceneConfig:
     palette_jitter: float = 0.0
     # share of scans projected through a line scanner's fan beam (FanBeam): rows scale with each
     # point's height above the belt, seen from the source, so tall things look tapered and box
-    # walls broaden into bands away from the central ray. 0 keeps 1.2.0's parallel projection (and
-    # its images); the geometry and heights come from their own random stream.
+    # walls broaden into bands away from the central ray. 0: the parallel projection (in 1.3.0,
+    # 1.2.0's images); the geometry and heights come from their own random stream.
     p_fan: float = 0.0
     blur_sigma: tuple[float, float] = (0.3, 1.1)  # detector blur (px)
     log10_i0: tuple[float, float] = (3.8, 5.0)  # photons per pixel at high energy: the noise level
