@@ -42,13 +42,16 @@ xfd synth --out data/shifted --n 200 --seed 3 --split test=1 --shifted --raw""")
     s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     s.add_argument("--shifted", action="store_true", help="off-distribution settings (resolution, clutter, palette)")
     s.add_argument("--wide", action="store_true",
-                   help="wider randomisation for training: 0.6-1.8 mm/px, 3-50 items, hue +-15, more blur and noise range, fan beam on 70%")
+                   help="wider randomisation for training: 0.6-1.8 mm/px, 3-50 items, hue +-15, more blur and noise range, fan beam on 70%, tools on 50%")
     s.add_argument("--display-effects", type=float, default=None, metavar="P",
                    help="share of scans given a vendor's display processing: sharpening, contrast stretch, "
                         "negative, burnt-in text (default 0: none)")
     s.add_argument("--fan-beam", type=float, default=None, metavar="P",
                    help="share of scans projected through a line scanner's fan beam (rows scale with height above "
                         "the belt; walls become bands). Default 0 (a parallel projection); --wide: 0.7")
+    s.add_argument("--tools", type=float, default=None, metavar="P",
+                   help="share of scans that also hold 1-2 gun-shaped hand tools (glue, caulking, staple, paint spray "
+                        "guns; never labelled). Default 0; --wide: 0.5")
     s.add_argument("--soft-contents", type=float, default=None, metavar="P",
                    help="share of scans that also hold soft goods (folded clothing, food bags, paper and bubble-wrap "
                         "packing) and small metal confusers (pens with springs, underwires, buckles, hair pins); "
@@ -217,6 +220,10 @@ def cmd_synth(a) -> int:
         if not 0 <= a.fan_beam <= 1:
             raise CliError(f"--fan-beam must be between 0 and 1, got {a.fan_beam}")
         cfg.p_fan = a.fan_beam
+    if a.tools is not None:
+        if not 0 <= a.tools <= 1:
+            raise CliError(f"--tools must be between 0 and 1, got {a.tools}")
+        cfg.p_tools = a.tools
     if a.soft_contents is not None:
         if not 0 <= a.soft_contents <= 1:
             raise CliError(f"--soft-contents must be between 0 and 1, got {a.soft_contents}")

@@ -378,3 +378,27 @@ def test_printed_frame_grip_keeps_its_side_walls():
     inwell = threats._points_in_poly(pts[:, :2], well)
     assert inwell.sum() > 100  # the side walls cover the well's outline
     assert np.all(np.abs(pts[inwell, 2]) >= d["wf"] / 2 - 2.5 - 1e-3)  # ... and nothing between them
+
+
+def test_gun_shaped_tools_change_pixels_not_labels():
+    """--tools: glue, caulking, staple and paint spray guns, never labelled, from their own random
+    stream: the same parcel's threats keep their boxes; the image changes where a tool lands."""
+    from detector.synth import clutter
+
+    for kind, make in clutter.GUN_SHAPED_TOOLS.items():
+        o = make(np.random.default_rng(3), 0.8)
+        assert o.label is None and "steel" in o.materials() and sum(o.materials().values()) > 20, kind
+    plain, tools = SceneConfig(), SceneConfig(p_tools=1.0)
+    assert SceneConfig.wide().p_tools > 0 and plain.p_tools == 0
+    seen = set()
+    for i in range(6):
+        a, b = simulate(21, i, plain), simulate(21, i, tools)
+        assert "tools" not in a.meta and isinstance(b.meta["tools"], list)
+        assert [x["box"] for x in a.boxes] == [x["box"] for x in b.boxes] and a.meta["clutter"] == b.meta["clutter"]
+        if b.meta["tools"]:
+            assert not np.array_equal(a.image, b.image)
+        seen |= set(b.meta["tools"])
+    assert len(seen) >= 2
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "synth", "--out", "/tmp/xfd-never", "--n", "2",
+                        "--tools", "2"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--tools must be between 0 and 1" in r.stderr

@@ -428,3 +428,87 @@ def make_clutter(rng: np.random.Generator, pitch: float, kind: str | None = None
     o = CLUTTER[kind][0](rng, pitch)
     o.meta["clutter_kind"] = kind
     return o.centred()
+
+
+# ----------------------------------------------------------------- gun-shaped tools (opt-in layer)
+# Hand tools with a pistol grip and a trigger: the shapes that make real screeners look twice.
+# Drawn only when SceneConfig.p_tools > 0, from their own random stream (scene._add_tools).
+def glue_gun(rng, p):
+    """Hot-glue gun: moulded ABS/nylon body and grip, steel heater block and nozzle, a thin
+    heating wire, a trigger with a spring; no barrel, no magazine, no slide."""
+    L = rng.uniform(140, 200)
+    hb, gh = rng.uniform(32, 42), rng.uniform(75, 100)
+    ga = np.radians(rng.uniform(5, 18))
+    dx = gh * np.tan(ga)
+    body = [(0, 0), (L, 0), (L, hb), (L * 0.15, hb), (0, hb * 0.6)]
+    grip = [(L * 0.55, 0), (L * 0.85, 0), (L * 0.85 + dx, -gh), (L * 0.55 + dx, -gh)]
+    mat = str(rng.choice(["abs", "nylon"]))
+    pts, sc = mask_prism([body, grip], [], -17, 17, p, shell=rng.uniform(1.8, 2.8))
+    o = Obj([], None, "glue_gun", {"material": mat}).add(pts, mat, p, sc)
+    o.add(box(40, 18, 18, p, centre=(30, hb * 0.45, 0)), "aluminium", p)  # heater block
+    o.add(cylinder(3.0, 22, p, r_in=1.2, centre=(-8, hb * 0.45, 0)), "brass", p)  # nozzle
+    add_wire(o, np.array([[30, hb * 0.45, 8], [L * 0.6, hb * 0.5, 8], [L * 0.7, -gh * 0.8, 6], [L * 0.9, -gh, 6]]), 0.6, "copper", p)
+    o.add(extrude([(L * 0.4, -2), (L * 0.5, -2), (L * 0.48, -30), (L * 0.42, -28)], -3, 3, p), str(rng.choice(["abs", "steel"])), p)
+    add_coil(o, 2.5, 0.4, 18, 8, "steel", p, centre=(L * 0.45, 4, 0))
+    return o
+
+
+def caulking_gun(rng, p):
+    """Caulking (sealant) gun: open sheet-steel cradle, a long steel push rod with a plunger,
+    a pistol grip and trigger, often with a plastic cartridge of sealant in the cradle."""
+    lc = rng.uniform(200, 240)
+    o = Obj([], None, "caulking_gun", {"material": "steel"})
+    o.add(box(lc, 3, 50, p, centre=(lc / 2, -24, 0)), "steel", p, 0.5)  # cradle floor (folded sheet)
+    for z in (-24, 24):
+        o.add(box(lc, 30, 1.2, p, centre=(lc / 2, -10, z)), "steel", p)
+    o.add(box(6, 52, 52, p, centre=(0, 0, 0)), "steel", p)  # front plate
+    rod = rng.uniform(250, 320)
+    o.add(cylinder(3.5, rod, p, centre=(lc + rod / 2 - 60, 0, 0)), "steel", p)
+    o.add(cylinder(20, 4, p, centre=(lc - rng.uniform(10, 150), 0, 0)), "steel", p)  # plunger disc
+    gh = rng.uniform(90, 110)
+    o.add(extrude([(lc, 10), (lc + 35, 10), (lc + 50, -gh), (lc + 20, -gh)], -12, 12, p), "steel", p, 0.35)  # stamped grip
+    o.add(extrude([(lc - 30, -5), (lc - 5, -5), (lc - 12, -gh * 0.9), (lc - 30, -gh * 0.85)], -8, 8, p), "steel", p, 0.35)  # trigger
+    add_coil(o, 6, 0.8, 30, 7, "steel", p, centre=(lc + 20, 0, 0))
+    if rng.random() < 0.6:  # a sealant cartridge in the cradle
+        o.add(cylinder(24, lc - 20, p, r_in=23, centre=(lc / 2, 0, 0)), "abs", p)
+        o.add(cylinder(22.5, lc - 30, p, centre=(lc / 2, 0, 0)), str(rng.choice(["rubber", "pvc"])), p, 0.9)
+    return o
+
+
+def staple_gun(rng, p):
+    """Hand staple gun: steel body and lever on top of a staple magazine channel, a strong
+    flat spring, a row of staples; a handle lever instead of a pistol grip."""
+    L = rng.uniform(160, 210)
+    o = Obj([], None, "staple_gun", {"material": "steel"})
+    o.add(box(L, 40, 30, p, wall=1.5, centre=(L / 2, 20, 0)), "steel", p)
+    o.add(box(L * 0.9, 8, 14, p, wall=1.0, centre=(L * 0.45, 4, 0)), "steel", p)  # magazine channel
+    o.add(box(L * 0.8, 6, 12, p, centre=(L * 0.45, 4, 0)), "steel", p, 0.35)  # staple strip
+    ang = np.radians(rng.uniform(8, 25))
+    hl = L * 0.85
+    o.add(extrude([(L * 0.1, 42), (L * 0.1 + hl * np.cos(ang), 42 + hl * np.sin(ang)),
+                   (L * 0.1 + hl * np.cos(ang), 56 + hl * np.sin(ang)), (L * 0.1, 56)], -10, 10, p),
+          str(rng.choice(["steel", "abs"])), p, 0.5)  # squeeze handle
+    add_coil(o, 5, 0.9, 25, 5, "steel", p, centre=(L * 0.2, 30, 0))
+    return o
+
+
+def spray_gun(rng, p):
+    """Paint spray gun (HVLP): cast aluminium body with a pistol grip and trigger, brass
+    air cap and needle, a plastic cup on top; the gun-like outline without gun parts."""
+    L = rng.uniform(140, 190)
+    gh = rng.uniform(90, 120)
+    o = Obj([], None, "paint_spray_gun", {"material": "aluminium"})
+    body = [(0, 0), (L, 0), (L, 35), (0, 35)]
+    grip = [(L * 0.55, 0), (L * 0.85, 0), (L * 0.95, -gh), (L * 0.7, -gh)]
+    pts, sc = mask_prism([body, grip], [], -13, 13, p, shell=rng.uniform(2.5, 4.0))
+    o.add(pts, "aluminium", p, sc)
+    o.add(cylinder(12, 14, p, r_in=3, centre=(-6, 18, 0)), "brass", p)  # air cap
+    o.add(cylinder(1.5, L * 0.9, p, centre=(L * 0.45, 18, 0)), "steel", p)  # needle
+    o.add(extrude([(L * 0.3, -2), (L * 0.5, -2), (L * 0.45, -gh * 0.7), (L * 0.3, -gh * 0.65)], -4, 4, p), "steel", p, 0.6)
+    o.add(cylinder(8, 30, p, r_in=6, axis=1, centre=(L * 0.5, 50, 0)), "brass", p)  # cup connector
+    if rng.random() < 0.7:
+        o.add(cylinder(40, 90, p, r_in=38.8, axis=1, centre=(L * 0.5, 110, 0)), "abs", p)  # paint cup
+    return o
+
+
+GUN_SHAPED_TOOLS = {"glue_gun": glue_gun, "caulking_gun": caulking_gun, "staple_gun": staple_gun, "spray_gun": spray_gun}

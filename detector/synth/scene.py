@@ -29,7 +29,8 @@ from .shapes import ORIENTATIONS, Obj, col_max, col_min, orientation_rotation, s
 #         the grip (they were tilted the other way), curved rifle magazines bending forward, printed
 #         grips keeping their side walls around the magazine well, and magnified objects keeping
 #         their line integrals (areal density was divided by m^2)
-GENERATOR_VERSION = "2.0.0"
+# 2.1.0 = 2.0.0 + the opt-in gun-shaped tools (p_tools; wide() 0.5; 0 gives 2.0.0's images)
+GENERATOR_VERSION = "2.1.0"
 
 
 @dataclass
@@ -61,6 +62,10 @@ class SceneConfig:
     # walls broaden into bands away from the central ray. 0: the parallel projection (in 1.3.0,
     # 1.2.0's images); the geometry and heights come from their own random stream.
     p_fan: float = 0.0
+    # share of scans that also hold 1-2 hand tools with a pistol grip and trigger (glue, caulking,
+    # staple and paint spray guns: clutter.GUN_SHAPED_TOOLS), never labelled: the outlines that make
+    # screeners look twice. Own random stream; 0 keeps 2.0.0's images.
+    p_tools: float = 0.0
     blur_sigma: tuple[float, float] = (0.3, 1.1)  # detector blur (px)
     log10_i0: tuple[float, float] = (3.8, 5.0)  # photons per pixel at high energy: the noise level
 
@@ -78,7 +83,7 @@ class SceneConfig:
         ranges, so a model trained on wide scans is no longer blind to them: say so when
         reporting on synth-shifted."""
         return SceneConfig(mm_per_px=(0.6, 1.8), clutter=(3, 50), p_gray=0.25, palette_jitter=15.0,
-                           blur_sigma=(0.2, 1.6), log10_i0=(3.5, 5.2), p_fan=0.7)
+                           blur_sigma=(0.2, 1.6), log10_i0=(3.5, 5.2), p_fan=0.7, p_tools=0.5)
 
 
 @dataclass
@@ -446,6 +451,38 @@ def _add_soft_contents(cv: Canvas, cfg: SceneConfig, seed: int, index: int, ckin
     return added
 
 
+def _add_tools(cv: Canvas, cfg: SceneConfig, seed: int, index: int, cx: float, cy: float, L: float, W: float,
+               ang: float) -> list[str] | None:
+    """Gun-shaped hand tools (clutter.GUN_SHAPED_TOOLS) inside the parcel, from their own stream."""
+    if cfg.p_tools <= 0:
+        return None
+    trng = np.random.default_rng([int(seed), int(index), 0x7001])
+    if trng.random() >= cfg.p_tools:
+        return []
+    added = []
+    names = list(clutter_mod.GUN_SHAPED_TOOLS)
+    pitch = max(0.8, cv.mmpp)
+    main_rng, cv.rng = cv.rng, trng  # projection jitter from this stream too
+    try:
+        for _ in range(int(trng.integers(1, 3))):
+            kind = names[int(trng.integers(len(names)))]
+            o = clutter_mod.GUN_SHAPED_TOOLS[kind](trng, pitch).centred()
+            mode = _choose(trng, (0.6, 0.25, 0.1, 0.05), ORIENTATIONS)
+            rot = orientation_rotation(trng, mode)
+            lo, hi = o.bounds()
+            ext = np.abs(rot[:2, :]) @ (hi - lo)
+            if ext.max() > max(L, W) - 10:  # does not fit this parcel
+                continue
+            hx, hy = max(2.0, (L - ext[0]) / 2 - 5), max(2.0, (W - ext[1]) / 2 - 5)
+            lx, ly = trng.uniform(-hx, hx), trng.uniform(-hy, hy)
+            c, s_ = np.cos(ang), np.sin(ang)
+            cv.project(o, cx + c * lx - s_ * ly, cy + s_ * lx + c * ly, rot, float(trng.uniform(1.0, 1.15)), pitch)
+            added.append(kind)
+    finally:
+        cv.rng = main_rng
+    return added
+
+
 def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bool = False) -> Scan:
     cfg = cfg or SceneConfig()
     rng = np.random.default_rng([int(seed), int(index)])
@@ -546,6 +583,7 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         objects.append((o, mode, conceal, att, y0, x0))
 
     soft_meta = _add_soft_contents(cv, cfg, seed, index, ckind, cx, cy, L, W, ang)
+    tools_meta = _add_tools(cv, cfg, seed, index, cx, cy, L, W, ang)
 
     # physics: polychromatic dual-energy transmission
     t_low, t_high = physics.transmissions(cv.maps, spectrum)
@@ -641,6 +679,8 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         meta["display"] = display
     if cfg.p_soft > 0:
         meta["soft"] = soft_meta
+    if cfg.p_tools > 0:
+        meta["tools"] = tools_meta
     if cfg.p_fan > 0:
         meta["fan_beam"] = None if fan is None else {"central_ray_mm": round(fan.yc_mm, 1), "source_below_belt_mm": round(fan.s0_mm, 1),
                                                      "unit_mag_height_mm": round(fan.z_ref_mm, 1)}
