@@ -56,6 +56,7 @@ synth: setup
 	$(BIN)/xfd synth --out $(DATA)/synth-cal --n 600 --seed 5 --split val=1
 	$(BIN)/xfd synth --out $(DATA)/synth-vendor --n 200 --seed 4 --split test=1 --display-effects 1 --soft-contents 1
 	$(BIN)/xfd synth --out $(DATA)/synth-fan --n 200 --seed 6 --split test=1 --fan-beam 1
+	$(BIN)/xfd synth --out $(DATA)/synth-tools --n 200 --seed 7 --split test=1 --tools 1
 
 # two stages: 15 epochs from scratch (configs/train.yaml), then a fine-tune at half the learning
 # rate with cached images (configs/finetune.yaml). RESUME=1 resumes whichever stage was interrupted.
@@ -96,7 +97,8 @@ eval: setup
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-shifted/data.yaml --split test --out reports/shifted
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-vendor/data.yaml --split test --out reports/vendor
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-fan/data.yaml --split test --out reports/fan
-	for r in val test test-int8 shifted vendor fan; do mkdir -p $(MODEL)/eval/$$r && cp reports/$$r/report.md $(MODEL)/eval/$$r/; done
+	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-tools/data.yaml --split test --out reports/tools
+	for r in val test test-int8 shifted vendor fan tools; do mkdir -p $(MODEL)/eval/$$r && cp reports/$$r/report.md $(MODEL)/eval/$$r/; done
 	cp reports/test/*.png $(MODEL)/eval/test/
 	$(BIN)/python -m training.card $(MODEL) --run runs/train/default --run runs/train/default-ft --run runs/train/gpu --report test=reports/test --report test-int8=reports/test-int8 --report shifted=reports/shifted \
-	  --report vendor=reports/vendor --report fan=reports/fan
+	  --report vendor=reports/vendor --report fan=reports/fan --report tools=reports/tools
