@@ -42,7 +42,7 @@ xfd synth --out data/shifted --n 200 --seed 3 --split test=1 --shifted --raw""")
     s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     s.add_argument("--shifted", action="store_true", help="off-distribution settings (resolution, clutter, palette)")
     s.add_argument("--wide", action="store_true",
-                   help="wider randomisation for training: 0.6-1.8 mm/px, 3-50 items, hue +-15, more blur and noise range, fan beam on 70%, tools on 50%")
+                   help="wider randomisation for training: 0.6-1.8 mm/px, 3-50 items, hue +-15, more blur and noise range, fan beam on 70%%, tools on 50%%")
     s.add_argument("--display-effects", type=float, default=None, metavar="P",
                    help="share of scans given a vendor's display processing: sharpening, contrast stretch, "
                         "negative, burnt-in text (default 0: none)")
