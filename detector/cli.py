@@ -208,26 +208,15 @@ def cmd_synth(a) -> int:
     if a.shifted and a.wide:
         raise CliError("--shifted and --wide are different configurations: choose one")
     cfg = SceneConfig.shifted() if a.shifted else SceneConfig.wide() if a.wide else SceneConfig()
-    if a.gray is not None:
-        if not 0 <= a.gray <= 1:
-            raise CliError(f"--gray must be between 0 and 1, got {a.gray}")
-        cfg.p_gray = a.gray
-    if a.display_effects is not None:
-        if not 0 <= a.display_effects <= 1:
-            raise CliError(f"--display-effects must be between 0 and 1, got {a.display_effects}")
-        cfg.p_display = a.display_effects
-    if a.fan_beam is not None:
-        if not 0 <= a.fan_beam <= 1:
-            raise CliError(f"--fan-beam must be between 0 and 1, got {a.fan_beam}")
-        cfg.p_fan = a.fan_beam
-    if a.tools is not None:
-        if not 0 <= a.tools <= 1:
-            raise CliError(f"--tools must be between 0 and 1, got {a.tools}")
-        cfg.p_tools = a.tools
-    if a.soft_contents is not None:
-        if not 0 <= a.soft_contents <= 1:
-            raise CliError(f"--soft-contents must be between 0 and 1, got {a.soft_contents}")
-        cfg.p_soft = a.soft_contents
+    # shares of scans: flag -> SceneConfig field
+    for flag, field in (("gray", "p_gray"), ("display_effects", "p_display"), ("fan_beam", "p_fan"),
+                        ("tools", "p_tools"), ("soft_contents", "p_soft")):
+        value = getattr(a, flag)
+        if value is None:
+            continue
+        if not 0 <= value <= 1:
+            raise CliError(f"--{flag.replace('_', '-')} must be between 0 and 1, got {value}")
+        setattr(cfg, field, value)
     if a.workers is not None and a.workers < 1:
         raise CliError(f"--workers must be >= 1, got {a.workers}")
     m = write_dataset(a.out, a.n, a.seed, a.split, a.workers, cfg, raw=a.raw)

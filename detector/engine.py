@@ -385,11 +385,11 @@ class Engine:
         # threads per runner: the machine's threads shared by the concurrent runners
         per = max(1, self.threads // max(1, concurrency)) if concurrency > 1 else self.threads
         self._pool: queue.Queue = queue.Queue()
+        # OpenVINO: one compiled model, one infer request per runner. Its streams run requests in
+        # parallel, each on threads/streams cores; one stream runs them one after another.
+        self.ov_streams = ov_streams(concurrency, self.threads) if self.backend.startswith("openvino") else None
         for _ in range(max(1, concurrency)):
-            if self.backend.startswith("openvino"):
-                # one compiled model, one infer request per runner. Its streams run requests in
-                # parallel, each on threads/streams cores; one stream runs them one after another.
-                self.ov_streams = ov_streams(concurrency, self.threads)
+            if self.ov_streams:
                 self._pool.put(RUNNERS[self.backend](path, self.threads, self.ov_streams))
             else:
                 self._pool.put(RUNNERS[self.backend](path, per if concurrency > 1 else self.threads))

@@ -50,18 +50,24 @@ def test_rotation_changes_projection_not_mass():
     assert a_end.max() > 2 * a_flat.max()  # ... but much denser
 
 
+def _assert_boxes_tight(s) -> int:
+    """Each label box is exactly the bounding box of its threat's visible pixels inside the
+    image (a scan made with keep_raw); returns how many boxes were checked."""
+    for b, (att, y0, x0) in zip(s.boxes, s.extras["threat_maps"], strict=True):
+        ys, xs = np.nonzero(att > 0.03)
+        gx, gy = xs + x0, ys + y0
+        ok = (gx >= 0) & (gx < s.meta["width"]) & (gy >= 0) & (gy < s.meta["height"])
+        x1, y1, x2, y2 = b["box"]
+        assert gx[ok].min() == x1 and gy[ok].min() == y1 and gx[ok].max() + 1 == x2 and gy[ok].max() + 1 == y2
+    return len(s.boxes)
+
+
 def test_boxes_enclose_visible_pixels_tightly():
     seen = 0
     for i in range(12):
         s = simulate(7, i, keep_raw=True)
         assert len(s.extras["threat_maps"]) == len(s.boxes)
-        for b, (att, y0, x0) in zip(s.boxes, s.extras["threat_maps"], strict=True):
-            ys, xs = np.nonzero(att > 0.03)
-            gx, gy = xs + x0, ys + y0
-            ok = (gx >= 0) & (gx < s.meta["width"]) & (gy >= 0) & (gy < s.meta["height"])
-            x1, y1, x2, y2 = b["box"]
-            assert gx[ok].min() == x1 and gy[ok].min() == y1 and gx[ok].max() + 1 == x2 and gy[ok].max() + 1 == y2
-            seen += 1
+        seen += _assert_boxes_tight(s)
     assert seen >= 4
 
 
@@ -319,13 +325,7 @@ def test_fan_beam_scans_hold_the_same_things_with_tight_labels():
         # the fan has its own random stream: the parcel's contents are the same draws
         assert a.meta["clutter"] == b.meta["clutter"] and a.meta["container"] == b.meta["container"]
         assert a.image.shape == b.image.shape and not np.array_equal(a.image, b.image)
-        for bx, (att, y0, x0) in zip(b.boxes, b.extras["threat_maps"], strict=True):
-            ys, xs = np.nonzero(att > 0.03)
-            gx, gy = xs + x0, ys + y0
-            ok = (gx >= 0) & (gx < b.meta["width"]) & (gy >= 0) & (gy < b.meta["height"])
-            x1, y1, x2, y2 = bx["box"]
-            assert gx[ok].min() == x1 and gy[ok].min() == y1 and gx[ok].max() + 1 == x2 and gy[ok].max() + 1 == y2
-            seen += 1
+        seen += _assert_boxes_tight(b)
     assert seen >= 3
 
 

@@ -188,11 +188,6 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
         theta = np.array([thresholds[n] for n in names])
     det = M.detection_metrics(preds, gts, names, thresholds)
     pd, pfa = M.pd_pfa(any_max, hit_max, threat, theta)
-    n_threat, n_clean = int(threat.sum()), int((~threat).sum())
-    ci = {}
-    for key, rate, n in (("pd_ci95", pd, n_threat), ("pfa_ci95", pfa, n_clean)):
-        iv = M.rate_interval(int(round(rate * n)), n) if n and not np.isnan(rate) else None
-        ci[key] = None if iv is None else [round(iv[0], 4), round(iv[1], 4)]
     curve = M.pd_pfa_curve(any_max, hit_max, threat)
     # Pd at fixed Pfa from the single-threshold curve (for comparisons across models)
     fixed = {}
@@ -210,6 +205,10 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
     th = np.asarray(theta, np.float32)[None, :]
     detected = ((hit_max >= th) & (hit_max > 0)).any(1)
     alarmed = ((any_max >= th) & (any_max > 0)).any(1)
+    ci = {}  # from the counts behind Pd (threat scans detected) and Pfa (clean scans alarmed)
+    for key, k, n in (("pd_ci95", detected[threat].sum(), threat.sum()), ("pfa_ci95", alarmed[~threat].sum(), (~threat).sum())):
+        iv = M.rate_interval(int(k), int(n))
+        ci[key] = None if iv is None else [round(iv[0], 4), round(iv[1], 4)]
     per_scan = [{"file": str(it["image"]), "threat": bool(t), "detected": bool(d), "alarm": bool(a)}
                 for it, t, d, a in zip(items, threat, detected, alarmed, strict=True)]
     report = {

@@ -158,6 +158,13 @@ def _coeffs32(material: str) -> np.ndarray:
     return a
 
 
+def _add_part(own: np.ndarray, material: str, areal: np.ndarray, r0: int, c0: int) -> None:
+    """Add one part's areal-density window (g/cm^2) at (r0, c0) to an object's basis maps: only
+    the part's own rectangle (outside it a full-grid splat adds exact zeros, so sums are unchanged)."""
+    c = _coeffs32(material)
+    own[:, r0 : r0 + areal.shape[0], c0 : c0 + areal.shape[1]] += c[:, None, None] * areal[None]
+
+
 class Canvas:
     """Accumulates the basis areal maps (g/cm^2 weighted) of a scan."""
 
@@ -239,15 +246,17 @@ class Canvas:
             areal, r0, c0 = win
             # rows stretched m-fold spread a point's mass over m times the pixels: areal density (mass
             # per ray-tube cross-section) is mass * m / pixel area (before 2.0.0 this divided by m)
-            areal = areal * np.float32(magnification / self.px_area_cm2)
-            c = _coeffs32(part.material)
-            # only the part's own rectangle: outside it a full-grid splat adds exact zeros, so the sums are unchanged
-            own[:, r0 : r0 + areal.shape[0], c0 : c0 + areal.shape[1]] += c[:, None, None] * areal[None]
-        # smooth the voxel sampling noise (one voxel's worth): a solid looks solid
+            _add_part(own, part.material, areal * np.float32(magnification / self.px_area_cm2), r0, c0)
+        return self._settle(own, y0, x0, jitter)
+
+    def _settle(self, own: np.ndarray, y0: int, x0: int, jitter: float) -> tuple[np.ndarray, int, int]:
+        """An object's own basis maps, placed at (y0, x0): smooth the voxel sampling noise (one
+        voxel's worth, so a solid looks solid), add them to the scan, return their attenuation."""
         sig = 0.45 * jitter
         if sig > 0.3:
             for k in range(physics.N_BASIS):
                 own[k] = cv2.GaussianBlur(own[k], (0, 0), sig)
+        h, w = own.shape[1:]
         ys, xs = slice(max(y0, 0), min(y0 + h, self.h)), slice(max(x0, 0), min(x0 + w, self.w))
         if ys.stop > ys.start and xs.stop > xs.start:
             self.maps[:, ys, xs] += own[:, ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
@@ -284,18 +293,8 @@ class Canvas:
             if win is None:
                 continue
             areal, r0, c0 = win
-            areal = areal / self.px_area_cm2
-            c = _coeffs32(part.material)
-            own[:, r0 : r0 + areal.shape[0], c0 : c0 + areal.shape[1]] += c[:, None, None] * areal[None]
-        sig = 0.45 * jitter
-        if sig > 0.3:
-            for k in range(physics.N_BASIS):
-                own[k] = cv2.GaussianBlur(own[k], (0, 0), sig)
-        ys, xs = slice(max(y0, 0), min(y0 + h, self.h)), slice(max(x0, 0), min(x0 + w, self.w))
-        if ys.stop > ys.start and xs.stop > xs.start:
-            self.maps[:, ys, xs] += own[:, ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
-        att = np.tensordot(self.att_row, own, axes=1)
-        return att, y0, x0
+            _add_part(own, part.material, areal / self.px_area_cm2, r0, c0)
+        return self._settle(own, y0, x0, jitter)
 
     def attenuation(self) -> np.ndarray:
         return np.tensordot(self.att_row, self.maps, axes=1)
