@@ -112,7 +112,9 @@ def _data_desc(run: Path, cfg: dict) -> str:
         seeds = ", ".join(str(c["seed"]) for c in sorted(ch, key=lambda c: c["seed"]))
         gens = sorted({c["generator"] for c in ch})
         opts = sorted({f"display effects {c['config'].get('p_display', 0)}, soft contents {c['config'].get('p_soft', 0)}"
-                       + (", wide ranges (xfd synth --wide)" if c["config"].get("palette_jitter") else "") for c in ch})
+                       + (", wide ranges (xfd synth --wide)" if c["config"].get("palette_jitter") else "")
+                       + (f", fan beam {c['config']['p_fan']}" if c["config"].get("p_fan") else "")
+                       + (f", gun-shaped tools {c['config']['p_tools']}" if c["config"].get("p_tools") else "") for c in ch})
         return (f"{d['train_scans'] + d['val_scans']} scans simulated by generator {', '.join(gens)} (seeds {seeds}; {'; '.join(opts)}): "
                 f"{{'train': {d['train_scans']}, 'val': {d['val_scans']}}}, objects {d['objects']}, {d['clean_scans']} clean.")
     return f"{data} (no manifest here)"
