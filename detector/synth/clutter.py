@@ -10,11 +10,11 @@ from .shapes import (
     Obj,
     add_coil,
     add_wire,
-    box,
-    cylinder,
-    ellipsoid,
     extrude,
-    sheet,
+    solid_box,
+    solid_cylinder,
+    solid_ellipsoid,
+    solid_sheet,
 )
 from .threats import mask_prism, pistol_design
 
@@ -31,13 +31,13 @@ def toy_gun(rng, p):
     pts, sc = mask_prism([body, rail, grip], [], -d["wf"] / 2, d["wf"] / 2, p, shell=rng.uniform(1.5, 2.5))
     o = Obj([], None, "toy_gun").add(pts, "abs", p, sc)
     for _ in range(int(rng.integers(3, 8))):
-        o.add(cylinder(1.3, 8, p, axis=2, centre=(rng.uniform(5, L), rng.uniform(-hr - gh * 0.8, hs), 0)), "steel", p)
+        solid_cylinder(o, 1.3, 8, "steel", axis=2, centre=(rng.uniform(5, L), rng.uniform(-hr - gh * 0.8, hs), 0))
     if rng.random() < 0.5:  # airsoft replica
         o.kind = "airsoft_replica"
-        o.add(cylinder(4.0, L * 0.8, p, r_in=3.2, centre=(L * 0.4, hs * 0.5, 0)), "brass", p)
+        solid_cylinder(o, 4.0, L * 0.8, "brass", r_in=3.2, centre=(L * 0.4, hs * 0.5, 0))
         add_coil(o, 5, 0.6, L * 0.3, 14, "steel", p, centre=(L * 0.7, hs * 0.5, 0))
         if rng.random() < 0.5:
-            o.add(box(28, gh * 0.8, 18, p, wall=1.0, centre=(d["grip_front"] + dx / 2 + 14, -hr - gh / 2, 0)), "zinc_alloy", p)
+            solid_box(o, 28, gh * 0.8, 18, "zinc_alloy", wall=1.0, centre=(d["grip_front"] + dx / 2 + 14, -hr - gh / 2, 0))
     return o
 
 
@@ -51,7 +51,7 @@ def wrench(rng, p):
     jaw = extrude([(-head * 0.6, -head / 2), (head * 0.3, -head / 2), (head * 0.3, head / 2), (-head * 0.6, head / 2)], -t / 2, t / 2, p)
     jaw = jaw[~((jaw[:, 0] < -head * 0.1) & (np.abs(jaw[:, 1]) < head * 0.22))]
     o.add(jaw, "steel", p)
-    o.add(cylinder(head * 0.45, t, p, r_in=head * 0.25, axis=2, centre=(L, 0, 0)), "steel", p)
+    solid_cylinder(o, head * 0.45, t, "steel", r_in=head * 0.25, axis=2, centre=(L, 0, 0))
     return o
 
 
@@ -62,28 +62,28 @@ def pliers(rng, p):
     for s in (-1, 1):
         o.add(extrude([(0, 0), (L * 0.35, s * 3), (L, s * spread), (L, s * (spread + 12)), (L * 0.35, s * 12), (0, s * 6)], -4, 4, p), "steel", p)
         o.add(extrude([(L * 0.45, s * (spread * 0.4 + 10)), (L, s * (spread + 13)), (L, s * (spread + 16)), (L * 0.45, s * (spread * 0.4 + 15))], -7, 7, p), "pvc", p)
-    o.add(cylinder(5, 10, p, axis=2, centre=(L * 0.3, 0, 0)), "steel", p)
+    solid_cylinder(o, 5, 10, "steel", axis=2, centre=(L * 0.3, 0, 0))
     return o
 
 
 def screwdriver(rng, p):
     ls, lh = rng.uniform(60, 200), rng.uniform(80, 110)
     o = Obj([], None, "screwdriver")
-    o.add(cylinder(rng.uniform(2.5, 4), ls, p, centre=(ls / 2, 0, 0)), "steel", p)
-    o.add(cylinder(rng.uniform(12, 17), lh, p, centre=(ls + lh / 2, 0, 0)), "abs", p)
+    solid_cylinder(o, rng.uniform(2.5, 4), ls, "steel", centre=(ls / 2, 0, 0))
+    solid_cylinder(o, rng.uniform(12, 17), lh, "abs", centre=(ls + lh / 2, 0, 0))
     return o
 
 
 def drill(rng, p):
     o = Obj([], None, "cordless_drill")
-    o.add(box(180, 60, 70, p, wall=3, centre=(0, 0, 0)), "abs", p)
-    o.add(box(60, 140, 50, p, wall=3, centre=(40, -95, 0)), "abs", p)
-    o.add(cylinder(18, 50, p, r_in=8, centre=(20, 0, 0)), "steel", p)  # motor can
-    o.add(cylinder(14, 40, p, r_in=9, centre=(20, 0, 0)), "copper", p, 0.6)  # windings
-    o.add(cylinder(12, 55, p, centre=(-110, 0, 0)), "steel", p)  # chuck
+    solid_box(o, 180, 60, 70, "abs", wall=3, centre=(0, 0, 0))
+    solid_box(o, 60, 140, 50, "abs", wall=3, centre=(40, -95, 0))
+    solid_cylinder(o, 18, 50, "steel", r_in=8, centre=(20, 0, 0))
+    solid_cylinder(o, 14, 40, "copper", 0.6, r_in=9, centre=(20, 0, 0))
+    solid_cylinder(o, 12, 55, "steel", centre=(-110, 0, 0))
     for k in range(int(rng.integers(3, 6))):  # battery cells
-        o.add(cylinder(9, 65, p, r_in=8.6, axis=1, centre=(40 + (k % 2) * 20 - 10, -170 - (k // 2) * 8, 0)), "steel", p)
-        o.add(cylinder(8.6, 65, p, axis=1, centre=(40 + (k % 2) * 20 - 10, -170 - (k // 2) * 8, 0)), "battery", p)
+        solid_cylinder(o, 9, 65, "steel", r_in=8.6, axis=1, centre=(40 + k % 2 * 20 - 10, -170 - k // 2 * 8, 0))
+        solid_cylinder(o, 8.6, 65, "battery", axis=1, centre=(40 + k % 2 * 20 - 10, -170 - k // 2 * 8, 0))
     return o
 
 
@@ -92,7 +92,7 @@ def pipe(rng, p):
     mat = str(rng.choice(["steel", "steel", "aluminium", "copper", "brass"]))
     r = rng.uniform(5, 20)
     o = Obj([], None, f"{mat}_tube", {"material": mat})
-    o.add(cylinder(r, rng.uniform(80, 400), p, r_in=r - rng.uniform(0.8, 3.0)), mat, p)
+    solid_cylinder(o, r, rng.uniform(80, 400), mat, r_in=r - rng.uniform(0.8, 3.0))
     return o
 
 
@@ -104,7 +104,7 @@ def bike_parts(rng, p):
         t = np.linspace(0, rng.uniform(1, 4) * np.pi, n)
         rad = rng.uniform(40, 120)
         for i in range(n):
-            o.add(box(12.7, 8, 8, p, wall=1.0, centre=(rad * np.cos(t[i]), rad * np.sin(t[i]) * 0.6, 0)), "steel", p)
+            solid_box(o, 12.7, 8, 8, "steel", wall=1.0, centre=(rad * np.cos(t[i]), rad * np.sin(t[i]) * 0.6, 0))
     elif kind == "sprocket":
         r = rng.uniform(40, 100)
         teeth = int(r / 3)
@@ -113,17 +113,17 @@ def bike_parts(rng, p):
         pts = pts[(pts[:, 0] ** 2 + pts[:, 1] ** 2 > (r * 0.35) ** 2) | (pts[:, 0] ** 2 + pts[:, 1] ** 2 < (r * 0.2) ** 2)]
         o.add(pts, "steel", p)
     else:
-        o.add(cylinder(20, 100, p, r_in=6), "aluminium", p)
-        o.add(cylinder(4.5, 140, p), "steel", p)
+        solid_cylinder(o, 20, 100, "aluminium", r_in=6)
+        solid_cylinder(o, 4.5, 140, "steel")
     return o
 
 
 def hair_dryer(rng, p):
     o = Obj([], None, "hair_dryer")
-    o.add(cylinder(35, 170, p, r_in=32.5), "abs", p)
-    o.add(box(45, 110, 35, p, wall=2.5, centre=(40, -85, 0)), "abs", p)
+    solid_cylinder(o, 35, 170, "abs", r_in=32.5)
+    solid_box(o, 45, 110, 35, "abs", wall=2.5, centre=(40, -85, 0))
     add_coil(o, 20, 0.35, 90, 25, "steel", p, centre=(-20, 0, 0))  # nichrome
-    o.add(cylinder(14, 30, p, r_in=6, centre=(60, 0, 0)), "copper", p, 0.6)
+    solid_cylinder(o, 14, 30, "copper", 0.6, r_in=6, centre=(60, 0, 0))
     add_wire(o, np.array([[40, -140, 0], [60, -220, 5], [20, -300, 0]]), 2.5, "copper", p)
     return o
 
@@ -131,11 +131,11 @@ def hair_dryer(rng, p):
 def umbrella(rng, p):
     L = rng.uniform(250, 600)
     o = Obj([], None, "umbrella")
-    o.add(cylinder(4.5, L, p, r_in=3.5), "steel", p)
+    solid_cylinder(o, 4.5, L, "steel", r_in=3.5)
     for k in range(8):
         a = k * np.pi / 4
-        o.add(cylinder(1.0, L * 0.85, p, centre=(L * 0.05, 6 * np.cos(a), 6 * np.sin(a))), "steel", p)
-    o.add(sheet([(-L / 2, -25), (L / 2, -25), (L / 2, 25), (-L / 2, 25)], 0, p), "nylon", p, thickness_mm=rng.uniform(2, 6))
+        solid_cylinder(o, 1.0, L * 0.85, "steel", centre=(L * 0.05, 6 * np.cos(a), 6 * np.sin(a)))
+    solid_sheet(o, -L / 2, -25, L / 2, 25, 0, rng.uniform(2, 6), "nylon")
     return o
 
 
@@ -157,27 +157,24 @@ def coins(rng, p):
     o = Obj([], None, "coins")
     for _ in range(int(rng.integers(1, 12))):
         r = rng.uniform(8, 14)
-        o.add(cylinder(r, rng.uniform(1.5, 2.3), p, axis=2, centre=(rng.uniform(-30, 30), rng.uniform(-30, 30), rng.uniform(-5, 5))),
-              str(rng.choice(["copper", "brass", "steel", "zinc_alloy"])), p)
+        solid_cylinder(o, r, rng.uniform(1.5, 2.3), str(rng.choice(["copper", "brass", "steel", "zinc_alloy"])), axis=2, centre=(rng.uniform(-30, 30), rng.uniform(-30, 30), rng.uniform(-5, 5)))
     return o
 
 
 def laptop(rng, p):
     w, d = rng.uniform(280, 360), rng.uniform(190, 250)
-    q = p
     o = Obj([], None, "laptop")
     shell = str(rng.choice(["aluminium", "abs"]))
-    rect = [(-w / 2, -d / 2), (w / 2, -d / 2), (w / 2, d / 2), (-w / 2, d / 2)]
     for z in (-9, 9):
-        o.add(sheet(rect, z, q), shell, q, thickness_mm=1.5 if shell == "aluminium" else 2.0)
-    o.add(sheet(rect, 6, q), "glass", q, thickness_mm=1.0)  # display
-    o.add(sheet([(-w * 0.45, 0), (w * 0.2, 0), (w * 0.2, d * 0.45), (-w * 0.45, d * 0.45)], 0, q), "pcb", q, thickness_mm=1.6)
+        solid_sheet(o, -w / 2, -d / 2, w / 2, d / 2, z, 1.5 if shell == "aluminium" else 2.0, shell)
+    solid_sheet(o, -w / 2, -d / 2, w / 2, d / 2, 6, 1.0, "glass")  # display
+    solid_sheet(o, -w * 0.45, 0, w * 0.2, d * 0.45, 0, 1.6, "pcb")
     for k in range(int(rng.integers(2, 5))):
-        o.add(box(70, 50, 6, q, centre=(-w * 0.3 + k * 75, -d * 0.25, 0)), "battery", q)
-    o.add(cylinder(30, 6, q, r_in=12, axis=2, centre=(w * 0.3, d * 0.25, 0)), "abs", q)
+        solid_box(o, 70, 50, 6, "battery", centre=(-w * 0.3 + k * 75, -d * 0.25, 0))
+    solid_cylinder(o, 30, 6, "abs", r_in=12, axis=2, centre=(w * 0.3, d * 0.25, 0))
     for sx in (-1, 1):
-        o.add(box(25, 10, 8, q, centre=(sx * w * 0.35, d / 2 - 5, 0)), "steel", q)  # hinges
-    o.add(box(w * 0.9, 2, 2, q, centre=(0, d * 0.1, 2)), "copper", q)  # heat pipe
+        solid_box(o, 25, 10, 8, "steel", centre=(sx * w * 0.35, d / 2 - 5, 0))
+    solid_box(o, w * 0.9, 2, 2, "copper", centre=(0, d * 0.1, 2))
     return o
 
 
@@ -185,12 +182,12 @@ def phone(rng, p):
     w, h = rng.uniform(65, 80), rng.uniform(135, 165)
     o = Obj([], None, "phone")
     rect = [(-h / 2, -w / 2), (h / 2, -w / 2), (h / 2, w / 2), (-h / 2, w / 2)]
-    o.add(sheet(rect, 4, p), "glass", p, thickness_mm=1.5)
-    o.add(sheet(rect, -4, p), "glass", p, thickness_mm=1.0)
+    solid_sheet(o, -h / 2, -w / 2, h / 2, w / 2, 4, 1.5, "glass")
+    solid_sheet(o, -h / 2, -w / 2, h / 2, w / 2, -4, 1.0, "glass")
     pts, sc = mask_prism([rect], [], -4, 4, p, shell=1.0)
     o.add(pts[(np.abs(pts[:, 2]) < 3.5)], "aluminium", p, sc)
-    o.add(box(h * 0.55, w * 0.85, 4, p, centre=(-h * 0.12, 0, 0)), "battery", p)
-    o.add(sheet([(h * 0.18, -w / 2 + 4), (h / 2 - 4, -w / 2 + 4), (h / 2 - 4, w / 2 - 4), (h * 0.18, w / 2 - 4)], 0, p), "pcb", p, thickness_mm=2.5)
+    solid_box(o, h * 0.55, w * 0.85, 4, "battery", centre=(-h * 0.12, 0, 0))
+    solid_sheet(o, h * 0.18, -w / 2 + 4, h / 2 - 4, w / 2 - 4, 0, 2.5, "pcb")
     return o
 
 
@@ -198,10 +195,10 @@ def power_bank(rng, p):
     o = Obj([], None, "power_bank")
     n = int(rng.integers(1, 5))
     for k in range(n):
-        o.add(cylinder(9.2, 65, p, r_in=8.9, centre=(0, k * 18.6, 0)), "steel", p)
-        o.add(cylinder(8.9, 65, p, centre=(0, k * 18.6, 0)), "battery", p)
-    o.add(box(80, n * 19 + 6, 24, p, wall=1.8, centre=(5, (n - 1) * 9.3, 0)), "abs", p)
-    o.add(sheet([(35, -5), (42, -5), (42, n * 18), (35, n * 18)], 0, p), "pcb", p, thickness_mm=1.6)
+        solid_cylinder(o, 9.2, 65, "steel", r_in=8.9, centre=(0, k * 18.6, 0))
+        solid_cylinder(o, 8.9, 65, "battery", centre=(0, k * 18.6, 0))
+    solid_box(o, 80, n * 19 + 6, 24, "abs", wall=1.8, centre=(5, (n - 1) * 9.3, 0))
+    solid_sheet(o, 35, -5, 42, n * 18, 0, 1.6, "pcb")
     return o
 
 
@@ -212,9 +209,9 @@ def cable(rng, p):
     add_wire(o, pts, 1.2, "copper", p)
     add_wire(o, pts, 2.6, "pvc", p)
     if rng.random() < 0.5:  # charger brick
-        o.add(box(45, 45, 28, p, wall=2, centre=pts[-1]), "abs", p)
-        o.add(box(20, 20, 15, p, centre=pts[-1]), "steel", p, 0.8)  # transformer core
-        o.add(box(16, 16, 10, p, centre=pts[-1]), "copper", p, 0.5)
+        solid_box(o, 45, 45, 28, "abs", wall=2, centre=pts[-1])
+        solid_box(o, 20, 20, 15, "steel", 0.8, centre=pts[-1])
+        solid_box(o, 16, 16, 10, "copper", 0.5, centre=pts[-1])
     return o
 
 
@@ -223,29 +220,29 @@ def bottle(rng, p):
     r, L = rng.uniform(30, 45), rng.uniform(180, 300)
     o = Obj([], None, f"bottle_{mat}")
     wall = 3.0 if mat == "glass" else 0.4
-    eff = max(wall, p)
-    o.add(cylinder(r, L, p, r_in=r - eff, closed_ends=eff), "glass" if mat == "glass" else "pla", p, wall / eff)
-    fill = rng.uniform(0.3, 1.0)
-    o.add(cylinder(r - eff, L * fill, p, centre=(-L * (1 - fill) / 2, 0, 0)), str(rng.choice(["water", "water", "sugar"])), p)
+    solid_cylinder(o, r, L, "glass" if mat == "glass" else "pla", r_in=r - wall, closed_ends=wall)
+    fill = rng.uniform(0.3, 1.0)  # the contents fill the bottle from its -x end
+    solid_cylinder(o, r - wall, (L - 2 * wall) * fill, str(rng.choice(["water", "water", "sugar"])),
+                   centre=(-(L - 2 * wall) * (1 - fill) / 2, 0, 0))
     return o
 
 
 def can(rng, p):
     o = Obj([], None, "can")
     r, L = rng.uniform(26, 34), rng.uniform(90, 170)
-    eff = max(0.15, p)
-    o.add(cylinder(r, L, p, r_in=r - eff, closed_ends=eff), "aluminium" if rng.random() < 0.7 else "steel", p, 0.15 / eff * 2)
-    o.add(cylinder(r - eff, L - 2, p), "water", p)
+    # drawn 0.1 mm side wall, 0.3 mm ends: tangent rays through the side wall give the bright rims
+    # real scans show (the voxel version smeared the wall over a voxel)
+    solid_cylinder(o, r, L, "aluminium" if rng.random() < 0.7 else "steel", r_in=r - 0.1, closed_ends=0.3)
+    solid_cylinder(o, r - 0.1, L - 2, "water")
     return o
 
 
 def spray_can(rng, p):
     o = Obj([], None, "spray_can")
     r, L = rng.uniform(22, 33), rng.uniform(120, 230)
-    eff = max(0.4, p)
-    o.add(cylinder(r, L, p, r_in=r - eff, closed_ends=eff), "steel" if rng.random() < 0.5 else "aluminium", p, 0.4 / eff)
-    o.add(cylinder(r - eff, L * 0.7, p, centre=(L * 0.15, 0, 0)), "water", p, 0.9)
-    o.add(cylinder(1.5, L * 0.9, p), "pla", p)  # dip tube
+    solid_cylinder(o, r, L, "steel" if rng.random() < 0.5 else "aluminium", r_in=r - 0.4, closed_ends=0.4)
+    solid_cylinder(o, r - 0.4, L * 0.7, "water", 0.9, centre=(L * 0.15, 0, 0))
+    solid_cylinder(o, 1.5, L * 0.9, "pla")
     return o
 
 
@@ -253,48 +250,45 @@ def shoes(rng, p):
     o = Obj([], None, "shoes")
     for s in (-1, 1):
         L = rng.uniform(240, 310)
-        o.add(ellipsoid(L / 2, 45, 12, p, centre=(0, s * 55, -35)), "rubber", p)
-        o.add(ellipsoid(L / 2 - 10, 42, 45, p, shell=3, centre=(0, s * 55, 10)), "textile", p, 0.6)
-        o.add(box(90, 10, 2, p, centre=(20, s * 55, -30)), "steel", p)  # shank
+        solid_ellipsoid(o, L / 2, 45, 12, "rubber", centre=(0, s * 55, -35))
+        solid_ellipsoid(o, L / 2 - 10, 42, 45, "textile", 0.6, shell=3, centre=(0, s * 55, 10))
+        solid_box(o, 90, 10, 2, "steel", centre=(20, s * 55, -30))
         for k in range(6):
-            o.add(cylinder(2.5, 2, p, r_in=1.5, axis=2, centre=(-40 + k * 12, s * 55 + 12, 30)), "brass", p)
+            solid_cylinder(o, 2.5, 2, "brass", r_in=1.5, axis=2, centre=(-40 + k * 12, s * 55 + 12, 30))
     return o
 
 
 def clothing(rng, p):
     """Folded garment: stacked textile layers with folds and seams, zip or buttons."""
-    q = p
     w, h = rng.uniform(150, 400), rng.uniform(120, 350)
     o = Obj([], None, "clothing")
     layers = int(rng.integers(2, 10))
     for k in range(layers):
         dx, dy = rng.normal(0, 8, 2)
-        o.add(sheet([(-w / 2 + dx, -h / 2 + dy), (w / 2 + dx, -h / 2 + dy), (w / 2 + dx, h / 2 + dy), (-w / 2 + dx, h / 2 + dy)], k * 4, q),
-              "textile", q, density_scale=0.35, thickness_mm=rng.uniform(1.0, 4.0))
+        solid_sheet(o, -w / 2 + dx, -h / 2 + dy, w / 2 + dx, h / 2 + dy, k * 4, rng.uniform(1.0, 4.0), "textile", 0.35)
     if rng.random() < 0.4:
         xs = np.linspace(-h / 2, h / 2, 60)
         zig = np.stack([np.full_like(xs, rng.uniform(-w / 3, w / 3)), xs, np.zeros_like(xs)], 1)
         add_wire(o, zig, 1.6, str(rng.choice(["brass", "zinc_alloy", "pla"])), p)
     elif rng.random() < 0.5:
         for k in range(5):
-            o.add(cylinder(6, 2, p, axis=2, centre=(0, -h / 2 + 20 + k * 40, 0)), "pla", p)
+            solid_cylinder(o, 6, 2, "pla", axis=2, centre=(0, -h / 2 + 20 + k * 40, 0))
     return o
 
 
 def book(rng, p):
-    q = p
     w, h, t = rng.uniform(120, 240), rng.uniform(170, 300), rng.uniform(8, 50)
     o = Obj([], None, "book")
-    o.add(box(w, h, t, q), "cellulose", q, rng.uniform(0.5, 0.65))
+    solid_box(o, w, h, t, "cellulose", rng.uniform(0.5, 0.65))
     return o
 
 
 def batteries(rng, p):
     o = Obj([], None, "batteries")
     for k in range(int(rng.integers(1, 9))):
-        o.add(cylinder(7.2, 50, p, r_in=6.8, centre=(0, k * 15, 0)), "steel", p)
-        o.add(cylinder(6.8, 48, p, centre=(0, k * 15, 0)), "battery", p, 0.9)
-        o.add(cylinder(2, 45, p, centre=(0, k * 15, 0)), "cellulose", p)  # carbon rod
+        solid_cylinder(o, 7.2, 50, "steel", r_in=6.8, centre=(0, k * 15, 0))
+        solid_cylinder(o, 6.8, 48, "battery", 0.9, centre=(0, k * 15, 0))
+        solid_cylinder(o, 2, 45, "cellulose", centre=(0, k * 15, 0))
     return o
 
 
@@ -312,7 +306,7 @@ def knife_or_cutlery(rng, p):
         pts = extrude(poly, -1.2, 1.2, p)
         o.extend(Obj([]).add(pts, "steel", p), offset=(rng.uniform(-20, 20), rng.uniform(-40, 40), 0))
         if kind == "knife":
-            o.add(box(L * 0.45, 20, 14, p, centre=(L * 0.78, 8, 0)), "wood" if rng.random() < 0.5 else "abs", p)
+            solid_box(o, L * 0.45, 20, 14, "wood" if rng.random() < 0.5 else "abs", centre=(L * 0.78, 8, 0))
     return o
 
 
@@ -321,7 +315,7 @@ def scissors(rng, p):
     o = Obj([], None, "scissors")
     for s in (-1, 1):
         o.add(extrude([(0, 0), (L * 0.55, s * 2), (L * 0.55, s * 9), (0, s * 3)], -1.5, 1.5, p), "steel", p)
-        o.add(cylinder(16, 6, p, r_in=11, axis=2, centre=(L * 0.7, s * 18, 0)), "abs", p)
+        solid_cylinder(o, 16, 6, "abs", r_in=11, axis=2, centre=(L * 0.7, s * 18, 0))
     return o
 
 
@@ -331,9 +325,9 @@ def headphones(rng, p):
     add_wire(o, arc, 4, "abs", p)
     add_wire(o, arc, 1.0, "steel", p)
     for s in (-1, 1):
-        o.add(cylinder(38, 30, p, r_in=35, axis=2, centre=(s * 80, -10, 0)), "abs", p)
-        o.add(cylinder(12, 5, p, axis=2, centre=(s * 80, -10, 0)), "magnet", p)
-        o.add(cylinder(18, 2, p, axis=2, centre=(s * 80, -10, 4)), "steel", p)
+        solid_cylinder(o, 38, 30, "abs", r_in=35, axis=2, centre=(s * 80, -10, 0))
+        solid_cylinder(o, 12, 5, "magnet", axis=2, centre=(s * 80, -10, 0))
+        solid_cylinder(o, 18, 2, "steel", axis=2, centre=(s * 80, -10, 4))
     return o
 
 
@@ -341,24 +335,25 @@ def jar(rng, p):
     o = Obj([], None, "jar")
     r = rng.uniform(35, 50)
     L = rng.uniform(80, 140)
-    o.add(cylinder(r, L, p, r_in=r - 3, closed_ends=4), "glass", p)
-    o.add(cylinder(r - 3, L * 0.9, p), str(rng.choice(["sugar", "water"])), p, 0.9)
-    o.add(cylinder(r + 1, 10, p, r_in=r - 4, closed_ends=0.6, centre=(L / 2 + 5, 0, 0)), "steel", p, 0.4)
+    solid_cylinder(o, r, L, "glass", r_in=r - 3, closed_ends=4)
+    solid_cylinder(o, r - 3, L * 0.9, str(rng.choice(["sugar", "water"])), 0.9)
+    solid_cylinder(o, r + 1, 10, "steel", 0.4, r_in=r - 4, closed_ends=0.6, centre=(L / 2 + 5, 0, 0))
     return o
 
 
 def soap_or_food(rng, p):
     o = Obj([], None, "food_block")
-    o.add(box(rng.uniform(60, 200), rng.uniform(40, 120), rng.uniform(15, 50), p), str(rng.choice(["sugar", "wood", "water"])), p, rng.uniform(0.6, 1.0))
-    if rng.random() < 0.3:  # foil wrap
-        o.parts.append(o.parts[0].__class__(o.parts[0].pts.copy(), "aluminium", o.parts[0].mass * 0.02))
+    size = (rng.uniform(60, 200), rng.uniform(40, 120), rng.uniform(15, 50))
+    solid_box(o, *size, str(rng.choice(["sugar", "wood", "water"])), rng.uniform(0.6, 1.0))
+    if rng.random() < 0.3:  # foil wrap: a 0.02 mm aluminium skin, bright where rays run along it
+        solid_box(o, *(x + 0.04 for x in size), "aluminium", wall=0.02)
     return o
 
 
 def watch_jewellery(rng, p):
     o = Obj([], None, "watch")
-    o.add(cylinder(20, 10, p, r_in=16, closed_ends=1.0, axis=2), "steel", p)
-    o.add(cylinder(12, 4, p, axis=2), "brass", p)
+    solid_cylinder(o, 20, 10, "steel", r_in=16, closed_ends=1.0, axis=2)
+    solid_cylinder(o, 12, 4, "brass", axis=2)
     add_wire(o, np.array([[0, 20, 0], [0, 60, 0], [5, 100, 2]]), 2, "steel" if rng.random() < 0.5 else "rubber", p)
     return o
 
@@ -367,11 +362,11 @@ def metal_toy(rng, p):
     """Die-cast toy car / model: zinc alloy body, steel axles, rubber tyres."""
     o = Obj([], None, "diecast_toy")
     L = rng.uniform(60, 150)
-    o.add(box(L, L * 0.35, L * 0.4, p, wall=1.8), "zinc_alloy", p)
+    solid_box(o, L, L * 0.35, L * 0.4, "zinc_alloy", wall=1.8)
     for sx in (-1, 1):
-        o.add(cylinder(1.2, L * 0.45, p, axis=2, centre=(sx * L * 0.32, -L * 0.18, 0)), "steel", p)
+        solid_cylinder(o, 1.2, L * 0.45, "steel", axis=2, centre=(sx * L * 0.32, -L * 0.18, 0))
         for sz in (-1, 1):
-            o.add(cylinder(L * 0.1, 6, p, axis=2, centre=(sx * L * 0.32, -L * 0.18, sz * L * 0.2)), "rubber", p)
+            solid_cylinder(o, L * 0.1, 6, "rubber", axis=2, centre=(sx * L * 0.32, -L * 0.18, sz * L * 0.2))
     return o
 
 
@@ -383,12 +378,11 @@ def hardware(rng, p):
         k = rng.random()
         if k < 0.4:
             L = rng.uniform(20, 80)
-            o.add(cylinder(rng.uniform(2, 5), L, p, centre=c), "steel", p)
+            solid_cylinder(o, rng.uniform(2, 5), L, "steel", centre=c)
         elif k < 0.7:
-            o.add(cylinder(rng.uniform(4, 9), rng.uniform(3, 7), p, r_in=rng.uniform(2, 3.5), axis=2, centre=c), "steel", p)
+            solid_cylinder(o, rng.uniform(4, 9), rng.uniform(3, 7), "steel", r_in=rng.uniform(2, 3.5), axis=2, centre=c)
         else:
-            pts = box(rng.uniform(30, 90), rng.uniform(15, 30), 2, p, centre=c)
-            o.add(pts, "steel", p)
+            solid_box(o, rng.uniform(30, 90), rng.uniform(15, 30), 2, "steel", centre=c)
     return o
 
 
@@ -396,13 +390,12 @@ def electronics_box(rng, p):
     """Router / console / small appliance: plastic housing, PCB, transformer, heatsink."""
     w, h, t = rng.uniform(120, 300), rng.uniform(90, 220), rng.uniform(25, 70)
     o = Obj([], None, "electronics")
-    o.add(box(w, h, t, p, wall=2.0), "abs", p)
-    o.add(sheet([(-w * 0.45, -h * 0.45), (w * 0.45, -h * 0.45), (w * 0.45, h * 0.45), (-w * 0.45, h * 0.45)], 0, p), "pcb", p, thickness_mm=1.6)
+    solid_box(o, w, h, t, "abs", wall=2.0)
+    solid_sheet(o, -w * 0.45, -h * 0.45, w * 0.45, h * 0.45, 0, 1.6, "pcb")
     for _ in range(int(rng.integers(3, 15))):
-        o.add(box(rng.uniform(5, 25), rng.uniform(5, 25), rng.uniform(2, 8), p, centre=(rng.uniform(-w * 0.4, w * 0.4), rng.uniform(-h * 0.4, h * 0.4), 4)),
-              str(rng.choice(["ceramic", "abs", "steel", "copper"])), p)
+        solid_box(o, rng.uniform(5, 25), rng.uniform(5, 25), rng.uniform(2, 8), str(rng.choice(["ceramic", "abs", "steel", "copper"])), centre=(rng.uniform(-w * 0.4, w * 0.4), rng.uniform(-h * 0.4, h * 0.4), 4))
     if rng.random() < 0.5:
-        o.add(box(40, 40, 20, p, centre=(w * 0.2, 0, 0)), "aluminium", p, 0.5)  # heatsink
+        solid_box(o, 40, 40, 20, "aluminium", 0.5, centre=(w * 0.2, 0, 0))
     return o
 
 
@@ -445,8 +438,8 @@ def glue_gun(rng, p):
     mat = str(rng.choice(["abs", "nylon"]))
     pts, sc = mask_prism([body, grip], [], -17, 17, p, shell=rng.uniform(1.8, 2.8))
     o = Obj([], None, "glue_gun", {"material": mat}).add(pts, mat, p, sc)
-    o.add(box(40, 18, 18, p, centre=(30, hb * 0.45, 0)), "aluminium", p)  # heater block
-    o.add(cylinder(3.0, 22, p, r_in=1.2, centre=(-8, hb * 0.45, 0)), "brass", p)  # nozzle
+    solid_box(o, 40, 18, 18, "aluminium", centre=(30, hb * 0.45, 0))
+    solid_cylinder(o, 3.0, 22, "brass", r_in=1.2, centre=(-8, hb * 0.45, 0))
     add_wire(o, np.array([[30, hb * 0.45, 8], [L * 0.6, hb * 0.5, 8], [L * 0.7, -gh * 0.8, 6], [L * 0.9, -gh, 6]]), 0.6, "copper", p)
     o.add(extrude([(L * 0.4, -2), (L * 0.5, -2), (L * 0.48, -30), (L * 0.42, -28)], -3, 3, p), str(rng.choice(["abs", "steel"])), p)
     add_coil(o, 2.5, 0.4, 18, 8, "steel", p, centre=(L * 0.45, 4, 0))
@@ -458,20 +451,20 @@ def caulking_gun(rng, p):
     a pistol grip and trigger, often with a plastic cartridge of sealant in the cradle."""
     lc = rng.uniform(200, 240)
     o = Obj([], None, "caulking_gun", {"material": "steel"})
-    o.add(box(lc, 3, 50, p, centre=(lc / 2, -24, 0)), "steel", p, 0.5)  # cradle floor (folded sheet)
+    solid_box(o, lc, 3, 50, "steel", 0.5, centre=(lc / 2, -24, 0))
     for z in (-24, 24):
-        o.add(box(lc, 30, 1.2, p, centre=(lc / 2, -10, z)), "steel", p)
-    o.add(box(6, 52, 52, p, centre=(0, 0, 0)), "steel", p)  # front plate
+        solid_box(o, lc, 30, 1.2, "steel", centre=(lc / 2, -10, z))
+    solid_box(o, 6, 52, 52, "steel", centre=(0, 0, 0))
     rod = rng.uniform(250, 320)
-    o.add(cylinder(3.5, rod, p, centre=(lc + rod / 2 - 60, 0, 0)), "steel", p)
-    o.add(cylinder(20, 4, p, centre=(lc - rng.uniform(10, 150), 0, 0)), "steel", p)  # plunger disc
+    solid_cylinder(o, 3.5, rod, "steel", centre=(lc + rod / 2 - 60, 0, 0))
+    solid_cylinder(o, 20, 4, "steel", centre=(lc - rng.uniform(10, 150), 0, 0))
     gh = rng.uniform(90, 110)
     o.add(extrude([(lc, 10), (lc + 35, 10), (lc + 50, -gh), (lc + 20, -gh)], -12, 12, p), "steel", p, 0.35)  # stamped grip
     o.add(extrude([(lc - 30, -5), (lc - 5, -5), (lc - 12, -gh * 0.9), (lc - 30, -gh * 0.85)], -8, 8, p), "steel", p, 0.35)  # trigger
     add_coil(o, 6, 0.8, 30, 7, "steel", p, centre=(lc + 20, 0, 0))
     if rng.random() < 0.6:  # a sealant cartridge in the cradle
-        o.add(cylinder(24, lc - 20, p, r_in=23, centre=(lc / 2, 0, 0)), "abs", p)
-        o.add(cylinder(22.5, lc - 30, p, centre=(lc / 2, 0, 0)), str(rng.choice(["rubber", "pvc"])), p, 0.9)
+        solid_cylinder(o, 24, lc - 20, "abs", r_in=23, centre=(lc / 2, 0, 0))
+        solid_cylinder(o, 22.5, lc - 30, str(rng.choice(["rubber", "pvc"])), 0.9, centre=(lc / 2, 0, 0))
     return o
 
 
@@ -480,9 +473,9 @@ def staple_gun(rng, p):
     flat spring, a row of staples; a handle lever instead of a pistol grip."""
     L = rng.uniform(160, 210)
     o = Obj([], None, "staple_gun", {"material": "steel"})
-    o.add(box(L, 40, 30, p, wall=1.5, centre=(L / 2, 20, 0)), "steel", p)
-    o.add(box(L * 0.9, 8, 14, p, wall=1.0, centre=(L * 0.45, 4, 0)), "steel", p)  # magazine channel
-    o.add(box(L * 0.8, 6, 12, p, centre=(L * 0.45, 4, 0)), "steel", p, 0.35)  # staple strip
+    solid_box(o, L, 40, 30, "steel", wall=1.5, centre=(L / 2, 20, 0))
+    solid_box(o, L * 0.9, 8, 14, "steel", wall=1.0, centre=(L * 0.45, 4, 0))
+    solid_box(o, L * 0.8, 6, 12, "steel", 0.35, centre=(L * 0.45, 4, 0))
     ang = np.radians(rng.uniform(8, 25))
     hl = L * 0.85
     o.add(extrude([(L * 0.1, 42), (L * 0.1 + hl * np.cos(ang), 42 + hl * np.sin(ang)),
@@ -502,12 +495,12 @@ def spray_gun(rng, p):
     grip = [(L * 0.55, 0), (L * 0.85, 0), (L * 0.95, -gh), (L * 0.7, -gh)]
     pts, sc = mask_prism([body, grip], [], -13, 13, p, shell=rng.uniform(2.5, 4.0))
     o.add(pts, "aluminium", p, sc)
-    o.add(cylinder(12, 14, p, r_in=3, centre=(-6, 18, 0)), "brass", p)  # air cap
-    o.add(cylinder(1.5, L * 0.9, p, centre=(L * 0.45, 18, 0)), "steel", p)  # needle
+    solid_cylinder(o, 12, 14, "brass", r_in=3, centre=(-6, 18, 0))
+    solid_cylinder(o, 1.5, L * 0.9, "steel", centre=(L * 0.45, 18, 0))
     o.add(extrude([(L * 0.3, -2), (L * 0.5, -2), (L * 0.45, -gh * 0.7), (L * 0.3, -gh * 0.65)], -4, 4, p), "steel", p, 0.6)
-    o.add(cylinder(8, 30, p, r_in=6, axis=1, centre=(L * 0.5, 50, 0)), "brass", p)  # cup connector
+    solid_cylinder(o, 8, 30, "brass", r_in=6, axis=1, centre=(L * 0.5, 50, 0))
     if rng.random() < 0.7:
-        o.add(cylinder(40, 90, p, r_in=38.8, axis=1, centre=(L * 0.5, 110, 0)), "abs", p)  # paint cup
+        solid_cylinder(o, 40, 90, "abs", r_in=38.8, axis=1, centre=(L * 0.5, 110, 0))
     return o
 
 

@@ -16,7 +16,9 @@ coefficients add.
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -54,10 +56,35 @@ MATERIALS: dict[str, tuple[tuple[tuple[str, float], ...], float, str]] = {
 }
 
 
-def _mass_attenuation(formula: str, energies_kev: np.ndarray) -> np.ndarray:
+# The tables below, looked up once (xraydb and scipy take ~1.7 s to import in every simulator
+# worker): mu/rho of each formula on ENERGIES_KEV and each material's basis coefficients.
+# `python -m detector.xray.physics` rewrites it; a test checks it against xraydb.
+TABLE_PATH = Path(__file__).with_name("attenuation.json")
+DETECTOR_FORMULAS = ("CsI",)
+
+
+def _mass_attenuation_xraydb(formula: str, energies_kev: np.ndarray) -> np.ndarray:
     import xraydb
 
     return np.asarray(xraydb.material_mu(formula, energies_kev * 1000.0, density=1.0), dtype=np.float64)
+
+
+@functools.cache
+def _table() -> dict:
+    try:
+        t = json.loads(TABLE_PATH.read_text())
+    except (OSError, ValueError):
+        return {"formulas": {}, "basis_coeffs": {}}
+    if t.get("energies_kev") != ENERGIES_KEV.tolist():
+        return {"formulas": {}, "basis_coeffs": {}}
+    return t
+
+
+def _mass_attenuation(formula: str, energies_kev: np.ndarray) -> np.ndarray:
+    row = _table()["formulas"].get(formula)
+    if row is not None and energies_kev is ENERGIES_KEV:
+        return np.array(row, dtype=np.float64)
+    return _mass_attenuation_xraydb(formula, energies_kev)
 
 
 @functools.cache
@@ -95,7 +122,10 @@ _F_PE2 = (60.0 / ENERGIES_KEV) ** 2
 def basis() -> np.ndarray:
     """(n_energies, 4) basis: photo-electric E^-3, Compton (Klein-Nishina), E^-2 (the
     Z-dependence of the photo-effect exponent) and the lead curve (its K-edge at 88 keV)."""
-    pb = mu_rho("lead")
+    return _basis_matrix(mu_rho("lead"))
+
+
+def _basis_matrix(pb: np.ndarray) -> np.ndarray:
     return np.stack([_F_PE, _F_KN, _F_PE2, pb / pb[6]], axis=1)
 
 
@@ -106,11 +136,17 @@ N_BASIS = 4
 def basis_coeffs(material: str) -> tuple[float, ...]:
     """Non-negative coefficients c with mu/rho(E) ~ basis() @ c (relative least squares;
     within 3.5% of the tables for every material here, exact for lead)."""
+    row = _table()["basis_coeffs"].get(material)
+    if row is not None:
+        return tuple(float(c) for c in row)
+    return _fit_basis(mu_rho(material), basis())
+
+
+def _fit_basis(mu: np.ndarray, b: np.ndarray) -> tuple[float, ...]:
     from scipy.optimize import nnls
 
-    mu = mu_rho(material)
     w = 1.0 / mu
-    coef, _ = nnls(basis() * w[:, None], mu * w)
+    coef, _ = nnls(b * w[:, None], mu * w)
     return tuple(float(c) for c in coef)
 
 
@@ -202,3 +238,27 @@ def slab_transmission(material: str, thickness_mm: float, spectrum: Spectrum | N
     maps = np.array(basis_coeffs(material), dtype=np.float32)[:, None] * areal
     tl, th = transmissions(maps, spectrum)
     return float(tl[0]), float(th[0])
+
+
+def tabulate() -> dict:
+    """What attenuation.json holds, computed afresh from xraydb (and scipy's NNLS for the basis)."""
+    import xraydb
+
+    formulas = sorted({f for comp, _, _ in MATERIALS.values() for f, _ in comp} | set(DETECTOR_FORMULAS))
+    mu = {f: _mass_attenuation_xraydb(f, ENERGIES_KEV) for f in formulas}
+
+    def mu_of(material):  # as mu_rho() sums it
+        total = np.zeros_like(ENERGIES_KEV)
+        for formula, w in MATERIALS[material][0]:
+            total += w * mu[formula]
+        return total
+
+    b = _basis_matrix(mu_of("lead"))
+    return {"source": f"xraydb {xraydb.__version__} material_mu (Elam, Ravel and Sieber tables), cm^2/g",
+            "energies_kev": ENERGIES_KEV.tolist(), "formulas": {f: v.tolist() for f, v in mu.items()},
+            "basis_coeffs": {m: list(_fit_basis(mu_of(m), b)) for m in sorted(MATERIALS)}}
+
+
+if __name__ == "__main__":
+    TABLE_PATH.write_text(json.dumps(tabulate(), indent=1) + "\n")
+    print(f"wrote {TABLE_PATH}")

@@ -73,17 +73,23 @@ def _ratio_curves(spectrum: physics.Spectrum) -> np.ndarray:
 def zeff_axis(t_low: np.ndarray, t_high: np.ndarray, spectrum: physics.Spectrum | None = None) -> np.ndarray:
     """Map each pixel to a 0..1 material axis: 0 organic, 0.5 aluminium, 1 steel."""
     spectrum = spectrum or physics.default_spectrum()
-    curves = _ratio_curves(spectrum)
-    att_h = -np.log(np.clip(t_high, 1e-6, 1.0))
-    att_l = -np.log(np.clip(t_low, 1e-6, 1.0))
-    r = att_l / np.maximum(att_h, 1e-3)
-    a = np.clip(att_h, _ATT_GRID[0], _ATT_GRID[-1])
-    r_org, r_al, r_fe = (np.interp(a, _ATT_GRID, c) for c in curves)
-    z = np.where(r < r_al, 0.5 * (r - r_org) / np.maximum(r_al - r_org, 1e-3),
-                 0.5 + 0.5 * (r - r_al) / np.maximum(r_fe - r_al, 1e-3))
+    curves = _ratio_curves(spectrum).astype(np.float32)
+    att_h = -np.log(np.clip(np.asarray(t_high, np.float32), 1e-6, 1.0))
+    att_l = -np.log(np.clip(np.asarray(t_low, np.float32), 1e-6, 1.0))
+    r = att_l / np.maximum(att_h, np.float32(1e-3))
+    # linear interpolation of the three curves on their uniform grid (np.interp, in float32 and
+    # with one index computation for all three)
+    g0, dg, n = _ATT_GRID[0], _ATT_GRID[1] - _ATT_GRID[0], len(_ATT_GRID)
+    x = (np.clip(att_h, g0, _ATT_GRID[-1]) - np.float32(g0)) * np.float32(1 / dg)
+    i = np.minimum(x.astype(np.int32), n - 2)
+    f = x - i
+    steps = np.diff(curves, axis=1)
+    r_org, r_al, r_fe = (curves[k][i] + steps[k][i] * f for k in range(3))
+    z = np.where(r < r_al, np.float32(0.5) * (r - r_org) / np.maximum(r_al - r_org, np.float32(1e-3)),
+                 np.float32(0.5) + np.float32(0.5) * (r - r_al) / np.maximum(r_fe - r_al, np.float32(1e-3)))
     z = np.clip(z, 0, 1).astype(np.float32)
     # where almost nothing is in the beam the ratio is noise: lean to organic
-    weak = np.clip((att_h - 0.03) / 0.15, 0, 1)
+    weak = np.clip((att_h - np.float32(0.03)) / np.float32(0.15), 0, 1)
     return z * weak
 
 
