@@ -516,3 +516,24 @@ def test_attenuation_table_matches_xraydb():
     fresh = physics.tabulate()
     assert table == fresh, "attenuation.json is stale: run python -m detector.xray.physics"
     assert set(table["basis_coeffs"]) == set(physics.MATERIALS)
+
+
+def test_every_clutter_kind_builds_a_plausible_object():
+    """Each of the clutter kinds (45 in 3.1.0), from a few seeds: centred, parcel-sized (1 cm to
+    60 cm), between 1 g and 12 kg, only known materials, and drawn on a canvas with the same mass."""
+    from detector.synth import clutter
+
+    assert len(clutter.CLUTTER) >= 45
+    for kind in clutter.CLUTTER:
+        for seed in range(3):
+            o = clutter.make_clutter(np.random.default_rng(seed), 0.8, kind)
+            lo, hi = o.bounds()
+            assert np.allclose((lo + hi) / 2, 0, atol=0.5), kind
+            assert 10 <= float((hi - lo).max()) <= 600, (kind, hi - lo)
+            mats = o.materials()
+            assert set(mats) <= set(physics.MATERIALS), kind
+            assert 1.0 <= sum(mats.values()) <= 12000, (kind, mats)
+        cv = Canvas(900, 900, 1.0, np.random.default_rng(0), np.ones(physics.N_BASIS, np.float32))
+        cv.project(o, 450, 450, shapes.random_rotation(np.random.default_rng(1)), 1.0, 0.8)
+        expected = sum(mass * physics.basis_coeffs(m)[0] for m, mass in o.materials().items())
+        assert float(cv.maps[0].sum()) * 0.01 == pytest.approx(expected, rel=0.01), kind

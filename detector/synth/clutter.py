@@ -12,9 +12,11 @@ from .shapes import (
     add_wire,
     extrude,
     solid_box,
+    solid_coil,
     solid_cylinder,
     solid_ellipsoid,
     solid_sheet,
+    solid_wire,
 )
 from .threats import mask_prism, pistol_design
 
@@ -399,6 +401,216 @@ def electronics_box(rng, p):
     return o
 
 
+# ---------------------------------------------------------------- more parcel contents (generator 3.1.0)
+# Common in post and courier parcels, and each a known confuser: tubes that read as barrels
+# (vacuum flasks, torches, shock absorbers, tripod legs), small brass or lead cylinders that read as
+# cartridges (lipsticks, fishing sinkers, spark plugs), dense blocks that black out what lies
+# under them (dumbbells, cast iron), springs and coils (vapes, torches).
+def vacuum_flask(rng, p):
+    """Double-walled steel flask: two thin tubes, a plastic cup, sometimes a drink inside."""
+    o = Obj([], None, "vacuum_flask")
+    r, L = rng.uniform(32, 45), rng.uniform(180, 320)
+    solid_cylinder(o, r, L, "steel", r_in=r - 0.5, closed_ends=0.8)
+    solid_cylinder(o, r - 4, L - 24, "steel", r_in=r - 4.4, closed_ends=0.5, centre=(-4, 0, 0))
+    solid_cylinder(o, r + 1, 45, "abs", r_in=r - 1, closed_ends=2.0, centre=(L / 2 + 20, 0, 0))
+    if rng.random() < 0.5:
+        fill = rng.uniform(0.2, 0.9)
+        inner = L - 26
+        solid_cylinder(o, r - 4.4, inner * fill, "water", centre=(-4 - inner * (1 - fill) / 2, 0, 0))
+    return o
+
+
+def flashlight(rng, p):
+    """Flashlight: aluminium tube, cells in series, a tail spring, reflector head and lens."""
+    o = Obj([], None, "flashlight")
+    r = rng.uniform(11, 19)
+    n = int(rng.integers(1, 4))
+    cell = 65.0 if r > 12 else 50.0
+    L = n * cell + rng.uniform(20, 50)
+    solid_cylinder(o, r, L, "aluminium", r_in=r - rng.uniform(1.2, 2.5), closed_ends=3.0)
+    cr = min(r - 3.0, 9.0)
+    for k in range(n):
+        c = (-L / 2 + 10 + cell * (k + 0.5), 0, 0)
+        solid_cylinder(o, cr, cell - 1, "steel", r_in=cr - 0.3, closed_ends=0.4, centre=c)
+        solid_cylinder(o, cr - 0.3, cell - 2, "battery", centre=c)
+    add_coil(o, cr * 0.6, 0.5, 10, 4, "steel", p, centre=(-L / 2 + 6, 0, 0))
+    hr = r * rng.uniform(1.2, 1.8)
+    solid_cylinder(o, hr, 30, "aluminium", r_in=hr - 2.0, centre=(L / 2 + 15, 0, 0))
+    solid_cylinder(o, hr - 2, 2.5, "glass", axis=0, centre=(L / 2 + 29, 0, 0))
+    return o
+
+
+def shock_absorber(rng, p):
+    """Car or bicycle damper: steel body tube with oil, piston rod, sometimes a coil spring round it."""
+    o = Obj([], None, "shock_absorber")
+    r, L = rng.uniform(14, 26), rng.uniform(180, 360)
+    solid_cylinder(o, r, L, "steel", r_in=r - 2.0, closed_ends=4.0)
+    solid_cylinder(o, r - 2.0, L * 0.7, "rubber", 0.75, centre=(-L * 0.15 + 2, 0, 0))  # oil
+    rod = L * rng.uniform(0.5, 0.9)
+    solid_cylinder(o, r * 0.3, rod, "steel", centre=(L / 2 + rod / 2 - 30, 0, 0))
+    for x in (-L / 2 - 12, L / 2 + rod - 18):
+        solid_cylinder(o, 12, 18, "steel", r_in=6, axis=2, centre=(x, 0, 0))  # eyes
+    if rng.random() < 0.5:
+        solid_coil(o, r + 14, rng.uniform(3.5, 6.0), L * 0.8, rng.uniform(5, 9), "steel", centre=(L * 0.1, 0, 0))
+    return o
+
+
+def dumbbell(rng, p):
+    """Dumbbell or weight plates: centimetres of cast iron, black on any scanner."""
+    o = Obj([], None, "dumbbell")
+    grip = rng.uniform(110, 150)
+    solid_cylinder(o, rng.uniform(12, 15), grip + 120, "steel")
+    for sx in (-1, 1):
+        x = sx * grip / 2
+        for _ in range(int(rng.integers(1, 3))):
+            t = rng.uniform(12, 25)
+            solid_cylinder(o, rng.uniform(40, 80), t, "steel", centre=(x + sx * t / 2, 0, 0))
+            x += sx * (t + 1)
+    return o
+
+
+def cookware(rng, p):
+    """Frying pan or pot: an aluminium or steel dish with a rim and a handle."""
+    o = Obj([], None, "cookware")
+    mat = str(rng.choice(["aluminium", "aluminium", "steel"]))
+    r = rng.uniform(90, 150)
+    t = rng.uniform(2.5, 5.0) if mat == "aluminium" else rng.uniform(1.0, 2.0)
+    h = rng.uniform(35, 60) if rng.random() < 0.6 else rng.uniform(90, 160)
+    solid_cylinder(o, r, t, mat, axis=2, centre=(0, 0, -h / 2))
+    solid_cylinder(o, r, h, mat, r_in=r - t * 0.8, axis=2)
+    solid_box(o, rng.uniform(150, 200), 28, 14, "steel", wall=1.2, centre=(r + 90, 0, h / 2 - 10))
+    return o
+
+
+def padlock(rng, p):
+    """Padlock: solid brass or steel body, hardened steel shackle."""
+    o = Obj([], None, "padlock")
+    w, h, t = rng.uniform(30, 60), rng.uniform(28, 50), rng.uniform(14, 26)
+    solid_box(o, w, h, t, str(rng.choice(["brass", "steel", "zinc_alloy"])))
+    sr, sw = rng.uniform(2.5, 5.0), w * 0.6
+    arc = [[-sw / 2, h / 2 - 5, 0], [-sw / 2, h / 2 + 15, 0]]
+    arc += [[sw / 2 * np.cos(a), h / 2 + 15 + sw / 2 * np.sin(a), 0] for a in np.linspace(np.pi, 0, 9)]
+    arc += [[sw / 2, h / 2 + 15, 0], [sw / 2, h / 2 - 5, 0]]
+    solid_wire(o, np.array(arc), sr, "steel")
+    return o
+
+
+def vape(rng, p):
+    """E-cigarette: metal tube or box mod with an 18650 cell, a heating coil and a liquid pod."""
+    o = Obj([], None, "vape")
+    if rng.random() < 0.5:
+        solid_cylinder(o, 11.5, rng.uniform(80, 110), "steel", r_in=10.8, closed_ends=1.0)
+    else:
+        solid_box(o, rng.uniform(45, 60), rng.uniform(80, 95), rng.uniform(24, 30), "zinc_alloy", wall=1.5)
+    solid_cylinder(o, 9.2, 65, "steel", r_in=8.9, closed_ends=0.4, centre=(-8, 0, 0))
+    solid_cylinder(o, 8.9, 64, "battery", centre=(-8, 0, 0))
+    solid_cylinder(o, 8, 30, "pla", r_in=6.5, closed_ends=1.0, centre=(48, 0, 0))  # pod
+    solid_cylinder(o, 6.5, 18, "water", 1.05, centre=(46, 0, 0))  # e-liquid
+    add_coil(o, 1.5, 0.2, 5, 6, "steel", p, centre=(56, 0, 0))
+    return o
+
+
+def cosmetics(rng, p):
+    """Lipsticks, lip balms and mascara: cartridge-sized metal tubes around a wax core."""
+    o = Obj([], None, "cosmetics")
+    for k in range(int(rng.integers(1, 6))):
+        r, L = rng.uniform(6.5, 11), rng.uniform(45, 80)
+        c = (rng.uniform(-30, 30), k * 25.0 + rng.uniform(-3, 3), rng.uniform(-5, 5))
+        solid_cylinder(o, r, L, str(rng.choice(["brass", "aluminium", "aluminium", "abs"])), r_in=r - 0.5, closed_ends=1.0, centre=c)
+        solid_cylinder(o, r - 2.5, L * 0.6, "rubber", 0.8, centre=(c[0] + L * 0.15, c[1], c[2]))  # wax
+    return o
+
+
+def fishing_tackle(rng, p):
+    """Tackle box contents: lead sinkers (bullet-sized and -dense), hooks, a reel."""
+    o = Obj([], None, "fishing_tackle")
+    for _ in range(int(rng.integers(2, 12))):
+        c = (rng.uniform(-50, 50), rng.uniform(-30, 30), rng.uniform(-8, 8))
+        r = rng.uniform(3, 9)
+        solid_ellipsoid(o, r * rng.uniform(1.0, 2.2), r, r, "lead", centre=c)
+    for _ in range(int(rng.integers(0, 6))):
+        x, y = rng.uniform(-50, 50), rng.uniform(-30, 30)
+        add_wire(o, np.array([[x, y, 0], [x + 25, y, 0], [x + 30, y + 5, 0], [x + 26, y + 9, 0]]), 0.5, "steel", p)
+    if rng.random() < 0.5:
+        solid_cylinder(o, 30, 25, "aluminium", r_in=26, axis=2, centre=(80, 0, 0))
+        solid_cylinder(o, 3, 40, "steel", axis=2, centre=(80, 0, 0))
+    return o
+
+
+def fasteners(rng, p):
+    """A box of nails or screws: dozens of small steel rods at every angle."""
+    o = Obj([], None, "fasteners")
+    w, h = rng.uniform(60, 120), rng.uniform(40, 90)
+    solid_box(o, w, h, 30, "cellulose", 0.45, wall=1.0)
+    r, L = rng.uniform(1.2, 2.5), rng.uniform(25, 75)
+    for _ in range(int(rng.integers(15, 80))):
+        q = rng.normal(size=4)
+        q /= np.linalg.norm(q)
+        a, b, c, d = q
+        rot = np.array([[1 - 2 * (c * c + d * d), 2 * (b * c - d * a), 2 * (b * d + c * a)],
+                        [2 * (b * c + d * a), 1 - 2 * (b * b + d * d), 2 * (c * d - b * a)],
+                        [2 * (b * d - c * a), 2 * (c * d + b * a), 1 - 2 * (b * b + c * c)]])
+        o.add_solid("cylinder", (r, r, L / 2), "steel", centre=(rng.uniform(-w, w) * 0.35, rng.uniform(-h, h) * 0.35, 0), axes=rot)
+    return o
+
+
+def camera(rng, p):
+    """Camera: plastic or magnesium body, a lens of glass elements in an aluminium barrel, battery, PCB."""
+    o = Obj([], None, "camera")
+    w, h, t = rng.uniform(100, 140), rng.uniform(65, 95), rng.uniform(35, 60)
+    solid_box(o, w, h, t, str(rng.choice(["abs", "aluminium"])), wall=2.0)
+    L = rng.uniform(30, 120)
+    lr = rng.uniform(25, 38)
+    solid_cylinder(o, lr, L, "aluminium", r_in=lr - 2.0, axis=2, centre=(0, 0, t / 2 + L / 2))
+    for k in range(int(rng.integers(3, 7))):
+        solid_cylinder(o, lr - 3, rng.uniform(3, 8), "glass", axis=2, centre=(0, 0, t / 2 + (k + 0.5) * L / 7))
+    solid_box(o, 38, 14, 55, "battery", centre=(w * 0.3, 0, 0))
+    solid_sheet(o, -w * 0.4, -h * 0.4, w * 0.1, h * 0.4, -t / 2 + 6, 1.6, "pcb")
+    return o
+
+
+def hammer(rng, p):
+    """Hammer: forged steel head on a wooden, fibreglass or steel handle."""
+    o = Obj([], None, "hammer")
+    L = rng.uniform(250, 350)
+    hw = rng.uniform(85, 130)
+    solid_box(o, 26, hw, 26, "steel", centre=(L / 2, 0, 0))
+    handle = str(rng.choice(["wood", "pvc", "steel"]))
+    if handle == "steel":
+        solid_cylinder(o, 12, L, "steel", r_in=10.5, centre=(0, 0, 0))
+        solid_cylinder(o, 15, L * 0.4, "rubber", r_in=12, centre=(-L * 0.3, 0, 0))
+    else:
+        solid_box(o, L, 30, 22, handle, 1.0 if handle == "wood" else 1.3)
+    return o
+
+
+def spark_plugs(rng, p):
+    """Spark plugs: steel shell and thread, white ceramic insulator, central electrode."""
+    o = Obj([], None, "spark_plugs")
+    for k in range(int(rng.integers(1, 5))):
+        y = k * 24.0
+        solid_cylinder(o, 8, 19, "steel", r_in=4.5, centre=(0, y, 0))
+        solid_cylinder(o, 7, 12, "steel", r_in=4.5, centre=(-15, y, 0))
+        solid_cylinder(o, 5, 55, "ceramic", r_in=1.4, centre=(12, y, 0))
+        solid_cylinder(o, 1.4, 70, "steel", centre=(6, y, 0))
+    return o
+
+
+def tripod(rng, p):
+    """Camera tripod or telescopic pole: nested thin aluminium tubes and a cast head."""
+    o = Obj([], None, "tripod")
+    L = rng.uniform(300, 500)
+    legs = 3 if rng.random() < 0.7 else 1
+    for k in range(legs):
+        z = (k - (legs - 1) / 2) * 24.0
+        r = rng.uniform(9, 13)
+        for j in range(3):
+            rr = r - j * 2.5
+            solid_cylinder(o, rr, L * (1 - 0.2 * j), "aluminium", r_in=rr - 0.9, centre=(L * 0.1 * j, 0, z))
+    solid_box(o, 50, 60, 60, "zinc_alloy", 0.6, wall=4.0, centre=(-L / 2 - 25, 0, 0))
+    return o
+
+
 CLUTTER = {
     "toy_gun": (toy_gun, 0.06), "wrench": (wrench, 0.05), "pliers": (pliers, 0.04), "screwdriver": (screwdriver, 0.05),
     "drill": (drill, 0.02), "pipe": (pipe, 0.06), "bike_parts": (bike_parts, 0.03), "hair_dryer": (hair_dryer, 0.03),
@@ -408,9 +620,13 @@ CLUTTER = {
     "book": (book, 0.05), "batteries": (batteries, 0.03), "cutlery": (knife_or_cutlery, 0.04), "scissors": (scissors, 0.03),
     "headphones": (headphones, 0.02), "jar": (jar, 0.03), "food": (soap_or_food, 0.04), "watch": (watch_jewellery, 0.03),
     "diecast_toy": (metal_toy, 0.02), "hardware": (hardware, 0.04), "electronics": (electronics_box, 0.04),
+    "vacuum_flask": (vacuum_flask, 0.03), "flashlight": (flashlight, 0.03), "shock_absorber": (shock_absorber, 0.02),
+    "dumbbell": (dumbbell, 0.015), "cookware": (cookware, 0.02), "padlock": (padlock, 0.02), "vape": (vape, 0.03),
+    "cosmetics": (cosmetics, 0.03), "fishing_tackle": (fishing_tackle, 0.02), "fasteners": (fasteners, 0.02),
+    "camera": (camera, 0.02), "hammer": (hammer, 0.02), "spark_plugs": (spark_plugs, 0.015), "tripod": (tripod, 0.015),
 }
 # items a threat can be hidden inside or under
-CONCEALERS = ("laptop", "electronics", "hair_dryer", "drill", "shoes", "clothing", "book", "toy_gun")
+CONCEALERS = ("laptop", "electronics", "hair_dryer", "drill", "shoes", "clothing", "book", "toy_gun", "camera", "cookware")
 
 
 def make_clutter(rng: np.random.Generator, pitch: float, kind: str | None = None) -> Obj:

@@ -348,6 +348,33 @@ def solid_sheet(o: Obj, x0: float, y0: float, x1: float, y1: float, z: float, th
                      centre=((x0 + x1) / 2, (y0 + y1) / 2, z))
 
 
+def solid_wire(o: Obj, path, r: float, material: str, density_scale: float = 1.0) -> Obj:
+    """Round wire along a 3D polyline as a chain of solid cylinders, one per segment (a coil spring
+    or a padlock shackle at a few hundred pixels' cost instead of millions of voxels)."""
+    path = np.asarray(path, np.float64)
+    for a, b in zip(path[:-1], path[1:], strict=True):
+        d = b - a
+        length = float(np.linalg.norm(d))
+        if length < 1e-6:
+            continue
+        ax = d / length
+        helper = np.array([1.0, 0, 0]) if abs(ax[0]) < 0.9 else np.array([0, 1.0, 0])
+        u = np.cross(ax, helper)
+        u /= np.linalg.norm(u)
+        o.add_solid("cylinder", (r, r, length / 2), material, density_scale, (a + b) / 2,
+                    np.stack([u, np.cross(ax, u), ax], axis=1))
+    return o
+
+
+def solid_coil(o: Obj, radius: float, wire_r: float, length: float, turns: float, material: str,
+               centre=(0, 0, 0)) -> Obj:
+    """A helical spring along x (as add_coil) from solid wire segments, 12 per turn."""
+    n = max(8, int(12 * turns))
+    t = np.linspace(0, 2 * np.pi * turns, n + 1)
+    path = np.stack([np.linspace(-length / 2, length / 2, n + 1), radius * np.cos(t), radius * np.sin(t)], 1)
+    return solid_wire(o, path + np.asarray(centre, np.float64), wire_r, material)
+
+
 def tube_along(path: np.ndarray, r: float, pitch: float) -> np.ndarray:
     """Solid round wire of radius r following a 3D polyline (x along the path's first column)."""
     path = np.asarray(path, np.float32)

@@ -73,24 +73,32 @@ def _ratio_curves(spectrum: physics.Spectrum) -> np.ndarray:
 def zeff_axis(t_low: np.ndarray, t_high: np.ndarray, spectrum: physics.Spectrum | None = None) -> np.ndarray:
     """Map each pixel to a 0..1 material axis: 0 organic, 0.5 aluminium, 1 steel."""
     spectrum = spectrum or physics.default_spectrum()
-    curves = _ratio_curves(spectrum).astype(np.float32)
+    lut = _zeff_lut(spectrum)
     att_h = -np.log(np.clip(np.asarray(t_high, np.float32), 1e-6, 1.0))
     att_l = -np.log(np.clip(np.asarray(t_low, np.float32), 1e-6, 1.0))
     r = att_l / np.maximum(att_h, np.float32(1e-3))
-    # linear interpolation of the three curves on their uniform grid (np.interp, in float32 and
-    # with one index computation for all three)
-    g0, dg, n = _ATT_GRID[0], _ATT_GRID[1] - _ATT_GRID[0], len(_ATT_GRID)
-    x = (np.clip(att_h, g0, _ATT_GRID[-1]) - np.float32(g0)) * np.float32(1 / dg)
-    i = np.minimum(x.astype(np.int32), n - 2)
-    f = x - i
-    steps = np.diff(curves, axis=1)
-    r_org, r_al, r_fe = (curves[k][i] + steps[k][i] * f for k in range(3))
-    z = np.where(r < r_al, np.float32(0.5) * (r - r_org) / np.maximum(r_al - r_org, np.float32(1e-3)),
-                 np.float32(0.5) + np.float32(0.5) * (r - r_al) / np.maximum(r_fe - r_al, np.float32(1e-3)))
-    z = np.clip(z, 0, 1).astype(np.float32)
+    # the three curves at this attenuation, from a fine table (4096 steps over the grid)
+    g0, g1 = _ATT_GRID[0], _ATT_GRID[-1]
+    i = ((np.clip(att_h, g0, g1) - np.float32(g0)) * np.float32((_LUT_N - 1) / (g1 - g0)) + np.float32(0.5)).astype(np.int32)
+    r_org, r_al, k_lo, k_hi = lut[0][i], lut[1][i], lut[2][i], lut[3][i]
+    z = np.where(r < r_al, (r - r_org) * k_lo, np.float32(0.5) + (r - r_al) * k_hi)
+    z = np.clip(z, 0, 1)
     # where almost nothing is in the beam the ratio is noise: lean to organic
-    weak = np.clip((att_h - np.float32(0.03)) / np.float32(0.15), 0, 1)
+    weak = np.clip((att_h - np.float32(0.03)) * np.float32(1 / 0.15), 0, 1)
     return z * weak
+
+
+_LUT_N = 4096
+
+
+@functools.lru_cache(maxsize=64)
+def _zeff_lut(spectrum: physics.Spectrum) -> np.ndarray:
+    """The step-wedge curves tabulated finely for zeff_axis: R_organic, R_aluminium and the two
+    scale factors that map R between them to 0..0.5 and between aluminium and steel to 0.5..1."""
+    c = _ratio_curves(spectrum)
+    a = np.linspace(_ATT_GRID[0], _ATT_GRID[-1], _LUT_N)
+    r_org, r_al, r_fe = (np.interp(a, _ATT_GRID, k) for k in c)
+    return np.stack([r_org, r_al, 0.5 / np.maximum(r_al - r_org, 1e-3), 0.5 / np.maximum(r_fe - r_al, 1e-3)]).astype(np.float32)
 
 
 def pseudo_colour(t_low: np.ndarray, t_high: np.ndarray, palette: Palette | None = None,
@@ -102,11 +110,12 @@ def pseudo_colour(t_low: np.ndarray, t_high: np.ndarray, palette: Palette | None
     z = zeff_axis(t_low, t_high, spectrum)
     # hue: organic -> mixed -> metal with soft transitions
     zo, zm = p.organic_threshold, p.metal_threshold
-    hue = np.interp(
-        z,
+    hue_lut = np.interp(
+        np.linspace(0.0, 1.0, 1024),
         [0.0, zo - 0.06, zo + 0.06, zm - 0.06, zm + 0.06, 1.0],
         [p.hue_organic, p.hue_organic, p.hue_mixed, p.hue_mixed, p.hue_metal, p.hue_metal],
     ).astype(np.float32)
+    hue = hue_lut[(z * np.float32(1023) + np.float32(0.5)).astype(np.int32)]
     t_mix = np.exp((1 - p.low_weight) * np.log(t_high) + p.low_weight * np.log(t_low))
     val = np.clip(p.brightness * t_mix**p.gamma, 0, 1).astype(np.float32)
     sat = np.clip(p.saturation * np.clip((1 - t_mix - 0.04) / 0.6, 0, 1) ** p.saturation_power, 0, 1).astype(np.float32)
