@@ -47,3 +47,6 @@ def test_card_lists_stages_hardware_and_data(tmp_path, model_dir):
     assert "SHA256SUMS" not in json.loads((md / "model.json").read_text())
     assert "card.md" in (md / "SHA256SUMS").read_text()
     assert "then `make train-gpu` (the GPU stage" in text
+    from detector.synth.scene import GENERATOR_VERSION
+
+    assert f"Generator of each test set (from its manifest): test {GENERATOR_VERSION} (seed 779)." in text

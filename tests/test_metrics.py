@@ -113,3 +113,25 @@ def test_rate_interval_is_clopper_pearson():
         lo, hi = rate_interval(k, n)
         assert lo < k / n < hi
     assert rate_interval(6, 78)[1] > 0.15  # 6 false alarms in 78 clean scans: anything from ~3% to ~16%
+
+
+def test_false_alarms_by_content_counts_clean_scans_holding_each_kind():
+    """Four clean scans and a threat scan: the flask is in 3 clean scans, 2 of which alarm (Pfa
+    2/3 against 2/4 for all clean scans); the book in 2, 1 alarms; the glue gun (a tool) in 2, none
+    alarms; kinds in fewer than min_scans clean scans and threat scans are left out."""
+    from training.evaluate import false_alarms_by_content
+
+    def scan(kinds, tools=None):
+        return {"meta": {"clutter": [{"kind": k, "orientation": "flat"} for k in kinds], "tools": tools}}
+
+    items = [scan(["vacuum_flask", "book"]), scan(["vacuum_flask", "book"], ["glue_gun"]), scan(["vacuum_flask"]),
+             scan(["pipe"], ["glue_gun"]), scan(["pipe", "pipe", "pipe"])]
+    threat = np.array([False, False, False, False, True])
+    alarmed = np.array([True, False, True, False, True])
+    rows = {r["kind"]: r for r in false_alarms_by_content(items, threat, alarmed, min_scans=2)}
+    assert set(rows) == {"vacuum_flask", "book", "tool:glue_gun"}  # pipe: one clean scan only
+    assert (rows["vacuum_flask"]["clean_scans"], rows["vacuum_flask"]["alarmed"]) == (3, 2)
+    assert rows["vacuum_flask"]["pfa"] == pytest.approx(2 / 3, abs=1e-4)
+    assert rows["vacuum_flask"]["vs_all_clean"] == pytest.approx((2 / 3) / 0.5, abs=0.01)
+    assert rows["book"]["pfa"] == 0.5 and rows["tool:glue_gun"]["pfa"] == 0
+    assert [r["kind"] for r in false_alarms_by_content(items, threat, alarmed, min_scans=2)][0] == "vacuum_flask"

@@ -62,6 +62,9 @@ def write_card(model_dir: str | Path, reports: dict[str, str | Path], training: 
         "| test set | scans | mAP50 | mAP50-95 | gun AP50 | Pd | Pfa | Pd@Pfa5% |", "|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row(k, r) for k, r in reps.items()]
+    made = [f"{k} {g}" for k, r in reps.items() if (g := _generator_of(r))]
+    if made:
+        lines += ["", "Generator of each test set (from its manifest): " + "; ".join(made) + "."]
     main = next(iter(reps.values()))
     lines += ["", f"Per class on {next(iter(reps))}:", "", "| class | AP50 | precision | recall | instances |", "|---|---|---|---|---|"]
     for c, v in main["per_class"].items():
@@ -78,6 +81,17 @@ def write_card(model_dir: str | Path, reports: dict[str, str | Path], training: 
     text = "\n".join(lines)
     (model_dir / "card.md").write_text(text)
     return text
+
+
+def _generator_of(report: dict) -> str | None:
+    """'3.1.0 (seed 2)' for a report on a simulated set whose manifest is on this machine."""
+    try:
+        man = json.loads((Path(report["data"]).parent / "manifest.json").read_text())
+    except (KeyError, OSError, ValueError):
+        return None
+    if "generator" not in man:
+        return None
+    return f"{man['generator']} (seed {man.get('seed', '?')})"
 
 
 def choose_backend(model_dir: str | Path, fp32_report: str | Path, int8_report: str | Path) -> str:

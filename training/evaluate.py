@@ -159,6 +159,35 @@ def strata(items: list[dict]) -> dict[str, np.ndarray]:
     return out
 
 
+def false_alarms_by_content(items: list[dict], threat: np.ndarray, alarmed: np.ndarray, min_scans: int = 5) -> list[dict]:
+    """Which parcel contents the false alarms come with: for each clutter kind (and gun-shaped tool)
+    the manifest lists, the clean scans holding it and the share of them that alarm, against the
+    Pfa of all clean scans. Kinds in fewer than min_scans clean scans are left out; most
+    alarm-prone first. A kind can only be blamed statistically: a scan holds many things."""
+    kinds: dict[str, list[int]] = {}
+    for i, it in enumerate(items):
+        if threat[i]:
+            continue
+        m = it["meta"]
+        have = {c["kind"] for c in m.get("clutter", []) if isinstance(c, dict) and "kind" in c}
+        have |= {f"tool:{t}" for t in (m.get("tools") or [])}
+        for k in have:
+            kinds.setdefault(k, []).append(i)
+    clean = int((~threat).sum())
+    base = float(alarmed[~threat].mean()) if clean else float("nan")
+    rows = []
+    for k, idx in kinds.items():
+        if len(idx) < min_scans:
+            continue
+        a = int(alarmed[idx].sum())
+        iv = M.rate_interval(a, len(idx))
+        rows.append({"kind": k, "clean_scans": len(idx), "alarmed": a, "pfa": round(a / len(idx), 4),
+                     "pfa_ci95": None if iv is None else [round(iv[0], 4), round(iv[1], 4)],
+                     "vs_all_clean": None if not base else round(a / len(idx) / base, 2)})
+    rows.sort(key=lambda r: (-r["pfa"], -r["clean_scans"]))
+    return rows
+
+
 def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = False, target_pfa: float = 0.05,
              tile: str = "auto", pfa_confidence: float | None = None) -> dict:
     if calibrate and split == "test":
@@ -218,7 +247,7 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
         "pd": round(pd, 4), "pfa": round(pfa, 4), **ci, "thresholds": thresholds, **fixed,
         "calibrated_here": calibrate, "target_pfa": target_pfa if calibrate else None,
         "pfa_confidence": pfa_confidence if calibrate else None,
-        "strata": strat, "pd_pfa_curve": curve, "confusion": {"labels": names + ["background"], "matrix": conf.tolist()},
+        "strata": strat, "false_alarms_by_content": false_alarms_by_content(items, threat, alarmed), "pd_pfa_curve": curve, "confusion": {"labels": names + ["background"], "matrix": conf.tolist()},
         "latency_ms": {"p50": round(float(np.percentile(times, 50)), 1), "p95": round(float(np.percentile(times, 95)), 1)},
         "per_scan": per_scan, "leakage": leak,
         "definitions": "Pd: share of threat scans with an alarming detection overlapping a labelled threat (IoU>=0.5, any class). "
@@ -256,6 +285,15 @@ def markdown(r: dict) -> str:
         for k, s in r["strata"].items():
             lines.append(f"| {k} | {s['scans']} | {s['threat_scans']} | {s['pd'] if s['pd'] is not None else 'n/a'} | "
                          f"{s['pfa'] if s['pfa'] is not None else 'n/a'} |")
+    fa = r.get("false_alarms_by_content") or []
+    if fa:
+        lines += ["", "## False alarms by parcel content (clean scans holding each kind; most alarm-prone first)", "",
+                  f"All clean scans: Pfa {r['pfa']:.3f}. A scan holds many things, so this points at suspects, not causes.", "",
+                  "| content | clean scans | alarmed | Pfa (95% CI) | x all clean |", "|---|---|---|---|---|"]
+        for f in fa[:12]:
+            iv = f["pfa_ci95"]
+            lines.append(f"| {f['kind']} | {f['clean_scans']} | {f['alarmed']} | {f['pfa']:.2f}"
+                         f"{f' ({iv[0]:.2f}-{iv[1]:.2f})' if iv else ''} | {f['vs_all_clean'] if f['vs_all_clean'] is not None else 'n/a'} |")
     lk = r.get("leakage")
     if lk:
         verdict = (f"**{lk['overlap']} evaluated images also occur in the checked sets: metrics inflated.**" if lk["overlap"]
