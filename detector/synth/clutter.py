@@ -11,6 +11,7 @@ from .shapes import (
     add_coil,
     add_wire,
     extrude,
+    random_rotation,
     solid_box,
     solid_coil,
     solid_cylinder,
@@ -544,12 +545,7 @@ def fasteners(rng, p):
     solid_box(o, w, h, 30, "cellulose", 0.45, wall=1.0)
     r, L = rng.uniform(1.2, 2.5), rng.uniform(25, 75)
     for _ in range(int(rng.integers(15, 80))):
-        q = rng.normal(size=4)
-        q /= np.linalg.norm(q)
-        a, b, c, d = q
-        rot = np.array([[1 - 2 * (c * c + d * d), 2 * (b * c - d * a), 2 * (b * d + c * a)],
-                        [2 * (b * c + d * a), 1 - 2 * (b * b + d * d), 2 * (c * d - b * a)],
-                        [2 * (b * d - c * a), 2 * (c * d + b * a), 1 - 2 * (b * b + c * c)]])
+        rot = random_rotation(rng)
         o.add_solid("cylinder", (r, r, L / 2), "steel", centre=(rng.uniform(-w, w) * 0.35, rng.uniform(-h, h) * 0.35, 0), axes=rot)
     return o
 

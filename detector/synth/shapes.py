@@ -369,9 +369,7 @@ def solid_wire(o: Obj, path, r: float, material: str, density_scale: float = 1.0
 def solid_coil(o: Obj, radius: float, wire_r: float, length: float, turns: float, material: str,
                centre=(0, 0, 0)) -> Obj:
     """A helical spring along x (as add_coil) from solid wire segments, 12 per turn."""
-    n = max(8, int(12 * turns))
-    t = np.linspace(0, 2 * np.pi * turns, n + 1)
-    path = np.stack([np.linspace(-length / 2, length / 2, n + 1), radius * np.cos(t), radius * np.sin(t)], 1)
+    path = _helix(radius, length, turns, max(8, int(12 * turns)) + 1)
     return solid_wire(o, path + np.asarray(centre, np.float64), wire_r, material)
 
 
@@ -405,11 +403,15 @@ def add_wire(obj: Obj, path: np.ndarray, r: float, material: str, pitch: float) 
 
 def add_coil(obj: Obj, radius: float, wire_r: float, length: float, turns: float, material: str,
              pitch: float, centre=(0, 0, 0)) -> Obj:
-    n = max(8, int(2 * np.pi * radius * turns / (pitch * 0.7)))
-    t = np.linspace(0, 2 * np.pi * turns, n)
-    path = np.stack([np.linspace(-length / 2, length / 2, n), radius * np.cos(t), radius * np.sin(t)], 1)
+    path = _helix(radius, length, turns, max(8, int(2 * np.pi * radius * turns / (pitch * 0.7))))
     path = path + np.asarray(centre)
     return add_wire(obj, path, wire_r, material, pitch)
+
+
+def _helix(radius: float, length: float, turns: float, n: int) -> np.ndarray:
+    """n points of a helix along x, centred on the origin: a coil spring's wire path."""
+    t = np.linspace(0, 2 * np.pi * turns, n)
+    return np.stack([np.linspace(-length / 2, length / 2, n), radius * np.cos(t), radius * np.sin(t)], 1)
 
 
 def infill_keep(pts: np.ndarray, pattern: str, density: float, line_w: float, rng: np.random.Generator) -> np.ndarray:

@@ -82,7 +82,7 @@ def _table() -> dict:
 
 def _mass_attenuation(formula: str, energies_kev: np.ndarray) -> np.ndarray:
     row = _table()["formulas"].get(formula)
-    if row is not None and energies_kev is ENERGIES_KEV:
+    if row is not None and np.array_equal(energies_kev, ENERGIES_KEV):
         return np.array(row, dtype=np.float64)
     return _mass_attenuation_xraydb(formula, energies_kev)
 
