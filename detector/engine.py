@@ -15,7 +15,7 @@ import os
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -379,6 +379,13 @@ class Engine:
         if self.backend not in RUNNERS:
             raise ModelError(f"unknown backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
         path = _backend_path(self.info, self.backend)
+        # a backend calibrated on its own (INT8 scores run lower than FP32's) has its own
+        # operating point: the same target Pfa on the same calibration set, other thresholds
+        own = (self.info.meta.get("backend_thresholds") or {}).get(self.backend)
+        if own:
+            self.info = replace(self.info, thresholds={n: float(own.get(n, self.info.thresholds[n])) for n in self.info.names},
+                                meta={**self.info.meta, "calibration": (self.info.meta.get("backend_calibration") or {})
+                                      .get(self.backend, self.info.meta.get("calibration"))})
         self.names = self.info.names
         self.imgsz = self.info.imgsz
         self.tile_size = tile_size or int(self.imgsz * 1.75)

@@ -50,3 +50,13 @@ def test_card_lists_stages_hardware_and_data(tmp_path, model_dir):
     from detector.synth.scene import GENERATOR_VERSION
 
     assert f"Generator of each test set (from its manifest): test {GENERATOR_VERSION} (seed 779)." in text
+
+    # an INT8 path calibrated on its own: the card states its thresholds and where they came from
+    meta = json.loads((md / "model.json").read_text())
+    meta["backend_thresholds"] = {"openvino-int8": {n: 0.31 for n in meta["names"]}}
+    meta["backend_calibration"] = {"openvino-int8": {**meta["calibration"], "backend": "openvino-int8"}}
+    (md / "model.json").write_text(json.dumps(meta))
+    assert card.main([str(md), "--report", f"test={rep}", "--run", str(r1)]) == 0
+    text = (md / "card.md").read_text()
+    assert '- INT8 operating point: its own thresholds {"gun": 0.31, "barrel": 0.31' in text
+    assert "the test-int8 row is measured there" in text

@@ -50,7 +50,7 @@ def _max_param_gap(a, b) -> float:
 def test_offline_train_eval_export_predict(no_network, tmp_path):
     from detector.engine import Engine
     from detector.synth.dataset import write_dataset
-    from training.evaluate import EvalError, evaluate
+    from training.evaluate import EvalError, evaluate, store_thresholds
     from training.export import export_model
     from training.train import train
 
@@ -94,3 +94,19 @@ def test_offline_train_eval_export_predict(no_network, tmp_path):
         evaluate(e, str(data), "test", tmp_path / "rep_bad", calibrate=True)
     rep = evaluate(e, str(data), "test", tmp_path / "rep_test")
     assert rep["split"] == "test" and rep["scans"] == 6 and set(rep["strata"]) >= {"render=colour"}
+
+    # FP32 and INT8 each get their own operating point for the same target Pfa: calibrating INT8
+    # writes backend_thresholds beside the FP32 thresholds, which stay as they were
+    store_thresholds(str(model_dir), evaluate(e, str(data), "val", tmp_path / "rep_fp", calibrate=True, target_pfa=0.05))
+    fp32 = json.loads((model_dir / "model.json").read_text())["thresholds"]
+    e8 = Engine(model_dir, backend="openvino-int8", concurrency=1)
+    rep8 = evaluate(e8, str(data), "val", tmp_path / "rep_int8", calibrate=True, target_pfa=0.05)
+    store_thresholds(str(model_dir), rep8)
+    meta = json.loads((model_dir / "model.json").read_text())
+    assert meta["thresholds"] == fp32 and meta["backend_thresholds"]["openvino-int8"] == rep8["thresholds"]
+    assert meta["backend_calibration"]["openvino-int8"]["backend"] == "openvino-int8"
+    assert Engine(model_dir, backend="openvino-int8", concurrency=1, warmup=False).info.thresholds == rep8["thresholds"]
+    assert Engine(model_dir, backend="openvino", concurrency=1, warmup=False).info.thresholds == fp32
+    # a re-export makes a new INT8 graph: its old thresholds are not carried over
+    meta = export_model(run / "weights" / "best.pt", model_dir, data, formats=("openvino", "openvino-int8"), check_images=2)
+    assert "backend_thresholds" not in meta and meta["thresholds"] == fp32

@@ -48,6 +48,11 @@ def write_card(model_dir: str | Path, reports: dict[str, str | Path], training: 
         f"- Operating point: per-class thresholds {json.dumps({k: round(v, 2) for k, v in meta['thresholds'].items()})}, "
         f"calibrated for scan-level Pfa <= {meta.get('calibration', {}).get('target_pfa', 0.05)} on "
         f"{_calibration_desc(meta.get('calibration', {}))} (never on a test set).",
+        *([f"- INT8 operating point: its own thresholds "
+           f"{json.dumps({k: round(v, 2) for k, v in meta['backend_thresholds']['openvino-int8'].items()})} for the same target, "
+           f"calibrated on {_calibration_desc(meta.get('backend_calibration', {}).get('openvino-int8', {}))} (INT8 scores run "
+           "lower than FP32's; the test-int8 row is measured there)."]
+          if meta.get("backend_thresholds", {}).get("openvino-int8") else []),
         f"- Served path: `{meta.get('default_backend', 'openvino')}` (model.json `default_backend`). OpenVINO runs the FP32 IR at "
         "its default inference precision, which is bfloat16 on CPUs with AVX512-BF16 or AMX (this project's machine has it): "
         "the metrics below were measured that way.",
@@ -105,7 +110,8 @@ def choose_backend(model_dir: str | Path, fp32_report: str | Path, int8_report: 
     meta = json.loads(mj.read_text())
     meta["default_backend"] = choice
     meta["int8_check"] = {"map50_fp32": f["map50"], "map50_int8": q["map50"], "pd_fp32": f["pd"], "pd_int8": q["pd"],
-                          "pfa_fp32": f["pfa"], "pfa_int8": q["pfa"], "int8_accepted": ok}
+                          "pfa_fp32": f["pfa"], "pfa_int8": q["pfa"], "int8_accepted": ok,
+                          "int8_thresholds": "own" if meta.get("backend_thresholds", {}).get("openvino-int8") else "fp32"}
     meta["metrics"] = {"test": {k: f[k] for k in ("map50", "map50_95", "pd", "pfa", "pd_at_pfa_0.05")}}
     mj.write_text(json.dumps(meta, indent=1))
     return choice

@@ -375,6 +375,10 @@ def evaluate_cli(a) -> int:
     return 0
 
 
+# backends whose scores differ from FP32's enough to need their own operating point
+OWN_OPERATING_POINT = ("openvino-int8",)
+
+
 def store_thresholds(model: str, report: dict) -> None:
     """Write calibrated thresholds into a model directory's model.json."""
     p = Path(model)
@@ -382,9 +386,15 @@ def store_thresholds(model: str, report: dict) -> None:
         (p.parent / "thresholds.json").write_text(json.dumps(report["thresholds"], indent=1))
         return
     meta = json.loads((p / "model.json").read_text())
-    meta["thresholds"] = report["thresholds"]
-    meta["calibration"] = {"data": report["data"], "split": report["split"], "target_pfa": report["target_pfa"],
-                           "pfa_confidence": report.get("pfa_confidence"),
-                           "pd": report["pd"], "pfa": report["pfa"], "scans": report["scans"],
-                           "clean_scans": report["clean_scans"], "backend": report["backend"]}
+    cal = {"data": report["data"], "split": report["split"], "target_pfa": report["target_pfa"],
+           "pfa_confidence": report.get("pfa_confidence"),
+           "pd": report["pd"], "pfa": report["pfa"], "scans": report["scans"],
+           "clean_scans": report["clean_scans"], "backend": report["backend"]}
+    if report["backend"] in OWN_OPERATING_POINT:
+        # INT8 gets its own thresholds beside the FP32 ones (which every FP32 path shares)
+        meta.setdefault("backend_thresholds", {})[report["backend"]] = report["thresholds"]
+        meta.setdefault("backend_calibration", {})[report["backend"]] = cal
+    else:
+        meta["thresholds"] = report["thresholds"]
+        meta["calibration"] = cal
     (p / "model.json").write_text(json.dumps(meta, indent=1))

@@ -157,6 +157,7 @@ def export_model(weights: str | Path, out: str | Path, data: str | Path, imgsz: 
     }
     if int8_info:
         meta["int8_quantisation"] = int8_info
+    # backend_thresholds (INT8's own operating point) is not carried over: the new INT8 graph needs its own
     for k in ("calibration", "metrics", "training"):
         if k in old and k not in meta:
             meta[k] = old[k]
