@@ -60,3 +60,25 @@ def test_card_lists_stages_hardware_and_data(tmp_path, model_dir):
     text = (md / "card.md").read_text()
     assert '- INT8 operating point: its own thresholds {"gun": 0.31, "barrel": 0.31' in text
     assert "the test-int8 row is measured there" in text
+
+
+def _report(d, **kw):
+    d.mkdir(parents=True)
+    (d / "report.json").write_text(json.dumps({"map50_95": 0.1, "pd_at_pfa_0.05": 0.2, **kw}))
+    return d
+
+
+def test_int8_served_only_at_the_same_operating_point(tmp_path):
+    """INT8 is served when it keeps mAP50 within a point, loses no Pd, and does not buy that Pd
+    with false alarms beyond FP32's Pfa or the calibration target."""
+    md = tmp_path / "m"
+    md.mkdir()
+    (md / "model.json").write_text(json.dumps({"calibration": {"target_pfa": 0.05}}))
+    fp = _report(tmp_path / "fp", map50=0.50, pd=0.40, pfa=0.035)
+    cases = {"ok": (0.495, 0.40, 0.045, "openvino-int8"), "map": (0.485, 0.45, 0.03, "openvino"),
+             "pd": (0.52, 0.39, 0.02, "openvino"), "pfa": (0.52, 0.45, 0.052, "openvino")}
+    for name, (m, pd, pfa, want) in cases.items():
+        q = _report(tmp_path / name, map50=m, pd=pd, pfa=pfa)
+        assert card.choose_backend(md, fp, q) == want, name
+        meta = json.loads((md / "model.json").read_text())
+        assert meta["default_backend"] == want and meta["int8_check"]["pfa_int8"] == pfa

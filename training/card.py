@@ -101,13 +101,16 @@ def _generator_of(report: dict) -> str | None:
 
 def choose_backend(model_dir: str | Path, fp32_report: str | Path, int8_report: str | Path) -> str:
     """The served path: INT8 when it costs <= 1 point of mAP50 and no scan-level Pd at the
-    operating point, else OpenVINO FP32. Recorded in model.json with the evidence."""
+    operating point, else OpenVINO FP32. Recorded in model.json with the evidence. With its own
+    thresholds INT8 could buy Pd with false alarms, so its test Pfa may not exceed FP32's or the
+    calibration target, whichever is higher: the same operating point, not a looser one."""
     f = json.loads((Path(fp32_report) / "report.json").read_text())
     q = json.loads((Path(int8_report) / "report.json").read_text())
-    ok = q["map50"] >= f["map50"] - 0.01 and q["pd"] >= f["pd"]
-    choice = "openvino-int8" if ok else "openvino"
     mj = Path(model_dir) / "model.json"
     meta = json.loads(mj.read_text())
+    target = (meta.get("calibration") or {}).get("target_pfa") or 0.05
+    ok = q["map50"] >= f["map50"] - 0.01 and q["pd"] >= f["pd"] and q["pfa"] <= max(f["pfa"], target)
+    choice = "openvino-int8" if ok else "openvino"
     meta["default_backend"] = choice
     meta["int8_check"] = {"map50_fp32": f["map50"], "map50_int8": q["map50"], "pd_fp32": f["pd"], "pd_int8": q["pd"],
                           "pfa_fp32": f["pfa"], "pfa_int8": q["pfa"], "int8_accepted": ok,
