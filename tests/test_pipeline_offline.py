@@ -108,5 +108,9 @@ def test_offline_train_eval_export_predict(no_network, tmp_path):
     assert Engine(model_dir, backend="openvino-int8", concurrency=1, warmup=False).info.thresholds == rep8["thresholds"]
     assert Engine(model_dir, backend="openvino", concurrency=1, warmup=False).info.thresholds == fp32
     # a re-export makes a new INT8 graph: its old thresholds are not carried over
-    meta = export_model(run / "weights" / "best.pt", model_dir, data, formats=("openvino", "openvino-int8"), check_images=2)
+    # (with NNCF's accuracy control on the val split's screening metric)
+    meta = export_model(run / "weights" / "best.pt", model_dir, data, formats=("openvino", "openvino-int8"), check_images=2,
+                        int8_max_drop=0.0)
     assert "backend_thresholds" not in meta and meta["thresholds"] == fp32
+    ac = meta["int8_quantisation"]["accuracy_control"]
+    assert ac["validation_scans"] == 6 and ac["max_drop"] == 0.0 and ac["convolutions_in_floating_point"] >= 0

@@ -56,29 +56,90 @@ def head_scope(model) -> str | None:
     return mod.removeprefix("__module.") if mod.startswith("__module.") else None
 
 
-def quantize_openvino(fp32_xml: Path, data: str | Path, imgsz: int, out_dir: Path, n: int = 300) -> dict:
+def _letterboxed(f: Path, imgsz: int):
+    from detector.engine import letterbox, to_tensor
+
+    bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ExportError(f"cannot read calibration image {f}")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    lb, r, pad = letterbox(rgb, imgsz)
+    return to_tensor([lb]), rgb.shape[:2], r, pad
+
+
+def screening_metric(target_pfa: float = 0.05):
+    """The validation function INT8 accuracy control keeps: scan-level Pd at Pfa <= target
+    with per-class thresholds chosen on the same scans (what `xfd eval --calibrate` does),
+    for a compiled OpenVINO model and items (tensor, gt boxes in pixels, letterbox geometry)."""
+    from detector.engine import decode_output
+
+    def fn(compiled, items) -> float:
+        preds, gts = [], []
+        out = compiled.output(0)
+        for x, gt, nc, r, (px, py) in items:
+            y = compiled(x)[out]
+            d = decode_output(y[0], 0.01, nc).copy()
+            d[:, [0, 2]] = (d[:, [0, 2]] - px) / r
+            d[:, [1, 3]] = (d[:, [1, 3]] - py) / r
+            preds.append(d)
+            gts.append(gt)
+        any_max, hit_max, threat = M.scan_tables(preds, gts, nc)
+        return M.calibrate_thresholds(any_max, hit_max, threat, target_pfa, rounds=1)[1]
+
+    return fn
+
+
+def quantize_openvino(fp32_xml: Path, data: str | Path, imgsz: int, out_dir: Path, n: int = 300,
+                      max_drop: float | None = None) -> dict:
     """INT8 IR from an FP32 IR with NNCF (MIXED preset). The whole detection head (its box and
     class convolutions and the decoding) stays in floating point: quantising the class branch
     is what cost scan-level Pd. Measured on xfd-default 2026.11.28.3 (synth-test, FP32
-    thresholds; FP32 Pd 0.425): ultralytics' own scope (decoding only) Pd 0.287, whole head 0.376."""
+    thresholds; FP32 Pd 0.425): ultralytics' own scope (decoding only) Pd 0.287, whole head 0.376.
+
+    max_drop: NNCF's accuracy control on top: it ranks the quantised layers by how much they
+    change the model's outputs and returns them to floating point one by one until the
+    validation split's scan-level Pd at Pfa <= 5% (screening_metric) is within max_drop of
+    FP32's. Slower (each step re-evaluates every val scan); what it kept in floating point is
+    reported."""
     import nncf
     import openvino as ov
 
-    from detector.engine import letterbox, to_tensor
+    from training.evaluate import load_split, read_gt
 
-    tensors = []
-    for f in calibration_images(data, n):
-        bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ExportError(f"cannot read calibration image {f}")
-        tensors.append(to_tensor([letterbox(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), imgsz)[0]]))
+    tensors = [_letterboxed(f, imgsz)[0] for f in calibration_images(data, n)]
     model = ov.Core().read_model(str(fp32_xml))
     head = head_scope(model)
     names = [o.get_friendly_name() for o in model.get_ordered_ops()]
     keep_fp = [m for m in names if head and (f"{head}." in m or f"{head}/" in m)]
+    info = {"calibration_images": len(tensors), "floating_point_scope": head, "floating_point_ops": len(keep_fp)}
     try:
-        q = nncf.quantize(model, nncf.Dataset(tensors), preset=nncf.QuantizationPreset.MIXED, subset_size=len(tensors),
-                          ignored_scope=nncf.IgnoredScope(names=keep_fp, validate=False))
+        common = dict(preset=nncf.QuantizationPreset.MIXED, subset_size=len(tensors),
+                      ignored_scope=nncf.IgnoredScope(names=keep_fp, validate=False))
+        if max_drop is None:
+            q = nncf.quantize(model, nncf.Dataset(tensors), **common)
+        else:
+            items, cls_names = load_split(data, "val")
+            val = []
+            for it in items:
+                x, (h, w), r, pad = _letterboxed(it["image"], imgsz)
+                val.append((x, read_gt(it["label"], w, h), len(cls_names), r, pad))
+            from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
+            t0 = time.time()
+            q = nncf.quantize_with_accuracy_control(
+                model, nncf.Dataset(tensors), nncf.Dataset(val, lambda v: v[0]), screening_metric(),
+                max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,
+                advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                    ranking_subset_size=min(300, len(val))), **common)
+            fp_ops = [o for o in q.get_ordered_ops() if o.get_type_name() == "Convolution"
+                      and not any(i.get_source_output().get_node().get_type_name() == "FakeQuantize"
+                                  for i in o.inputs())]
+            info.update({"accuracy_control": {"metric": "val Pd at Pfa <= 5% (thresholds chosen on val)",
+                                              "max_drop": max_drop, "validation_scans": len(val),
+                                              "seconds": round(time.time() - t0, 1),
+                                              "convolutions_in_floating_point": len(fp_ops)}})
+    except ExportError:
+        raise
     except Exception as e:
         raise ExportError(f"INT8 quantisation failed: {type(e).__name__}: {str(e)[:200]}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -86,12 +147,13 @@ def quantize_openvino(fp32_xml: Path, data: str | Path, imgsz: int, out_dir: Pat
     meta = fp32_xml.with_name("metadata.yaml")
     if meta.exists():
         shutil.copyfile(meta, out_dir / "metadata.yaml")
-    return {"calibration_images": len(tensors), "floating_point_scope": head, "floating_point_ops": len(keep_fp)}
+    return info
 
 
 def export_model(weights: str | Path, out: str | Path, data: str | Path, imgsz: int | None = None,
                  formats=("onnx", "openvino", "openvino-int8"), name: str = "xfd", version: str | None = None,
-                 check_images: int = 20, extra_meta: dict | None = None, compact: bool = False) -> dict:
+                 check_images: int = 20, extra_meta: dict | None = None, compact: bool = False,
+                 int8_max_drop: float | None = None) -> dict:
     """compact: store the OpenVINO FP32 weights as FP16 (lossless: ultralytics checkpoints
     hold FP16 weights; compute stays FP32) and leave ONNX out of the directory after the
     checks, so the shipped model stays a few MB. `xfd export` without --compact keeps all."""
@@ -143,7 +205,7 @@ def export_model(weights: str | Path, out: str | Path, data: str | Path, imgsz: 
                 src = _ul_export(y, format="openvino", imgsz=imgsz, half=False, dynamic=False, device="cpu")
             if (out / "openvino-int8").exists():
                 shutil.rmtree(out / "openvino-int8")
-            int8_info = quantize_openvino(next(src.glob("*.xml")), data, imgsz, out / "openvino-int8")
+            int8_info = quantize_openvino(next(src.glob("*.xml")), data, imgsz, out / "openvino-int8", max_drop=int8_max_drop)
             files["openvino-int8"] = "openvino-int8"
         else:
             raise ExportError(f"unknown format {fmt!r}")
@@ -238,6 +300,7 @@ def _dets(engine: Engine, img: np.ndarray, conf: float) -> np.ndarray:
 
 def export_cli(a) -> int:
     formats = tuple(f.strip() for f in a.formats.split(",") if f.strip())
-    meta = export_model(a.weights, a.out, a.data, a.imgsz, formats, name=a.name, version=a.version, compact=a.compact)
+    meta = export_model(a.weights, a.out, a.data, a.imgsz, formats, name=a.name, version=a.version, compact=a.compact,
+                        int8_max_drop=a.int8_max_drop)
     print(json.dumps({"model_dir": str(Path(a.out).resolve()), "files": meta["files"], "export_check": meta["export_check"]}, indent=1))
     return 0
