@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 DATA    ?= data
 SEED    ?= 1
 
-.PHONY: setup setup-browser serve test test-fast lint bench synth train train-ft train-gpu eval export help
+.PHONY: setup setup-browser serve test test-fast lint bench synth train train-ft train-gpu train-cpu-ft eval export help
 
 help:
 	@echo "make setup   - create .venv and install the project with test extras (idempotent)"
@@ -16,6 +16,7 @@ help:
 	@echo "make synth   - simulate the training set and the test sets into $(DATA)/"
 	@echo "make train   - CPU stages 1-2 of the default model on $(DATA)/synth-train (resumable: make train RESUME=1)"
 	@echo "make train-gpu - stage 3 on a CUDA GPU: fresh scans on every core, fine-tune stage 2 (training/gpu_recipe.sh)"
+	@echo "make train-cpu-ft - fine-tune the shipped weights on 4,800 fresh scans on this CPU (FT_HOURS, default 1.3)"
 	@echo "make eval    - calibrate on val, then evaluate models/default on the test sets"
 
 $(BIN)/python:
@@ -84,6 +85,20 @@ train-gpu: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH OUT=logs/gpu RUNS=runs/train CHUNKS=4 EPOCHS=47 \
 	  WEIGHTS=runs/train/default-ft/weights/best.pt DATA=$(DATA)/gpu-train bash training/gpu_recipe.sh
 
+# CPU fine-tune of the shipped weights on fresh generator-3.1.0 scans (session 6): 2 x 2,400 scans
+# (seeds 300 and 301, the second --wide; fan beam, gun-shaped tools, soft contents and display
+# effects each on 30%), about 10 minutes of simulation, then --hours $(FT_HOURS) of training.
+# Resume: xfd train --name cpu-ft --resume
+FT_HOURS ?= 1.3
+FT_FROM  ?= models/default/model.pt
+FT_MIX   := --fan-beam 0.3 --tools 0.3 --soft-contents 0.3 --display-effects 0.3
+train-cpu-ft: setup
+	$(BIN)/xfd synth --out $(DATA)/ft-a --n 2400 --seed 300 --split train=0.9,val=0.1 $(FT_MIX)
+	$(BIN)/xfd synth --out $(DATA)/ft-b --n 2400 --seed 301 --split train=0.9,val=0.1 $(FT_MIX) --wide
+	$(BIN)/xfd mix --data $(DATA)/ft-a/data.yaml --data $(DATA)/ft-b/data.yaml --out $(DATA)/ft
+	$(BIN)/xfd train --config configs/finetune-cpu.yaml --weights $(FT_FROM) \
+	  --data $(DATA)/ft/data.yaml --hours $(FT_HOURS) --name cpu-ft
+
 WEIGHTS ?= runs/train/gpu/weights/best.pt
 export: setup
 	$(BIN)/xfd export --weights $(WEIGHTS) --out $(MODEL) --data $(DATA)/synth-cal/data.yaml \
@@ -91,6 +106,9 @@ export: setup
 
 # calibrate on the 600-scan calibration set (never test), FP32 and INT8 each to its own thresholds for the same target Pfa,
 # then report on the test sets with the FP32 and INT8 paths, and write the card
+# the training runs behind MODEL, for its card; a fine-tune of a shipped model whose runs are not
+# on this machine: CARD_RUNS="--from-model DIR_OF_THAT_MODEL --run runs/train/cpu-ft --reproduce '...'"
+CARD_RUNS ?= --run runs/train/default --run runs/train/default-ft --run runs/train/gpu
 eval: setup
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-cal/data.yaml --split val --calibrate --pfa-confidence 0.9 --out reports/val
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-test/data.yaml --split test --out reports/test
@@ -102,5 +120,5 @@ eval: setup
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-tools/data.yaml --split test --out reports/tools
 	for r in val val-int8 test test-int8 shifted vendor fan tools; do mkdir -p $(MODEL)/eval/$$r && cp reports/$$r/report.md $(MODEL)/eval/$$r/; done
 	cp reports/test/*.png $(MODEL)/eval/test/
-	$(BIN)/python -m training.card $(MODEL) --run runs/train/default --run runs/train/default-ft --run runs/train/gpu --report test=reports/test --report test-int8=reports/test-int8 --report shifted=reports/shifted \
+	$(BIN)/python -m training.card $(MODEL) $(CARD_RUNS) --report test=reports/test --report test-int8=reports/test-int8 --report shifted=reports/shifted \
 	  --report vendor=reports/vendor --report fan=reports/fan --report tools=reports/tools

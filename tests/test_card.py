@@ -51,6 +51,25 @@ def test_card_lists_stages_hardware_and_data(tmp_path, model_dir):
 
     assert f"Generator of each test set (from its manifest): test {GENERATOR_VERSION} (seed 779)." in text
 
+    # a fine-tune of this model on a machine without its runs: the card keeps the earlier stages
+    # and data (from model.json, or read back from an older card), then adds the new stage
+    md2 = tmp_path / "model2"
+    shutil.copytree(md, md2)
+    r3 = _run(tmp_path / "r3", {**common, "batch": 16, "lr0": 0.0002, "device": "cpu", "source": "fine-tune from m.pt",
+                                "data": str(ds / "data.yaml")}, 4)
+    for prior in (md, _card_only(md, tmp_path / "old")):
+        assert card.main([str(md2), "--report", f"test={rep}", "--from-model", str(prior), "--run", str(r3),
+                          "--reproduce", "`make train-cpu-ft`"]) == 0
+        t2 = (md2 / "card.md").read_text()
+        assert ("data 2 (fine-tuned from the previous stage); then 4 epochs at 512 px, batch 16, AdamW lr0 0.0002, 2.00 h on "
+                "a 2-core CPU, data 1 (fine-tuned from the previous stage). Reproduce: `make train-cpu-ft`.") in t2
+        assert t2.count("- Data 1: ") == 1 and "- Data 2: 20 scans" in t2 and "- Data 3" not in t2
+        assert len(json.loads((md2 / "model.json").read_text())["training"]["stages"]) == 3
+    import pytest
+
+    with pytest.raises(SystemExit, match="not found"):
+        card.main([str(md2), "--report", f"test={rep}", "--run", str(tmp_path / "nowhere")])
+
     # an INT8 path calibrated on its own: the card states its thresholds and where they came from
     meta = json.loads((md / "model.json").read_text())
     meta["backend_thresholds"] = {"openvino-int8": {n: 0.31 for n in meta["names"]}}
@@ -60,6 +79,15 @@ def test_card_lists_stages_hardware_and_data(tmp_path, model_dir):
     text = (md / "card.md").read_text()
     assert '- INT8 operating point: its own thresholds {"gun": 0.31, "barrel": 0.31' in text
     assert "the test-int8 row is measured there" in text
+
+
+def _card_only(md, d):
+    """A model directory as cards were before model.json recorded the training stages."""
+    shutil.copytree(md, d)
+    meta = json.loads((d / "model.json").read_text())
+    meta.pop("training")
+    (d / "model.json").write_text(json.dumps(meta))
+    return d
 
 
 def _report(d, **kw):

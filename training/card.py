@@ -143,6 +143,21 @@ def _data_desc(run: Path, cfg: dict) -> str:
     return f"{data} (no manifest here)"
 
 
+def prior_training(model_dir: Path) -> dict:
+    """The training stages and data of a model directory: model.json's "training" (written
+    with the card since 2026.11.28.8), else read back from the card.md cards before it wrote."""
+    meta = json.loads((model_dir / "model.json").read_text())
+    if isinstance(meta.get("training"), dict) and meta["training"].get("stages"):
+        return meta["training"]
+    card = (model_dir / "card.md").read_text() if (model_dir / "card.md").exists() else ""
+    data = [ln.split(": ", 1)[1] for ln in card.splitlines() if ln.startswith("- Data ") and ": " in ln]
+    train = next((ln[len("- Training: "):] for ln in card.splitlines() if ln.startswith("- Training: ")), "")
+    body, _, repro = train.partition(". Reproduce: ")
+    if not data or not body:
+        raise SystemExit(f"{model_dir} records no training stages (no model.json 'training', no card lines)")
+    return {"stages": body.split("; then "), "data": data, "reproduce": repro.rstrip(".")}
+
+
 def main(argv: list[str] | None = None) -> int:
     """python -m training.card MODEL_DIR --report NAME=DIR ... --run RUN_DIR"""
     import argparse
@@ -153,8 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report", action="append", required=True, help="NAME=REPORT_DIR (first one: per-class table)")
     p.add_argument("--run", action="append", default=None,
                    help="training run directory, once per stage in order (default runs/train/default)")
+    p.add_argument("--from-model", default=None, metavar="DIR",
+                   help="the model directory these runs fine-tuned: its stages and data come first (from its model.json, "
+                        "or its card)")
+    p.add_argument("--reproduce", default=None, help="the card's 'Reproduce:' sentence (default: the make targets of the stages)")
     a = p.parse_args(argv)
-    stages, datas, gpu_stage = [], [], False
+    stages, datas, gpu_stage, prior_repro = [], [], False, None
+    if a.from_model:
+        prior = prior_training(Path(a.from_model))
+        stages, datas, prior_repro = list(prior["stages"]), list(prior["data"]), prior.get("reproduce")
     for run in map(Path, a.run or ["runs/train/default"]):
         cfg = json.loads((run / "xfd_config.json").read_text()) if (run / "xfd_config.json").exists() else {}
         rows = list(csv.DictReader((run / "results.csv").open())) if (run / "results.csv").exists() else []
@@ -165,16 +187,23 @@ def main(argv: list[str] | None = None) -> int:
         gpu_stage |= str(cfg.get("device", "cpu")) != "cpu"
         if desc not in datas:
             datas.append(desc)
+        if not rows and not cfg:
+            raise SystemExit(f"training run {run} not found (no results.csv, no xfd_config.json): name the runs "
+                             "behind this model with --run, or the model it fine-tuned with --from-model")
         stages.append(f"{len(rows)} epochs at {cfg.get('imgsz')} px, batch {cfg.get('batch')}, {cfg.get('optimizer')} "
                       f"lr0 {cfg.get('lr0')}, {secs / 3600:.2f} h on {hw}, data {datas.index(desc) + 1}"
                       + (f" ({'fine-tuned from the previous stage' if src.startswith('fine-tune') else 'from scratch'})" if src else ""))
+    repro = a.reproduce or prior_repro or ("`make synth train`" + (
+        " (the CPU stages), then `make train-gpu` (the GPU stage, training/gpu_recipe.sh; needs a CUDA GPU)" if gpu_stage else ""))
     training = {
         "architecture": cfg.get("architecture", "yolo26n"),
         "data_desc": "\n- ".join(f"Data {i + 1}: {d}" for i, d in enumerate(datas)),
-        "desc": "; then ".join(stages) + ". Reproduce: `make synth train`"
-                + (" (the CPU stages), then `make train-gpu` (the GPU stage, training/gpu_recipe.sh; needs a CUDA GPU)."
-                   if gpu_stage else "."),
+        "desc": "; then ".join(stages) + f". Reproduce: {repro.rstrip('.')}.",
     }
+    mj = Path(a.model_dir) / "model.json"
+    meta = json.loads(mj.read_text())
+    meta["training"] = {"stages": stages, "data": datas, "reproduce": repro.rstrip(".")}  # what a later fine-tune's card starts from
+    mj.write_text(json.dumps(meta, indent=1))
     reports = dict(item.split("=", 1) for item in a.report)
     if "test" in reports and "test-int8" in reports:
         choose_backend(a.model_dir, reports["test"], reports["test-int8"])
