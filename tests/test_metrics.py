@@ -135,3 +135,20 @@ def test_false_alarms_by_content_counts_clean_scans_holding_each_kind():
     assert rows["vacuum_flask"]["vs_all_clean"] == pytest.approx((2 / 3) / 0.5, abs=0.01)
     assert rows["book"]["pfa"] == 0.5 and rows["tool:glue_gun"]["pfa"] == 0
     assert [r["kind"] for r in false_alarms_by_content(items, threat, alarmed, min_scans=2)][0] == "vacuum_flask"
+
+
+def test_hidden_threat_strata_from_visibility():
+    """Threat scans whose every threat is hidden (visibility < 0.1) form their own stratum; a
+    scan with one visible threat is visible; clean scans are in neither; older manifests
+    without visibility get neither stratum."""
+    from training.evaluate import strata
+
+    def item(*vis, **kw):
+        return {"meta": {"n_threats": len(vis), "objects": [{"visibility": v} for v in vis], **kw}}
+
+    items = [item(0.02), item(0.05, 0.8), item(), item(0.0, 0.09), item(1.0)]
+    s = strata(items)
+    assert s["visibility=hidden"].tolist() == [True, False, False, True, False]
+    assert s["visibility=visible"].tolist() == [False, True, False, False, True]
+    old = strata([{"meta": {"n_threats": 1, "objects": [{"occlusion": 0.9}]}}])
+    assert "visibility=hidden" not in old and "render=colour" in old

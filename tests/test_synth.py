@@ -72,7 +72,7 @@ def test_boxes_enclose_visible_pixels_tightly():
 
 
 def test_scan_metadata_and_threat_variety():
-    kinds, labels, modes = set(), set(), set()
+    kinds, labels, modes, vis = set(), set(), set(), []
     for i in range(30):
         s = simulate(11, i)
         assert s.image.dtype == np.uint8
@@ -82,7 +82,25 @@ def test_scan_metadata_and_threat_variety():
             labels.add(b["label"])
             modes.add(b["orientation"])
             assert b["difficulty"] in ("easy", "hard", "concealed")
+            assert 0.0 <= b["visibility"] <= 1.0
+            vis.append(b["visibility"])
     assert len(labels) >= 5 and len(kinds) >= 8 and len(modes) >= 3
+    assert np.mean(vis) > 0.5 and max(vis) == 1.0  # most threats show; the measure is not constant
+
+
+def test_visibility_is_what_the_screen_can_show():
+    """A threat's visibility: the share of its footprint where it darkens the displayed value by
+    >= 4 grey levels. Bare steel or plastic shows everywhere; the same under 5 cm of steel
+    (effective attenuation ~8) shows nowhere; a faint film on an empty belt barely does."""
+    from detector.synth.scene import visibility
+
+    steel = np.full(100, 1.5)  # a slide, seen flat
+    plastic = np.full(100, 0.15)  # a printed grip
+    assert visibility(steel, np.zeros(100)) == 1.0 and visibility(plastic, np.zeros(100)) == 1.0
+    assert visibility(steel, np.full(100, 8.0)) == 0.0 and visibility(plastic, np.full(100, 4.0)) == 0.0
+    half = np.r_[np.zeros(50), np.full(50, 8.0)]
+    assert visibility(steel, half) == 0.5
+    assert visibility(np.full(10, 0.005), np.zeros(10)) == 0.0 and visibility(np.zeros(0), np.zeros(0)) == 0.0
 
 
 def test_same_seed_same_bytes_and_clean_scans_have_empty_labels(tmp_path):

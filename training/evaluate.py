@@ -140,6 +140,9 @@ def predict(engine, items: list[dict], tile: str = "auto", conf: float = 0.001, 
     return preds, gts, times
 
 
+HIDDEN_BELOW = 0.1  # visibility under which a simulated threat counts as hidden (see strata)
+
+
 def strata(items: list[dict]) -> dict[str, np.ndarray]:
     """Boolean masks over scans for each stratum the manifest supports."""
     out: dict[str, np.ndarray] = {}
@@ -153,6 +156,13 @@ def strata(items: list[dict]) -> dict[str, np.ndarray]:
     has = np.array([m.get("n_threats", 0) > 0 for m in metas])
     out["threat=printed"] = printed & has
     out["threat=metal"] = ~printed & has
+    vis = [[o.get("visibility") for o in m.get("objects", [])] for m in metas]
+    if any(v is not None for vs in vis for v in vs):  # generator >= 3.1.1
+        # hidden: every threat in the scan lies where it changes the screen by < 4 grey levels on
+        # at least 90% of its footprint (under steel, say): no screener could see it either
+        hidden = np.array([bool(vs) and all(v is not None and v < HIDDEN_BELOW for v in vs) for vs in vis])
+        out["visibility=hidden"] = hidden & has
+        out["visibility=visible"] = ~hidden & has
     gray = np.array([bool(m.get("grayscale")) for m in metas])
     out["render=grayscale"] = gray
     out["render=colour"] = ~gray

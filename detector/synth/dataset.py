@@ -182,7 +182,7 @@ def write_coco(out: Path, records: list[dict]) -> None:
                 x1, y1, x2, y2 = b["box"]
                 anns.append({"id": len(anns), "image_id": i, "category_id": b["class_id"], "bbox": [x1, y1, x2 - x1, y2 - y1],
                              "area": (x2 - x1) * (y2 - y1), "iscrowd": 0,
-                             "attributes": {k: b[k] for k in ("difficulty", "orientation", "concealment", "printed", "occlusion")}})
+                             "attributes": {k: b[k] for k in ("difficulty", "orientation", "concealment", "printed", "occlusion", "visibility")}})
         (out / f"coco_{split}.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
 
 

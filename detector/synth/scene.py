@@ -49,7 +49,27 @@ from .shapes import (
 # 3.1.0 = 3.0.0 + 14 more kinds of parcel contents, most of them confusers (clutter.py: vacuum flasks,
 #         torches, shock absorbers, tripods; lipsticks, fishing sinkers, spark plugs; dumbbells,
 #         cookware, padlocks, vapes, boxes of nails, cameras, hammers): 45 kinds in all
-GENERATOR_VERSION = "3.1.0"
+# 3.1.1 = 3.1.0 + each threat's `visibility` in the manifest (images and labels byte-identical):
+#         the share of its footprint where it changes what a screener sees by >= 4 grey levels
+GENERATOR_VERSION = "3.1.1"
+
+# visibility of a labelled threat: a display model of the whole chain (dark floor, gamma, 8 bits)
+# applied to the effective high-energy attenuation with and without the threat. A threat under
+# a steel block is in the labels (the parcel holds it) but nothing on the screen shows it.
+VISIBLE_GREY_LEVELS = 4.0
+_VIS_DARK, _VIS_GAMMA = 0.005, 0.7
+
+
+def _display_value(att: np.ndarray) -> np.ndarray:
+    return 255.0 * (_VIS_DARK + (1 - _VIS_DARK) * np.exp(-att)) ** _VIS_GAMMA
+
+
+def visibility(own: np.ndarray, under: np.ndarray) -> float:
+    """Share of a threat's footprint (its own attenuation `own`, everything else `under`, per
+    pixel) where it darkens the displayed value by at least VISIBLE_GREY_LEVELS."""
+    if own.size == 0:
+        return 0.0
+    return float(np.mean(_display_value(under) - _display_value(under + own) >= VISIBLE_GREY_LEVELS))
 
 
 @dataclass
@@ -742,6 +762,7 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         gx, gy = gx[ok], gy[ok]
         bg = total_att[gy, gx] - att[ys[ok], xs[ok]]
         occlusion = float(np.mean(bg > 2.5))
+        visible = visibility(att[ys[ok], xs[ok]], bg)
         x1, y1, x2, y2 = int(gx.min()), int(gy.min()), int(gx.max()) + 1, int(gy.max()) + 1
         printed = bool(o.meta.get("printed", False))
         if conceal != "none" or occlusion > 0.5:
@@ -754,7 +775,8 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         boxes.append({
             "class_id": taxonomy.class_id(o.label), "label": o.label, "box": [x1, y1, x2, y2],
             "kind": o.kind, "material": o.meta.get("material"), "printed": printed, "orientation": mode,
-            "concealment": conceal, "occlusion": round(occlusion, 3), "difficulty": difficulty,
+            "concealment": conceal, "occlusion": round(occlusion, 3), "visibility": round(visible, 3),
+            "difficulty": difficulty,
         })
 
     display = None
