@@ -8,7 +8,7 @@
 # Environment: BUDGET_S (whole script, seconds), GEN_S (data generation), CHUNK (scans per
 # generation call), CHUNKS (a fixed number of chunks instead of GEN_S), EPOCHS (a fixed number of
 # epochs instead of the time left), WIDE (1: every second training chunk uses `xfd synth --wide`,
-# the wider domain randomisation of generator 1.2.0 and, since 1.3.0, the fan beam on 70% of those scans; the shipped stage 3 ran without either; since 2.0.0 guns have the corrected magazine geometry; since 2.1.0 half of them hold gun-shaped tools; every chunk is 3.1.0: analytic bulky clutter and 45 kinds of contents, the shipped model false-alarms on tubes it never saw), VAL_N, DEVICE (0 or cpu), WEIGHTS (checkpoint to start from), SEED0 (first
+# the wider domain randomisation of generator 1.2.0 and, since 1.3.0, the fan beam on 70% of those scans; the shipped stage 3 ran without either; since 2.0.0 guns have the corrected magazine geometry; since 2.1.0 half of them hold gun-shaped tools; every chunk is 3.1.x: analytic bulky clutter and 45 kinds of contents, the shipped model false-alarms on tubes it never saw; 3.1.1 only adds each threat's visibility to the manifest), VAL_N, DEVICE (0 or cpu), WEIGHTS (checkpoint to start from), SEED0 (first
 # seed; seeds 1-7 are the CPU training and test sets and are never used here), RUNS and NAME (the run
 # directory $RUNS/$NAME, default /tmp/xfd-gpu-runs/gpu), XFD (how to call the CLI).
 # Long runs resume: `xfd train --resume --project $RUNS --name $NAME`.
