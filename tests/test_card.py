@@ -65,6 +65,16 @@ def test_card_lists_stages_hardware_and_data(tmp_path, model_dir):
                 "a 2-core CPU, data 1 (fine-tuned from the previous stage). Reproduce: `make train-cpu-ft`.") in t2
         assert t2.count("- Data 1: ") == 1 and "- Data 2: 20 scans" in t2 and "- Data 3" not in t2
         assert len(json.loads((md2 / "model.json").read_text())["training"]["stages"]) == 3
+    # a stage trained on an `xfd mix` of simulated sets: the card names each source from its manifest
+    from training.mix import mix
+
+    mix([(str(ds / "data.yaml"), 2.0)], tmp_path / "mixed")
+    r4 = _run(tmp_path / "r4", {**common, "batch": 16, "lr0": 0.0002, "device": "cpu", "source": "fine-tune from m.pt",
+                                "data": str(tmp_path / "mixed" / "data.yaml")}, 1)
+    assert card.main([str(md2), "--report", f"test={rep}", "--run", str(r4)]) == 0
+    assert "- Data 1: a mix of 1 sets (2 training, 0 validation images): 3 scans simulated by generator" in \
+        (md2 / "card.md").read_text() and "(seed 779): " in (md2 / "card.md").read_text()
+    assert "weight 2.0." in (md2 / "card.md").read_text()
     import pytest
 
     with pytest.raises(SystemExit, match="not found"):

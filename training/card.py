@@ -120,15 +120,32 @@ def choose_backend(model_dir: str | Path, fp32_report: str | Path, int8_report: 
     return choice
 
 
+def _manifest_desc(man: dict) -> str:
+    counts, cfg = man.get("counts", {}), man.get("config", {})
+    opts = [f"{name} {cfg[k]}" for k, name in (("p_fan", "fan beam"), ("p_tools", "gun-shaped tools"), ("p_soft", "soft contents"),
+                                               ("p_display", "display effects")) if cfg.get(k)]
+    if cfg.get("palette_jitter"):
+        opts.append("wide ranges (xfd synth --wide)")
+    return (f"{man.get('n', '?')} scans simulated by generator {man.get('generator', '?')} (seed {man.get('seed', '?')}"
+            + (f"; {', '.join(opts)}" if opts else "") + f"): {counts.get('scans', {})}, objects {counts.get('objects', {})}, "
+            f"{counts.get('clean_scans', '?')} clean")
+
+
 def _data_desc(run: Path, cfg: dict) -> str:
     """One line on a stage's training data: the dataset's manifest where it is on this machine, else the
     data_summary.json a run made elsewhere (training/gpu_recipe.sh) left in its run directory."""
     data = Path(cfg.get("data", "data/synth-train/data.yaml")).parent
     if (data / "manifest.json").exists():
-        man = json.loads((data / "manifest.json").read_text())
-        counts = man.get("counts", {})
-        return (f"{man.get('n', '?')} scans simulated by generator {man.get('generator', '?')} (seed {man.get('seed', '?')}): "
-                f"{counts.get('scans', {})}, objects {counts.get('objects', {})}, {counts.get('clean_scans', '?')} clean.")
+        return _manifest_desc(json.loads((data / "manifest.json").read_text())) + "."
+    if (data / "mix.json").exists():  # xfd mix: the sources' own manifests
+        mix = json.loads((data / "mix.json").read_text())
+        parts = []
+        for src, c in mix.get("sources", {}).items():
+            m = Path(src).parent / "manifest.json"
+            desc = _manifest_desc(json.loads(m.read_text())) if m.exists() else f"{src} (no manifest here)"
+            parts.append(f"{desc}, weight {c.get('weight', 1)}")
+        return (f"a mix of {len(parts)} sets ({mix.get('train_images')} training, {mix.get('val_images')} validation images): "
+                + "; ".join(parts) + ".")
     if (run / "data_summary.json").exists():
         d = json.loads((run / "data_summary.json").read_text())
         ch = d.get("chunks", [])

@@ -5,6 +5,7 @@ stay separate: compare models on each held-out set on its own."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -61,4 +62,6 @@ def mix(sources: list[tuple[str, float]], out: str | Path, seed: int = 0) -> dic
     (out / "val.txt").write_text("\n".join(val or train[:50]) + "\n")
     data = {"path": str(out), "train": "train.txt", "val": "val.txt", "names": dict(enumerate(taxonomy.names()))}
     (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    return {"data": str(out / "data.yaml"), "sources": counts, "train_images": len(train), "val_images": len(val)}
+    summary = {"data": str(out / "data.yaml"), "sources": counts, "train_images": len(train), "val_images": len(val)}
+    (out / "mix.json").write_text(json.dumps(summary, indent=1))  # what a model card says the mix was made of
+    return summary
