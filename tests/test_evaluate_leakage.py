@@ -24,6 +24,18 @@ def test_leakage_is_found_and_reported(tmp_path, model_dir):
     assert rep["leakage"]["examples"][0]["also_in"] == str(leaked)
     assert "metrics inflated" in (tmp_path / "r2" / "report.md").read_text()
 
+    # a split given as a .txt list of images (what `xfd mix` writes) is checked too
+    import yaml
+
+    (root / "list.txt").write_text(str(leaked) + "\n")
+    y = yaml.safe_load((root / "data.yaml").read_text())
+    y["train"] = y["val"] = "list.txt"  # a train-only set names its train images as val too
+    (root / "mix.yaml").write_text(yaml.safe_dump(y))
+    rep = evaluate(eng, str(root / "mix.yaml"), "test", tmp_path / "r3")
+    assert str(root / "list.txt") in rep["leakage"]["checked_against"]
+    assert str(root / "images" / "train") not in rep["leakage"]["checked_against"]
+    assert rep["leakage"]["overlap"] == 1 and rep["leakage"]["examples"][0]["also_in"] == str(leaked)
+
 
 def test_training_set_not_on_this_machine_is_reported(tmp_path, model_dir):
     """A model trained elsewhere (the shipped one: on a GPU machine) names a training set that

@@ -56,18 +56,31 @@ def load_split(data_yaml: str | Path, split: str) -> tuple[list[dict], list[str]
 
 
 def _image_hashes(d: Path) -> dict[str, str]:
-    return {hashlib.sha256(f.read_bytes()).hexdigest(): str(f) for f in sorted(d.rglob("*"))
+    """Content hashes of a split's images: a directory, or a .txt list of image paths (xfd mix)."""
+    if d.is_file():
+        files = [Path(ln.strip()) for ln in d.read_text().splitlines() if ln.strip()]
+    else:
+        files = sorted(d.rglob("*"))
+    return {hashlib.sha256(f.read_bytes()).hexdigest(): str(f) for f in files
             if f.suffix.lower() in IMG_EXT and f.is_file()}
 
 
 def _split_dirs(data_yaml: Path, skip: str | None = None) -> list[Path]:
+    """A dataset YAML's split sources: image directories, or .txt lists of images (xfd mix)."""
     try:
         d = yaml.safe_load(data_yaml.read_text()) or {}
     except (OSError, yaml.YAMLError):
         return []
     root = Path(d.get("path", data_yaml.parent))
     root = root if root.is_absolute() else (data_yaml.parent / root).resolve()
-    return [root / d[s] for s in ("train", "val", "test") if s != skip and isinstance(d.get(s), str) and (root / d[s]).is_dir()]
+    out = []
+    for s in ("train", "val", "test"):
+        if s == skip:
+            continue
+        for e in d.get(s) if isinstance(d.get(s), list) else [d.get(s)]:
+            if isinstance(e, str) and ((root / e).is_dir() or ((root / e).suffix == ".txt" and (root / e).is_file())):
+                out.append(root / e)
+    return out
 
 
 def leakage_check(items: list[dict], data: str | Path, split: str, engine) -> dict:
@@ -92,7 +105,7 @@ def leakage_check(items: list[dict], data: str | Path, split: str, engine) -> di
     evaluated = {hashlib.sha256(it["image"].read_bytes()).hexdigest(): str(it["image"]) for it in items}
     seen: dict[str, str] = {}
     for d in dirs:
-        if d.resolve() == items[0]["image"].parent.resolve():
+        if d.is_dir() and d.resolve() == items[0]["image"].parent.resolve():
             continue
         seen.update(_image_hashes(d))
     overlap = sorted(set(evaluated) & set(seen))
