@@ -110,7 +110,8 @@ export: setup
 # test sets with the FP32 and INT8 paths and on the default-settings calibration set (now held out), and write the card
 # the training runs behind MODEL, for its card; a fine-tune of a shipped model whose runs are not
 # on this machine: CARD_RUNS="--from-model DIR_OF_THAT_MODEL --run runs/train/cpu-ft --reproduce '...'"
-CARD_RUNS ?= --run runs/train/default --run runs/train/default-ft --run runs/train/gpu
+# (default: whichever of the stage runs default, default-ft and gpu exist here)
+CARD_RUNS ?= $(foreach r,default default-ft gpu,$(if $(wildcard runs/train/$(r)/results.csv),--run runs/train/$(r)))
 eval: setup
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-calmix/data.yaml --split val --calibrate --pfa-confidence 0.9 --out reports/val
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-test/data.yaml --split test --out reports/test

@@ -120,3 +120,18 @@ def test_int8_served_only_at_the_same_operating_point(tmp_path):
         assert card.choose_backend(md, fp, q) == want, name
         meta = json.loads((md / "model.json").read_text())
         assert meta["default_backend"] == want and meta["int8_check"]["pfa_int8"] == pfa
+
+
+def test_card_without_runs_here_says_so(tmp_path, model_dir, monkeypatch):
+    """`make eval` on a model whose training runs are elsewhere still writes a card, and the card
+    says the training is not recorded instead of inventing '0 epochs'."""
+    md = tmp_path / "m"
+    md.mkdir()
+    shutil.copy(model_dir / "model.json", md / "model.json")
+    rep = _report(tmp_path / "rep", map50=0.2, pd=0.2, pfa=0.04, scans=10, threat_scans=5,
+                  per_class={n: {"ap50": 0.1, "precision": 0.5, "recall": 0.5, "instances": 3}
+                             for n in json.loads((md / "model.json").read_text())["names"]})
+    monkeypatch.chdir(tmp_path)  # no runs/train here
+    assert card.main([str(md), "--report", f"test={rep}"]) == 0
+    text = (md / "card.md").read_text()
+    assert "Data 1: not recorded: the training runs are not on this machine" in text and "0 epochs" not in text

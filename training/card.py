@@ -194,7 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     if a.from_model:
         prior = prior_training(Path(a.from_model))
         stages, datas, prior_repro = list(prior["stages"]), list(prior["data"]), prior.get("reproduce")
-    for run in map(Path, a.run or ["runs/train/default"]):
+    runs, cfg = a.run, {}
+    if runs is None:  # nothing named: the default stage-1 run if it is here, else say the card cannot tell
+        runs = ["runs/train/default"] if Path("runs/train/default/results.csv").exists() and not a.from_model else []
+        if not runs and not a.from_model:
+            datas, stages = ["not recorded: the training runs are not on this machine (name them with --run or "
+                             "--from-model)"], ["not recorded here"]
+    for run in map(Path, runs):
         cfg = json.loads((run / "xfd_config.json").read_text()) if (run / "xfd_config.json").exists() else {}
         rows = list(csv.DictReader((run / "results.csv").open())) if (run / "results.csv").exists() else []
         secs = float(rows[-1]["time"]) if rows else 0.0
