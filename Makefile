@@ -86,7 +86,7 @@ train-gpu: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH OUT=logs/gpu RUNS=runs/train CHUNKS=4 EPOCHS=47 \
 	  WEIGHTS=runs/train/default-ft/weights/best.pt DATA=$(DATA)/gpu-train bash training/gpu_recipe.sh
 
-# CPU fine-tune of the shipped weights on fresh generator-3.1.0 scans (session 6): 2 x 2,400 scans
+# CPU fine-tune of the shipped weights on fresh generator-3.1 scans (session 6): 2 x 2,400 scans
 # (seeds 300 and 301, the second --wide; fan beam, gun-shaped tools, soft contents and display
 # effects each on 30%), about 10 minutes of simulation, then --hours $(FT_HOURS) of training.
 # Resume: xfd train --name cpu-ft --resume

@@ -280,6 +280,13 @@ def letterbox(img: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[floa
     return out, r, (left, top)
 
 
+def to_image(dets: np.ndarray, r: float, pad: tuple[float, float], offset: tuple[float, float] = (0, 0)) -> np.ndarray:
+    """Boxes (x1, y1, x2, y2, ...) from letterboxed model input back to the image (in place)."""
+    dets[:, [0, 2]] = (dets[:, [0, 2]] - pad[0]) / r + offset[0]
+    dets[:, [1, 3]] = (dets[:, [1, 3]] - pad[1]) / r + offset[1]
+    return dets
+
+
 def to_tensor(batch: list[np.ndarray]) -> np.ndarray:
     x = np.stack(batch).astype(np.float32) * np.float32(1 / 255.0)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
@@ -468,10 +475,7 @@ class Engine:
         for o, (r, px, py, ox, oy) in zip(outs, metas, strict=True):
             if len(o) == 0:
                 continue
-            b = o.copy()
-            b[:, [0, 2]] = (b[:, [0, 2]] - px) / r + ox
-            b[:, [1, 3]] = (b[:, [1, 3]] - py) / r + oy
-            rows.append(b)
+            rows.append(to_image(o.copy(), r, (px, py), (ox, oy)))
         dets_arr = np.concatenate(rows) if rows else np.zeros((0, 6), np.float32)
         if len(dets_arr):
             dets_arr[:, [0, 2]] = dets_arr[:, [0, 2]].clip(0, w)

@@ -5,6 +5,8 @@ trained on a dataset here (its manifest), a GPU stage on scans made on the GPU m
 import json
 import shutil
 
+import pytest
+
 from detector.engine import Engine
 from detector.synth.dataset import write_dataset
 from training import card
@@ -75,8 +77,6 @@ def test_card_lists_stages_hardware_and_data(tmp_path, model_dir):
     assert "- Data 1: a mix of 1 sets (2 training, 0 validation images): 3 scans simulated by generator" in \
         (md2 / "card.md").read_text() and "(seed 779): " in (md2 / "card.md").read_text()
     assert "weight 2.0." in (md2 / "card.md").read_text()
-    import pytest
-
     with pytest.raises(SystemExit, match="not found"):
         card.main([str(md2), "--report", f"test={rep}", "--run", str(tmp_path / "nowhere")])
 

@@ -120,12 +120,19 @@ def choose_backend(model_dir: str | Path, fp32_report: str | Path, int8_report: 
     return choice
 
 
-def _manifest_desc(man: dict) -> str:
-    counts, cfg = man.get("counts", {}), man.get("config", {})
-    opts = [f"{name} {cfg[k]}" for k, name in (("p_fan", "fan beam"), ("p_tools", "gun-shaped tools"), ("p_soft", "soft contents"),
-                                               ("p_display", "display effects")) if cfg.get(k)]
+def _layer_opts(cfg: dict, always: bool = False) -> list[str]:
+    """The simulator's opt-in layers a dataset config switched on (display effects and soft
+    contents listed even at 0 with always=True, as the GPU stage's summaries always were)."""
+    opts = [f"{name} {cfg.get(k, 0)}" for k, name in (("p_display", "display effects"), ("p_soft", "soft contents"))
+            if always or cfg.get(k)]
     if cfg.get("palette_jitter"):
         opts.append("wide ranges (xfd synth --wide)")
+    return opts + [f"{name} {cfg[k]}" for k, name in (("p_fan", "fan beam"), ("p_tools", "gun-shaped tools")) if cfg.get(k)]
+
+
+def _manifest_desc(man: dict) -> str:
+    counts, cfg = man.get("counts", {}), man.get("config", {})
+    opts = _layer_opts(cfg)
     return (f"{man.get('n', '?')} scans simulated by generator {man.get('generator', '?')} (seed {man.get('seed', '?')}"
             + (f"; {', '.join(opts)}" if opts else "") + f"): {counts.get('scans', {})}, objects {counts.get('objects', {})}, "
             f"{counts.get('clean_scans', '?')} clean")
@@ -151,10 +158,7 @@ def _data_desc(run: Path, cfg: dict) -> str:
         ch = d.get("chunks", [])
         seeds = ", ".join(str(c["seed"]) for c in sorted(ch, key=lambda c: c["seed"]))
         gens = sorted({c["generator"] for c in ch})
-        opts = sorted({f"display effects {c['config'].get('p_display', 0)}, soft contents {c['config'].get('p_soft', 0)}"
-                       + (", wide ranges (xfd synth --wide)" if c["config"].get("palette_jitter") else "")
-                       + (f", fan beam {c['config']['p_fan']}" if c["config"].get("p_fan") else "")
-                       + (f", gun-shaped tools {c['config']['p_tools']}" if c["config"].get("p_tools") else "") for c in ch})
+        opts = sorted({", ".join(_layer_opts(c["config"], always=True)) for c in ch})
         return (f"{d['train_scans'] + d['val_scans']} scans simulated by generator {', '.join(gens)} (seeds {seeds}; {'; '.join(opts)}): "
                 f"{{'train': {d['train_scans']}, 'val': {d['val_scans']}}}, objects {d['objects']}, {d['clean_scans']} clean.")
     return f"{data} (no manifest here)"

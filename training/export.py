@@ -71,17 +71,13 @@ def screening_metric(target_pfa: float = 0.05):
     """The validation function INT8 accuracy control keeps: scan-level Pd at Pfa <= target
     with per-class thresholds chosen on the same scans (what `xfd eval --calibrate` does),
     for a compiled OpenVINO model and items (tensor, gt boxes in pixels, letterbox geometry)."""
-    from detector.engine import decode_output
+    from detector.engine import decode_output, to_image
 
     def fn(compiled, items) -> float:
         preds, gts = [], []
         out = compiled.output(0)
-        for x, gt, nc, r, (px, py) in items:
-            y = compiled(x)[out]
-            d = decode_output(y[0], 0.01, nc).copy()
-            d[:, [0, 2]] = (d[:, [0, 2]] - px) / r
-            d[:, [1, 3]] = (d[:, [1, 3]] - py) / r
-            preds.append(d)
+        for x, gt, nc, r, pad in items:
+            preds.append(to_image(decode_output(compiled(x)[out][0], 0.01, nc).copy(), r, pad))
             gts.append(gt)
         any_max, hit_max, threat = M.scan_tables(preds, gts, nc)
         return M.calibrate_thresholds(any_max, hit_max, threat, target_pfa, rounds=1)[1]
