@@ -86,19 +86,25 @@ train-gpu: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH OUT=logs/gpu RUNS=runs/train CHUNKS=4 EPOCHS=47 \
 	  WEIGHTS=runs/train/default-ft/weights/best.pt DATA=$(DATA)/gpu-train bash training/gpu_recipe.sh
 
-# CPU fine-tune of the shipped weights on fresh generator-3.1 scans (session 6): 2 x 2,400 scans
-# (seeds 300 and 301, the second --wide; fan beam, gun-shaped tools, soft contents and display
+# CPU fine-tune of the shipped weights on fresh generator-3.1 scans: 2 x 2,400 scans (seeds
+# FT_SEED_A and FT_SEED_B, the second --wide; fan beam, gun-shaped tools, soft contents and display
 # effects each on 30%), about 10 minutes of simulation, then --hours $(FT_HOURS) of training.
-# Resume: xfd train --name cpu-ft --resume
-FT_HOURS ?= 1.3
-FT_FROM  ?= models/default/model.pt
-FT_MIX   := --fan-beam 0.3 --tools 0.3 --soft-contents 0.3 --display-effects 0.3
+# Stage 4 (2026.11.28.8) = the defaults (seeds 300, 301, run cpu-ft); each further round takes two
+# unused seeds and its own name, e.g. make train-cpu-ft FT_SEED_A=302 FT_SEED_B=303 FT_NAME=cpu-ft2.
+# Resume: xfd train --name $(FT_NAME) --resume
+FT_HOURS  ?= 1.3
+FT_FROM   ?= models/default/model.pt
+FT_SEED_A ?= 300
+FT_SEED_B ?= 301
+FT_NAME   ?= cpu-ft
+FT_DATA   ?= $(DATA)/$(subst cpu-,,$(FT_NAME))
+FT_MIX    := --fan-beam 0.3 --tools 0.3 --soft-contents 0.3 --display-effects 0.3
 train-cpu-ft: setup
-	$(BIN)/xfd synth --out $(DATA)/ft-a --n 2400 --seed 300 --split train=0.9,val=0.1 $(FT_MIX)
-	$(BIN)/xfd synth --out $(DATA)/ft-b --n 2400 --seed 301 --split train=0.9,val=0.1 $(FT_MIX) --wide
-	$(BIN)/xfd mix --data $(DATA)/ft-a/data.yaml --data $(DATA)/ft-b/data.yaml --out $(DATA)/ft
+	$(BIN)/xfd synth --out $(FT_DATA)-a --n 2400 --seed $(FT_SEED_A) --split train=0.9,val=0.1 $(FT_MIX)
+	$(BIN)/xfd synth --out $(FT_DATA)-b --n 2400 --seed $(FT_SEED_B) --split train=0.9,val=0.1 $(FT_MIX) --wide
+	$(BIN)/xfd mix --data $(FT_DATA)-a/data.yaml --data $(FT_DATA)-b/data.yaml --out $(FT_DATA)
 	$(BIN)/xfd train --config configs/finetune-cpu.yaml --weights $(FT_FROM) \
-	  --data $(DATA)/ft/data.yaml --hours $(FT_HOURS) --name cpu-ft
+	  --data $(FT_DATA)/data.yaml --hours $(FT_HOURS) --name $(FT_NAME)
 
 WEIGHTS ?= runs/train/gpu/weights/best.pt
 export: setup

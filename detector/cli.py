@@ -92,6 +92,9 @@ xfd eval --model runs/train/default/weights/best.pt --data data/synth/data.yaml 
     e.add_argument("--pfa-confidence", type=float, default=None, metavar="C",
                    help="with --calibrate: the Clopper-Pearson upper bound of Pfa at confidence C (e.g. 0.9) must meet "
                         "the target, not the calibration set's own Pfa (conservative; costs Pd)")
+    e.add_argument("--min-gain", type=int, default=3, metavar="N",
+                   help="with --calibrate: lower a class's threshold only where that detects at least N more threat "
+                        "scans of the calibration set (default 3; 0: any gain)")
     e.add_argument("--backend", default=None, help="torch, onnx, openvino (default: best available)")
     e.add_argument("--tile", default="auto", choices=["auto", "on", "off"])
 

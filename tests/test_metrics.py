@@ -100,6 +100,29 @@ def test_pfa_upper_bound_and_conservative_calibration():
     assert pfa_bound < pfa_point and pd_bound <= pd_point and th_bound[0] > th_point[0]
 
 
+def test_min_gain_keeps_thresholds_that_buy_too_little():
+    """100 scans (40 threat). 'gun' fires on every threat scan at 0.8 and on 2 clean scans at 0.5.
+    'frame' fires weakly (0.05) on 2 threat scans gun misses and on no clean scan; 'magazine'
+    at 0.1 on 4 more. With min_gain 0 both get pushed down to near zero; with min_gain 3 only
+    magazine (4 scans) earns its low threshold, frame (2) keeps the common one."""
+    n, nc = 100, 7
+    threat = np.arange(n) < 40
+    any_max = np.zeros((n, nc), np.float32)
+    any_max[:34, 0] = 0.8  # gun catches 34 of the 40
+    any_max[40:42, 0] = 0.5  # two clean scans with a gun-like tool
+    any_max[34:36, 3] = 0.05  # frame: 2 more threat scans
+    any_max[36:40, 4] = 0.1  # magazine: 4 more
+    hit_max = np.where(threat[:, None], any_max, 0).astype(np.float32)
+    th0, pd0, pfa0 = M.calibrate_thresholds(any_max, hit_max, threat, 0.0)
+    assert pd0 == pytest.approx(1.0) and pfa0 == 0.0 and th0[3] <= 0.05 and th0[4] <= 0.1
+    th3, pd3, pfa3 = M.calibrate_thresholds(any_max, hit_max, threat, 0.0, min_gain=3)
+    assert pfa3 == 0.0 and pd3 == pytest.approx(38 / 40)
+    assert th3[4] <= 0.1 and th3[3] > 0.05 and th3[3] == th3[0] > 0.5
+    # 0 disables the rule; a gain exactly at the limit is taken
+    th2, pd2, _ = M.calibrate_thresholds(any_max, hit_max, threat, 0.0, min_gain=2)
+    assert pd2 == pytest.approx(1.0) and th2[3] <= 0.05
+
+
 def test_rate_interval_is_clopper_pearson():
     """Two-sided 95% Clopper-Pearson: the textbook values, and the interval always holds k/n."""
     from training.metrics import rate_interval

@@ -29,6 +29,8 @@ def _calibration_desc(c: dict) -> str:
     n = f"{c['scans']} scans, {c['clean_scans']} clean" if "scans" in c else "scans"
     bound = (f"; the {c['pfa_confidence']:.0%} Clopper-Pearson upper bound of Pfa, not the point estimate, meets the target "
              f"(Pfa there {c['pfa']:.3f}, Pd {c['pd']:.3f})" if c.get("pfa_confidence") else "")
+    if c.get("min_gain"):
+        bound += f"; a class's threshold was lowered only where that caught at least {c['min_gain']} more threat scans"
     return f"the '{c.get('split', 'val')}' split of {Path(c.get('data', '?')).parent.name} ({n}{bound})"
 
 

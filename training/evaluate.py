@@ -212,11 +212,13 @@ def false_alarms_by_content(items: list[dict], threat: np.ndarray, alarmed: np.n
 
 
 def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = False, target_pfa: float = 0.05,
-             tile: str = "auto", pfa_confidence: float | None = None) -> dict:
+             tile: str = "auto", pfa_confidence: float | None = None, min_gain: int = 3) -> dict:
     if calibrate and split == "test":
         raise EvalError("refusing to calibrate thresholds on the test split: use --split val")
     if pfa_confidence is not None and not 0.5 <= pfa_confidence < 1:
         raise EvalError(f"--pfa-confidence must be in [0.5, 1), got {pfa_confidence}")
+    if min_gain < 0:
+        raise EvalError(f"--min-gain must be >= 0, got {min_gain}")
     items, names = load_split(data, split)
     if names != engine.names:
         raise EvalError(f"dataset classes {names} differ from the model's {engine.names}")
@@ -233,7 +235,8 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
     nc = len(names)
     any_max, hit_max, threat = M.scan_tables(preds, gts, nc)
     if calibrate:
-        theta, cpd, cpfa = M.calibrate_thresholds(any_max, hit_max, threat, target_pfa, confidence=pfa_confidence)
+        theta, cpd, cpfa = M.calibrate_thresholds(any_max, hit_max, threat, target_pfa, confidence=pfa_confidence,
+                                                  min_gain=min_gain)
         thresholds = {n: float(t) for n, t in zip(names, theta, strict=True)}
     else:
         thresholds = {n: float(engine.info.thresholds.get(n, 0.25)) for n in names}
@@ -270,6 +273,7 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
         "pd": round(pd, 4), "pfa": round(pfa, 4), **ci, "thresholds": thresholds, **fixed,
         "calibrated_here": calibrate, "target_pfa": target_pfa if calibrate else None,
         "pfa_confidence": pfa_confidence if calibrate else None,
+        "min_gain": min_gain if calibrate else None,
         "strata": strat, "false_alarms_by_content": false_alarms_by_content(items, threat, alarmed), "pd_pfa_curve": curve, "confusion": {"labels": names + ["background"], "matrix": conf.tolist()},
         "latency_ms": {"p50": round(float(np.percentile(times, 50)), 1), "p95": round(float(np.percentile(times, 95)), 1)},
         "per_scan": per_scan, "leakage": leak,
@@ -390,7 +394,7 @@ def evaluate_cli(a) -> int:
     from detector.engine import Engine
 
     engine = Engine(a.model, backend=a.backend)
-    r = evaluate(engine, a.data, a.split, a.out, a.calibrate, a.target_pfa, a.tile, a.pfa_confidence)
+    r = evaluate(engine, a.data, a.split, a.out, a.calibrate, a.target_pfa, a.tile, a.pfa_confidence, a.min_gain)
     if a.calibrate:
         store_thresholds(a.model, r)
     print(json.dumps({k: r[k] for k in ("map50", "map50_95", "pd", "pfa", "pd_at_pfa_0.05", "thresholds")}, indent=1))
@@ -410,7 +414,7 @@ def store_thresholds(model: str, report: dict) -> None:
         return
     meta = json.loads((p / "model.json").read_text())
     cal = {"data": report["data"], "split": report["split"], "target_pfa": report["target_pfa"],
-           "pfa_confidence": report.get("pfa_confidence"),
+           "pfa_confidence": report.get("pfa_confidence"), "min_gain": report.get("min_gain"),
            "pd": report["pd"], "pfa": report["pfa"], "scans": report["scans"],
            "clean_scans": report["clean_scans"], "backend": report["backend"]}
     if report["backend"] in OWN_OPERATING_POINT:
