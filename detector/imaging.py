@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zlib
 from dataclasses import dataclass
 
 import cv2
@@ -17,6 +18,11 @@ import numpy as np
 from PIL import Image
 
 from .xray import render
+
+try:  # libspng: decodes 8-bit PNGs ~1.4x faster than OpenCV's libpng here (make bench)
+    import pyspng
+except ImportError:  # pragma: no cover - a declared dependency; OpenCV decodes everything without it
+    pyspng = None
 
 Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit, from the header, before decoding
 
@@ -127,12 +133,45 @@ def to_8bit(a: np.ndarray) -> np.ndarray:
     raise ImageError(f"unsupported bit depth: {a.dtype} samples (use 8- or 16-bit integer images)", "unsupported_depth")
 
 
+def _png_chunks_intact(data: bytes) -> bool:
+    """Every chunk up to IEND is whole and its CRC matches (libspng, unlike libpng, does not
+    refuse an IDAT whose CRC is wrong: a flipped byte would decode into wrong pixels)."""
+    mv = memoryview(data)
+    i, n = 8, len(data)
+    while i + 12 <= n:
+        size = struct.unpack_from(">I", data, i)[0]
+        end = i + 8 + size
+        if end + 4 > n or zlib.crc32(mv[i + 4 : end]) != struct.unpack_from(">I", data, end)[0]:
+            return False
+        if data[i + 4 : i + 8] == b"IEND":
+            return True
+        i = end + 4
+    return False
+
+
+def _spng_rgb(data: bytes) -> np.ndarray | None:
+    """The fast path for what scanners and the simulator send: 8-bit RGB or grey PNG without a
+    transparency chunk, decoded by libspng straight to RGB. None: use the general path."""
+    if pyspng is None or data[12:16] != b"IHDR" or data[24] != 8 or data[25] not in (0, 2) or b"tRNS" in data:
+        return None
+    if not _png_chunks_intact(data):
+        raise ImageError("PNG file is corrupt (a chunk is cut short or fails its CRC check)", "bad_image")
+    try:
+        return pyspng.load(data)
+    except Exception as e:
+        raise ImageError(f"cannot decode PNG: {e}", "bad_image") from None
+
+
 def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     fmt, im = read_header(data, max_pixels)
     mode = im.mode
     if mode in ("F", "I") or mode.startswith("I;32") or "F;" in mode:
         raise ImageError(f"unsupported bit depth: {fmt} in mode {mode} (32-bit); use 8- or 16-bit integer images", "unsupported_depth")
     _check_complete(data, fmt)
+    if fmt == "PNG" and (fast := _spng_rgb(data)) is not None:
+        fast = _apply_orientation(fast, _exif_orientation(im, data, fmt))
+        rgb = np.ascontiguousarray(cv2.cvtColor(fast, cv2.COLOR_GRAY2RGB) if fast.ndim == 2 else fast)
+        return DecodedImage(rgb, fmt, mode, 8, rgb.shape[1], rgb.shape[0])
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:
         # let Pillow try (e.g. unusual TIFF compressions); it raises on truncation

@@ -90,6 +90,38 @@ def test_input_forms_agree(engine, scans):
     assert np.array_equal(imaging.decode(buf.getvalue()).rgb, s.image)
 
 
+def test_png_fast_path_matches_the_general_decoder(scans, monkeypatch):
+    """8-bit RGB and grey PNGs go through libspng; every other PNG through OpenCV. Same pixels
+    either way, and a damaged file is refused by both, never decoded into wrong pixels."""
+    img = scans["threat"][0].image
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    pal = io.BytesIO()
+    Image.fromarray(img).convert("P", palette=Image.Palette.ADAPTIVE).save(pal, "PNG")
+    trns = io.BytesIO()
+    Image.fromarray(img).save(trns, "PNG", transparency=(255, 255, 255))
+    cases = {"rgb8": png_bytes(img), "gray8": cv2.imencode(".png", gray)[1].tobytes(),
+             "gray16": cv2.imencode(".png", gray.astype(np.uint16) * 257)[1].tobytes(),
+             "palette": pal.getvalue(), "rgb8+tRNS": trns.getvalue()}
+    fast = {k: imaging._spng_rgb(v) is not None for k, v in cases.items()}
+    assert fast == {"rgb8": True, "gray8": True, "gray16": False, "palette": False, "rgb8+tRNS": False}
+    got = {k: imaging.decode(v) for k, v in cases.items()}
+    monkeypatch.setattr(imaging, "pyspng", None)
+    for k, v in cases.items():
+        ref = imaging.decode(v)
+        assert np.array_equal(got[k].rgb, ref.rgb) and got[k].rgb.flags.c_contiguous, k
+        assert (got[k].bit_depth, got[k].source_mode) == (ref.bit_depth, ref.source_mode), k
+    assert np.array_equal(got["rgb8"].rgb, img)
+    monkeypatch.undo()
+    data = cases["rgb8"]
+    rng = np.random.default_rng(3)
+    for i in rng.integers(40, len(data) - 20, 40):  # one flipped byte anywhere in the chunks
+        bad = bytearray(data)
+        bad[i] ^= 0xFF
+        with pytest.raises(imaging.ImageError) as e:
+            imaging.decode(bytes(bad))
+        assert e.value.code in ("bad_image", "truncated") and str(e.value)
+
+
 def test_grayscale_16bit_and_8bit(engine):
     cfg = SceneConfig(p_gray=1.0, p_jpeg=0.0)
     s = next(simulate(99, i, cfg) for i in range(50) if simulate(99, i, cfg).boxes)
