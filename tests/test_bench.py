@@ -42,3 +42,22 @@ def test_service_child_dies_with_the_bench_process(tmp_path):
     else:
         os.kill(child, signal.SIGKILL)
         raise AssertionError("the child outlived its parent")
+
+
+def test_service_bench_reports_where_one_scans_time_goes(model_dir, scans):
+    """A real service child on the shipped model: every level answered without errors, and the
+    one-client breakdown adds up (the server's stages within its total, the total within what
+    the client saw)."""
+    from detector.bench import bench_service
+
+    from .conftest import png_bytes
+
+    data = [png_bytes(s.image) for s in scans["threat"][:2] + scans["clean"][:2]]
+    out = bench_service(model_dir, data, clients=(1, 2), per_client=2)
+    one, two = out["1 clients"], out["2 clients"]
+    assert one["errors"] == 0 and two["errors"] == 0 and one["scans_per_s"] > 0 and two["scans_per_s"] > 0
+    m = one["median_ms"]
+    assert {"decode", "inference", "store", "server_total", "http_and_client"} <= set(m)
+    assert 0 < m["inference"] < m["server_total"] and m["http_and_client"] > 0
+    assert 0 < one["outside_model_share_server"] < one["outside_model_share"] < 1
+    assert out["memory"]["requests"] == 60 + 60 and out["memory"]["rss_end_mb"] > 0
