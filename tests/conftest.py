@@ -110,18 +110,6 @@ def server(tmp_path_factory, model_dir):
 @pytest.fixture(scope="session")
 def model_with_onnx(tmp_path_factory, model_dir) -> Path:
     """The shipped model plus an ONNX export (ONNX is not shipped, to keep the repo small)."""
-    import shutil
+    from training.export import copy_with_onnx
 
-    d = tmp_path_factory.mktemp("onnx_model") / "m"
-    shutil.copytree(model_dir, d)
-    meta = json.loads((d / "model.json").read_text())
-    if "onnx" not in meta["files"]:
-        from detector import offline
-
-        offline.configure()
-        from ultralytics import YOLO
-
-        p = Path(YOLO(str(d / "model.pt")).export(format="onnx", imgsz=meta["imgsz"], dynamic=False, simplify=True, device="cpu"))
-        meta["files"]["onnx"] = p.name
-        (d / "model.json").write_text(json.dumps(meta))
-    return d
+    return copy_with_onnx(model_dir, tmp_path_factory.mktemp("onnx_model") / "m")

@@ -247,6 +247,25 @@ def _replace_dir(src: Path, dst: Path) -> None:
     shutil.move(str(src), dst)
 
 
+def copy_with_onnx(model_dir: str | Path, dest: str | Path) -> Path:
+    """A copy of a model directory with an ONNX export beside the shipped files (ONNX is not
+    shipped, to keep the repo small): for the ONNX Runtime backend in tests and benchmarks."""
+    from detector import offline
+
+    dest = Path(dest)
+    shutil.copytree(model_dir, dest)
+    meta = json.loads((dest / "model.json").read_text())
+    if "onnx" not in meta["files"]:
+        offline.configure()
+        from ultralytics import YOLO
+
+        p = _ul_export(YOLO(str(dest / "model.pt")), format="onnx", imgsz=meta["imgsz"], dynamic=False, simplify=True,
+                       device="cpu")
+        meta["files"]["onnx"] = p.name
+        (dest / "model.json").write_text(json.dumps(meta, indent=1))
+    return dest
+
+
 def write_sha256sums(root: Path) -> None:
     lines = []
     for f in sorted(root.rglob("*")):
