@@ -59,11 +59,15 @@ def test_card_lists_stages_hardware_and_data(tmp_path, model_dir):
     shutil.copytree(md, md2)
     r3 = _run(tmp_path / "r3", {**common, "batch": 16, "lr0": 0.0002, "device": "cpu", "source": "fine-tune from m.pt",
                                 "data": str(ds / "data.yaml")}, 4)
+    # validation mAP50-95 by epoch: best.pt is epoch 2, and the card says so
+    (r3 / "results.csv").write_text("epoch,time,metrics/mAP50-95(B)\n" + "".join(
+        f"{i + 1},{(i + 1) * 1800.0},{m}\n" for i, m in enumerate((0.10, 0.12, 0.11, 0.09))))
     for prior in (md, _card_only(md, tmp_path / "old")):
         assert card.main([str(md2), "--report", f"test={rep}", "--from-model", str(prior), "--run", str(r3),
                           "--reproduce", "`make train-cpu-ft`"]) == 0
         t2 = (md2 / "card.md").read_text()
-        assert ("data 2 (fine-tuned from the previous stage); then 4 epochs at 512 px, batch 16, AdamW lr0 0.0002, 2.00 h on "
+        assert ("data 2 (fine-tuned from the previous stage); then 4 epochs (epoch 2 kept: best validation mAP50-95) at 512 px, "
+                "batch 16, AdamW lr0 0.0002, 2.00 h on "
                 "a 2-core CPU, data 1 (fine-tuned from the previous stage). Reproduce: `make train-cpu-ft`.") in t2
         assert t2.count("- Data 1: ") == 1 and "- Data 2: 20 scans" in t2 and "- Data 3" not in t2
         assert len(json.loads((md2 / "model.json").read_text())["training"]["stages"]) == 3

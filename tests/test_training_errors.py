@@ -86,3 +86,25 @@ def test_int8_calibration_images_come_from_val_only(tmp_path):
     bad.write_text(yaml.safe_dump({"path": str(tmp_path), "test": "images/test", "names": {0: "gun"}}))
     with pytest.raises(ExportError, match="no 'val' split"):
         calibration_images(bad)
+
+
+def test_export_strips_optimizer_state_from_a_mid_run_checkpoint(tmp_path, model_dir):
+    """best.pt of a run stopped by hand keeps the optimizer (5x the size); what export ships
+    does not, with the same weights."""
+    import torch
+
+    from training.export import strip_training_state
+
+    pt = tmp_path / "best.pt"
+    ck = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=False)
+    ck["optimizer"] = {"state": {0: {"exp_avg": torch.ones(2_000_000)}}}
+    torch.save(ck, pt)
+    big = pt.stat().st_size
+    assert strip_training_state(pt) is True
+    assert pt.stat().st_size < big - 7_000_000
+    after = torch.load(pt, map_location="cpu", weights_only=False)
+    assert after.get("optimizer") is None
+    want = (ck.get("ema") or ck["model"]).float().state_dict()
+    got = (after.get("ema") or after["model"]).float().state_dict()
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+    assert strip_training_state(pt) is False  # nothing left to strip

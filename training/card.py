@@ -219,7 +219,11 @@ def main(argv: list[str] | None = None) -> int:
         if not rows and not cfg:
             raise SystemExit(f"training run {run} not found (no results.csv, no xfd_config.json): name the runs "
                              "behind this model with --run, or the model it fine-tuned with --from-model")
-        stages.append(f"{len(rows)} epochs at {cfg.get('imgsz')} px, batch {cfg.get('batch')}, {cfg.get('optimizer')} "
+        # best.pt is the epoch with the highest validation mAP50-95 (ultralytics' fitness)
+        fit = [float(r["metrics/mAP50-95(B)"] or 0) for r in rows] if rows and "metrics/mAP50-95(B)" in rows[0] else []
+        kept = fit.index(max(fit)) + 1 if fit else 0
+        stages.append(f"{len(rows)} epochs{f' (epoch {kept} kept: best validation mAP50-95)' if 0 < kept < len(rows) else ''} "
+                      f"at {cfg.get('imgsz')} px, batch {cfg.get('batch')}, {cfg.get('optimizer')} "
                       f"lr0 {cfg.get('lr0')}, {secs / 3600:.2f} h on {hw}, data {datas.index(desc) + 1}"
                       + (f" ({'fine-tuned from the previous stage' if src.startswith('fine-tune') else 'from scratch'})" if src else ""))
     repro = a.reproduce or prior_repro or ("`make synth train`" + (

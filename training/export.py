@@ -146,6 +146,22 @@ def quantize_openvino(fp32_xml: Path, data: str | Path, imgsz: int, out_dir: Pat
     return info
 
 
+def strip_training_state(pt: Path, ckpt: dict | None = None) -> bool:
+    """A checkpoint saved mid-run (training stopped or interrupted before ultralytics' own last
+    step) still holds the optimizer state: 25 MB instead of 5 for YOLO26n. Drop it; the weights
+    (the EMA, stored in FP16) are untouched. True if something was stripped."""
+    import torch
+
+    if ckpt is None:
+        ckpt = torch.load(pt, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or ckpt.get("optimizer") is None:
+        return False
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    strip_optimizer(str(pt))
+    return True
+
+
 def export_model(weights: str | Path, out: str | Path, data: str | Path, imgsz: int | None = None,
                  formats=("onnx", "openvino", "openvino-int8"), name: str = "xfd", version: str | None = None,
                  check_images: int = 20, extra_meta: dict | None = None, compact: bool = False,
@@ -176,6 +192,7 @@ def export_model(weights: str | Path, out: str | Path, data: str | Path, imgsz: 
         old = json.loads((out / "model.json").read_text())
     if weights.resolve() != (out / "model.pt").resolve():
         shutil.copyfile(weights, out / "model.pt")
+    strip_training_state(out / "model.pt", getattr(yolo, "ckpt", None))
     files = {"torch": "model.pt"}
     timings = {}
     int8_info = None
