@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 import cv2
+import numpy as np
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -574,6 +575,10 @@ def self_test(eng: Engine) -> None:
 
         _SELF_TEST_SCAN = simulate(20261128, 0).image
     img = _SELF_TEST_SCAN if _SELF_TEST_SCAN.ndim == 3 else cv2.cvtColor(_SELF_TEST_SCAN, cv2.COLOR_GRAY2RGB)
+    # through the decoder as a scanner's PNG arrives (and warm it: the first scan is not the slow one)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    if not ok or not np.array_equal(imaging.decode(png.tobytes()).rgb, img):
+        raise ValueError("self-test: a PNG scan does not decode to its own pixels")
     res = eng.detect(img)
     if (res.width, res.height) != (img.shape[1], img.shape[0]):
         raise ValueError("self-test: wrong image size in the result")

@@ -89,3 +89,26 @@ def test_finetune_compare_promote_rollback(tmp_path, model_dir, scans):
         assert httpx.post(srv.url + "/v1/detect", headers=hdr, content=img, timeout=60).json()["model"]["version"] == "v1"
     finally:
         srv.stop()
+
+
+def test_self_test_covers_the_decoder(model_dir, monkeypatch):
+    """The pre-serving self-test sends its scan through the PNG decoder too: a deployment whose
+    decoder returns wrong pixels never reports ready."""
+    import numpy as np
+
+    from detector import imaging
+    from detector.engine import Engine
+    from serve import app as service
+
+    eng = Engine(model_dir, concurrency=1)
+    service.self_test(eng)  # the shipped model and decoder pass
+    real = imaging.decode
+
+    def shifted(data, *a, **k):
+        d = real(data, *a, **k)
+        d.rgb = np.roll(d.rgb, 1, axis=1)
+        return d
+
+    monkeypatch.setattr(imaging, "decode", shifted)
+    with pytest.raises(ValueError, match="decode"):
+        service.self_test(eng)
