@@ -94,8 +94,9 @@ def bench_engine(model_dir: Path, scans: list[bytes], repeat: int = 1) -> dict:
         from training.export import copy_with_onnx
 
         with_onnx = copy_with_onnx(model_dir, Path(tempfile.mkdtemp(prefix="xfd-bench-onnx-")) / "m")
+    files = load_model_info(with_onnx).files
     for b in BACKENDS[::-1]:
-        if b not in load_model_info(with_onnx).files:
+        if b not in files:
             continue
         e = Engine(with_onnx, backend=b, concurrency=1)
         times = []
@@ -175,10 +176,10 @@ def bench_service(model_dir: Path, scans: list[bytes], clients=(1, 4, 16), per_c
             time.sleep(0.2)
         hdr = {"Authorization": f"Bearer {key}", "Content-Type": "image/png"}
         out = {}
+        per_level = {n: max(per_client, -(-60 // n)) for n in clients}  # >= 60 requests a level: 12 gave a noisy median
         rss0 = _rss_kb(proc.pid)[0]
         for n in clients:
-            # at least 60 requests a level: one client's 12 gave a noisy median
-            lat, timings, errors, wall = _load(url, hdr, scans, n, max(per_client, -(-60 // n)))
+            lat, timings, errors, wall = _load(url, hdr, scans, n, per_level[n])
             model_ms = [t["inference"] for t in timings]
             row = {"scans_per_s": round(len(lat) / wall, 2), "p50_ms": _pct(lat, 50), "p95_ms": _pct(lat, 95),
                    "outside_model_share": round(1 - sum(model_ms) / max(sum(lat), 1e-9), 3) if n == 1 else None,
@@ -197,7 +198,7 @@ def bench_service(model_dir: Path, scans: list[bytes], clients=(1, 4, 16), per_c
         rss1, hwm = _rss_kb(proc.pid)
         out["memory"] = {"rss_start_mb": round(rss0 / 1024, 1), "rss_end_mb": round(rss1 / 1024, 1),
                          "peak_rss_mb": round(hwm / 1024, 1), "growth_mb": round((rss1 - rss0) / 1024, 1),
-                         "requests": sum(n * max(per_client, -(-60 // n)) for n in clients) + soak}
+                         "requests": sum(n * k for n, k in per_level.items()) + soak}
         return out
     finally:
         proc.terminate()

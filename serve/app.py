@@ -570,14 +570,15 @@ def self_test(eng: Engine) -> None:
 
     if eng.names != tx.names():
         raise ValueError(f"model classes {eng.names} differ from the taxonomy {tx.names()}")
-    if _SELF_TEST_SCAN is None:
+    if _SELF_TEST_SCAN is None:  # made once: the same scan, and its PNG, for every model this process loads
         from detector.synth.scene import simulate
 
-        _SELF_TEST_SCAN = simulate(20261128, 0).image
-    img = _SELF_TEST_SCAN if _SELF_TEST_SCAN.ndim == 3 else cv2.cvtColor(_SELF_TEST_SCAN, cv2.COLOR_GRAY2RGB)
+        scan = simulate(20261128, 0).image
+        scan = scan if scan.ndim == 3 else cv2.cvtColor(scan, cv2.COLOR_GRAY2RGB)
+        _SELF_TEST_SCAN = (scan, cv2.imencode(".png", cv2.cvtColor(scan, cv2.COLOR_RGB2BGR))[1].tobytes())
+    img, png = _SELF_TEST_SCAN
     # through the decoder as a scanner's PNG arrives (and warm it: the first scan is not the slow one)
-    ok, png = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-    if not ok or not np.array_equal(imaging.decode(png.tobytes()).rgb, img):
+    if not np.array_equal(imaging.decode(png).rgb, img):
         raise ValueError("self-test: a PNG scan does not decode to its own pixels")
     res = eng.detect(img)
     if (res.width, res.height) != (img.shape[1], img.shape[0]):
