@@ -99,9 +99,13 @@ FT_SEED_B ?= 301
 FT_NAME   ?= cpu-ft
 FT_DATA   ?= $(DATA)/$(subst cpu-,,$(FT_NAME))
 FT_MIX    := --fan-beam 0.3 --tools 0.3 --soft-contents 0.3 --display-effects 0.3
+# weights of the threat classes drawn (xfd synth --threat-mix), e.g. FT_THREATS=gun=0.22,frame=0.16,...;
+# empty: the generator's default mix (gun 0.36, each component about 0.11)
+FT_THREATS ?=
+FT_SYNTH  = $(FT_MIX) $(if $(FT_THREATS),--threat-mix $(FT_THREATS))
 train-cpu-ft: setup
-	$(BIN)/xfd synth --out $(FT_DATA)-a --n 2400 --seed $(FT_SEED_A) --split train=0.9,val=0.1 $(FT_MIX)
-	$(BIN)/xfd synth --out $(FT_DATA)-b --n 2400 --seed $(FT_SEED_B) --split train=0.9,val=0.1 $(FT_MIX) --wide
+	$(BIN)/xfd synth --out $(FT_DATA)-a --n 2400 --seed $(FT_SEED_A) --split train=0.9,val=0.1 $(FT_SYNTH)
+	$(BIN)/xfd synth --out $(FT_DATA)-b --n 2400 --seed $(FT_SEED_B) --split train=0.9,val=0.1 $(FT_SYNTH) --wide
 	$(BIN)/xfd mix --data $(FT_DATA)-a/data.yaml --data $(FT_DATA)-b/data.yaml --out $(FT_DATA)
 	$(BIN)/xfd train --config configs/finetune-cpu.yaml --weights $(FT_FROM) \
 	  --data $(FT_DATA)/data.yaml --hours $(FT_HOURS) --name $(FT_NAME)

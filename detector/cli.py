@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -56,6 +57,9 @@ xfd synth --out data/shifted --n 200 --seed 3 --split test=1 --shifted --raw""")
                    help="share of scans that also hold soft goods (folded clothing, food bags, paper and bubble-wrap "
                         "packing) and small metal confusers (pens with springs, underwires, buckles, hair pins); "
                         "default 0: none")
+    s.add_argument("--threat-mix", default=None, metavar="CLASS=W,...",
+                   help="weights of the threat classes drawn, e.g. gun=1,frame=2,magazine=2 (classes left out weigh 0; "
+                        "default gun 0.36, each component about 0.11)")
     s.add_argument("--gray", type=float, default=None, help="share of grayscale scans (default 0.2)")
     s.add_argument("--raw", action="store_true", help="also write raw 16-bit low/high energy images")
 
@@ -207,6 +211,34 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def parse_threat_mix(text: str) -> dict[str, float]:
+    """'gun=1,frame=2' -> {"gun": 1.0, "frame": 2.0}, refused with a reason when it cannot be used."""
+    from .synth.threats import THREAT_MIX
+
+    mix: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep:
+            raise CliError(f"--threat-mix: '{part}' is not CLASS=WEIGHT")
+        if name not in THREAT_MIX:
+            raise CliError(f"--threat-mix: unknown class '{name}' (classes: {', '.join(THREAT_MIX)})")
+        if name in mix:
+            raise CliError(f"--threat-mix: '{name}' given twice")
+        try:
+            w = float(value)
+        except ValueError:
+            raise CliError(f"--threat-mix: weight of '{name}' is not a number: '{value.strip()}'") from None
+        if not math.isfinite(w) or w < 0:
+            raise CliError(f"--threat-mix: weight of '{name}' must be a finite number >= 0, got {value.strip()}")
+        mix[name] = w
+    if not mix or sum(mix.values()) <= 0:
+        raise CliError("--threat-mix: give at least one class a weight above 0")
+    return mix
+
+
 def cmd_synth(a) -> int:
     from .synth.dataset import write_dataset
     from .synth.scene import SceneConfig
@@ -223,6 +255,8 @@ def cmd_synth(a) -> int:
         if not 0 <= value <= 1:
             raise CliError(f"--{flag.replace('_', '-')} must be between 0 and 1, got {value}")
         setattr(cfg, field, value)
+    if a.threat_mix is not None:
+        cfg.threat_mix = parse_threat_mix(a.threat_mix)
     if a.workers is not None and a.workers < 1:
         raise CliError(f"--workers must be >= 1, got {a.workers}")
     m = write_dataset(a.out, a.n, a.seed, a.split, a.workers, cfg, raw=a.raw)

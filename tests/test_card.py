@@ -139,3 +139,22 @@ def test_card_without_runs_here_says_so(tmp_path, model_dir, monkeypatch):
     assert card.main([str(md), "--report", f"test={rep}"]) == 0
     text = (md / "card.md").read_text()
     assert "Data 1: not recorded: the training runs are not on this machine" in text and "0 epochs" not in text
+
+
+def test_calibration_data_is_stored_relative_to_the_working_directory(tmp_path, monkeypatch):
+    """model.json ships to other machines: a calibration set inside the working directory is
+    recorded by its relative path, one outside it as given."""
+    from training.evaluate import store_thresholds
+
+    md = tmp_path / "repo" / "models" / "m"
+    md.mkdir(parents=True)
+    (md / "model.json").write_text(json.dumps({"names": ["gun"]}))
+    report = {"data": str(tmp_path / "repo" / "data" / "cal" / "data.yaml"), "split": "val", "target_pfa": 0.05,
+              "pd": 0.5, "pfa": 0.04, "scans": 10, "clean_scans": 5, "backend": "openvino", "thresholds": {"gun": 0.3}}
+    monkeypatch.chdir(tmp_path / "repo")
+    store_thresholds(str(md), report)
+    meta = json.loads((md / "model.json").read_text())
+    assert meta["calibration"]["data"] == "data/cal/data.yaml" and meta["thresholds"] == {"gun": 0.3}
+    monkeypatch.chdir(md)
+    store_thresholds(str(md), report)
+    assert json.loads((md / "model.json").read_text())["calibration"]["data"] == report["data"]

@@ -11,6 +11,7 @@ import yaml
 
 from detector import taxonomy
 from detector.synth import shapes
+from detector.synth import threats as threat_mod
 from detector.synth.dataset import SynthError, parse_split, write_dataset
 from detector.synth.scene import Canvas, SceneConfig, simulate
 from detector.synth.threats import make_threat
@@ -420,6 +421,32 @@ def test_gun_shaped_tools_change_pixels_not_labels():
     r = subprocess.run([sys.executable, "-m", "detector.cli", "synth", "--out", "/tmp/xfd-never", "--n", "2",
                         "--tools", "2"], capture_output=True, text=True)
     assert r.returncode == 2 and "--tools must be between 0 and 1" in r.stderr
+
+
+def test_threat_mix_reweights_the_classes_drawn(tmp_path):
+    """--threat-mix: only the listed classes are drawn, in about their proportions; the default
+    (None) draws exactly the scans it drew before; the manifest records the mix; bad mixes are
+    refused with the reason."""
+    from detector.cli import parse_threat_mix
+
+    assert SceneConfig().threat_mix is None
+    for i in range(4):  # None is the default mix: same images and boxes
+        a, b = simulate(5, i), simulate(5, i, SceneConfig(threat_mix=dict(threat_mod.THREAT_MIX)))
+        assert np.array_equal(a.image, b.image) and [x["box"] for x in a.boxes] == [x["box"] for x in b.boxes]
+    rng = np.random.default_rng(0)
+    drawn = [make_threat(rng, 1.0, mix={"frame": 3, "ammunition": 1}).label for _ in range(80)]
+    assert set(drawn) == {"frame", "ammunition"} and 0.6 < drawn.count("frame") / 80 < 0.9
+    m = write_dataset(tmp_path / "mix", 12, 4, "train=1", 1, SceneConfig(p_threat=1.0, threat_mix={"magazine": 1}))
+    assert set(m["config"]["threat_mix"]) == {"magazine"}
+    assert m["counts"]["objects"]["magazine"] >= 12 and sum(m["counts"]["objects"].values()) == m["counts"]["objects"]["magazine"]
+    assert parse_threat_mix("gun=1, frame=2.5") == {"gun": 1.0, "frame": 2.5}
+    for bad, why in [("gun", "is not CLASS=WEIGHT"), ("pistol=1", "unknown class 'pistol'"), ("gun=-1", ">= 0"),
+                     ("gun=inf", ">= 0"), ("gun=x", "is not a number"), ("gun=0,frame=0", "above 0"),
+                     ("gun=1,gun=2", "given twice")]:
+        r = subprocess.run([sys.executable, "-m", "detector.cli", "synth", "--out", str(tmp_path / "never"), "--n", "2",
+                            "--threat-mix", bad], capture_output=True, text=True)
+        assert r.returncode == 2 and why in r.stderr, (bad, r.stderr)
+        assert not (tmp_path / "never").exists()
 
 
 # ----------------------------------------------------------------- analytic solids (generator 3.0.0)

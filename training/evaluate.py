@@ -406,6 +406,15 @@ def evaluate_cli(a) -> int:
 OWN_OPERATING_POINT = ("openvino-int8",)
 
 
+def _portable(path: str) -> str:
+    """A path inside the working directory as a relative one: model.json ships to other machines,
+    where this one's absolute paths mean nothing."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def store_thresholds(model: str, report: dict) -> None:
     """Write calibrated thresholds into a model directory's model.json."""
     p = Path(model)
@@ -413,7 +422,7 @@ def store_thresholds(model: str, report: dict) -> None:
         (p.parent / "thresholds.json").write_text(json.dumps(report["thresholds"], indent=1))
         return
     meta = json.loads((p / "model.json").read_text())
-    cal = {"data": report["data"], "split": report["split"], "target_pfa": report["target_pfa"],
+    cal = {"data": _portable(report["data"]), "split": report["split"], "target_pfa": report["target_pfa"],
            "pfa_confidence": report.get("pfa_confidence"), "min_gain": report.get("min_gain"),
            "pd": report["pd"], "pfa": report["pfa"], "scans": report["scans"],
            "clean_scans": report["clean_scans"], "backend": report["backend"]}

@@ -51,7 +51,9 @@ from .shapes import (
 #         cookware, padlocks, vapes, boxes of nails, cameras, hammers): 45 kinds in all
 # 3.1.1 = 3.1.0 + each threat's `visibility` in the manifest (images and labels byte-identical):
 #         the share of its footprint where it changes what a screener sees by >= 4 grey levels
-GENERATOR_VERSION = "3.1.1"
+# 3.2.0 = 3.1.1 + the opt-in threat_mix (`xfd synth --threat-mix`): weights of the threat classes
+#         drawn, e.g. more loose components than whole guns. None keeps 3.1.1's images and labels.
+GENERATOR_VERSION = "3.2.0"
 
 # visibility of a labelled threat: a display model of the whole chain (dark floor, gamma, 8 bits)
 # applied to the effective high-energy attenuation with and without the threat. A threat under
@@ -105,6 +107,10 @@ class SceneConfig:
     # staple and paint spray guns: clutter.GUN_SHAPED_TOOLS), never labelled: the outlines that make
     # screeners look twice. Own random stream; 0 adds nothing.
     p_tools: float = 0.0
+    # weights of the threat classes drawn (threats.THREAT_MIX's names; missing ones weigh 0),
+    # e.g. more frames, magazines and printed parts than whole guns for a component-heavy training
+    # set. None: THREAT_MIX. The draw consumes the same random numbers, so only the classes change.
+    threat_mix: dict[str, float] | None = None
     blur_sigma: tuple[float, float] = (0.3, 1.1)  # detector blur (px)
     log10_i0: tuple[float, float] = (3.8, 5.0)  # photons per pixel at high energy: the noise level
 
@@ -676,7 +682,7 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
     if rng.random() < cfg.p_threat:
         n_threat = int(_choose(rng, (0.75, 0.2, 0.05), [1, 2, 3]))
     for _ in range(n_threat):
-        o = threat_mod.make_threat(rng, pitch)
+        o = threat_mod.make_threat(rng, pitch, mix=cfg.threat_mix)
         mode = _choose(rng, cfg.threat_orientation_p, ORIENTATIONS)
         rot = orientation_rotation(rng, mode)
         lo, hi = o.bounds()

@@ -528,13 +528,17 @@ def assembled_gun(rng: np.random.Generator, pitch: float) -> Obj:
     return o
 
 
+# share of each class among drawn threats; SceneConfig.threat_mix / `xfd synth --threat-mix` reweights it
 THREAT_MIX = {"gun": 0.36, "barrel": 0.11, "slide": 0.1, "frame": 0.1, "magazine": 0.11, "printed_part": 0.11, "ammunition": 0.11}
 
 
-def make_threat(rng: np.random.Generator, pitch: float, cls: str | None = None) -> Obj:
+def make_threat(rng: np.random.Generator, pitch: float, cls: str | None = None,
+                mix: dict[str, float] | None = None) -> Obj:
+    """One threat of class `cls`, or drawn with the weights `mix` (default THREAT_MIX)."""
     if cls is None:
+        mix = mix or THREAT_MIX
         names = list(THREAT_MIX)
-        p = np.array([THREAT_MIX[n] for n in names])
+        p = np.array([float(mix.get(n, 0.0)) for n in names])
         cls = names[int(rng.choice(len(names), p=p / p.sum()))]
     o = assembled_gun(rng, pitch) if cls == "gun" else separate_part(rng, pitch, cls)
     return o.centred()
