@@ -160,6 +160,46 @@ def test_false_alarms_by_content_counts_clean_scans_holding_each_kind():
     assert [r["kind"] for r in false_alarms_by_content(items, threat, alarmed, min_scans=2)][0] == "vacuum_flask"
 
 
+def test_threats_found_by_kind_orientation_and_concealment():
+    """Object-level recall at the operating point with known answers: three revolvers (two found:
+    one by a gun box, one by a frame box, any class counts), one of them lying end-on and missed;
+    three loose-cartridge heaps, only one found, another seen only below its class threshold and
+    one hit by a box that overlaps too little; groups of fewer than min_objects left out; rows in
+    class order, least often found first within a class."""
+    from training.evaluate import threats_found_by
+
+    def obj(label, kind, box, orientation="flat", concealment="none"):
+        return {"label": label, "kind": kind, "box": box, "orientation": orientation, "concealment": concealment}
+
+    theta = np.array([0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3])
+    row = lambda box, score, cls: [*box, score, cls]  # noqa: E731
+    items = [
+        {"meta": {"objects": [obj("gun", "revolver", [0, 0, 100, 50]), obj("ammunition", "loose_cartridges", [200, 200, 240, 230])]}},
+        {"meta": {"objects": [obj("gun", "revolver", [10, 10, 110, 60]), obj("ammunition", "loose_cartridges", [300, 0, 340, 40], concealment="wrapped")]}},
+        {"meta": {"objects": [obj("gun", "revolver", [0, 0, 40, 40], orientation="end"), obj("ammunition", "loose_cartridges", [50, 50, 90, 90])]}},
+        {"meta": {"objects": [obj("magazine", "pistol_magazine", [0, 0, 20, 60])]}},
+        {"meta": {}},  # an imported scan without a manifest: nothing to count
+    ]
+    preds = [np.array([row([2, 1, 100, 50], 0.9, 0), row([200, 200, 240, 230], 0.8, 6)], np.float32),
+             np.array([row([10, 10, 110, 60], 0.5, 3), row([300, 0, 340, 40], 0.2, 6)], np.float32),  # frame box finds the revolver
+             np.array([row([50, 50, 70, 70], 0.9, 6)], np.float32),  # IoU 0.25 with the heap: not found
+             np.zeros((0, 6), np.float32), np.array([row([0, 0, 5, 5], 0.9, 0)], np.float32)]
+    names = ["gun", "barrel", "slide", "frame", "magazine", "printed_part", "ammunition"]
+    r = threats_found_by(items, preds, theta, names, min_objects=2)
+    kind = {x["kind"]: x for x in r["kind"]}
+    assert set(kind) == {"revolver", "loose_cartridges"}  # one magazine: below min_objects
+    assert (kind["revolver"]["found"], kind["revolver"]["objects"]) == (2, 3)
+    assert (kind["loose_cartridges"]["found"], kind["loose_cartridges"]["objects"]) == (1, 3)
+    assert [x["kind"] for x in r["kind"]] == ["revolver", "loose_cartridges"]  # in class order
+    lo, hi = kind["revolver"]["recall_ci95"]
+    assert lo < 2 / 3 < hi and kind["revolver"]["recall"] == pytest.approx(2 / 3, abs=1e-4)
+    orient = {(x["class"], x["orientation"]): x for x in r["orientation"]}
+    assert orient[("gun", "flat")]["recall"] == 1.0 and ("gun", "end") not in orient  # one end-on gun only
+    conceal = {(x["class"], x["concealment"]): x for x in r["concealment"]}
+    assert conceal[("ammunition", "none")]["found"] == 1 and conceal[("ammunition", "none")]["objects"] == 2
+    assert threats_found_by([{"meta": {}}], [np.zeros((0, 6), np.float32)], theta) == {}
+
+
 def test_hidden_threat_strata_from_visibility():
     """Threat scans whose every threat is hidden (visibility < 0.1) form their own stratum; a
     scan with one visible threat is visible; clean scans are in neither; older manifests

@@ -182,6 +182,48 @@ def strata(items: list[dict]) -> dict[str, np.ndarray]:
     return out
 
 
+OBJECT_FIELDS = ("kind", "orientation", "concealment")  # manifest fields each threat is broken down by
+
+
+def threats_found_by(items: list[dict], preds: list[np.ndarray], theta: np.ndarray, names: list[str] | None = None,
+                     iou_thr: float = 0.5, min_objects: int = 3) -> dict[str, list[dict]]:
+    """Object-level recall at the operating point, broken down by what the simulator's manifest says
+    of each threat: its kind (pistol_polymer, revolver, loose_cartridges, ...), its orientation
+    (flat, edge, end, tilted) and its concealment. An object is found when an alarming detection of
+    any class overlaps its box (IoU >= iou_thr), which is what Pd counts per scan. Groups of fewer
+    than min_objects are left out; within a field, by class (in `names` order) and within a class
+    least often found first."""
+    theta = np.asarray(theta, np.float32)
+    tally: dict[str, dict[tuple[str, str], list[int]]] = {f: {} for f in OBJECT_FIELDS}
+    for it, p in zip(items, preds, strict=True):
+        objs = [o for o in (it["meta"] or {}).get("objects", []) if isinstance(o, dict) and "box" in o]
+        if not objs:
+            continue
+        alarm = p[p[:, 4] >= theta[p[:, 5].astype(int)]] if len(p) else p
+        boxes = np.array([o["box"] for o in objs], np.float32).reshape(-1, 4)
+        found = (M.box_iou(boxes, alarm[:, :4]).max(1) >= iou_thr) if len(alarm) else np.zeros(len(objs), bool)
+        for o, f in zip(objs, found, strict=True):
+            for field in OBJECT_FIELDS:
+                if o.get(field) is None:
+                    continue
+                t = tally[field].setdefault((str(o.get("label", "?")), str(o[field])), [0, 0])
+                t[0] += int(f)
+                t[1] += 1
+    out = {}
+    for field, groups in tally.items():
+        rows = []
+        for (label, value), (k, n) in groups.items():
+            if n < min_objects:
+                continue
+            iv = M.rate_interval(k, n)
+            rows.append({"class": label, field: value, "objects": n, "found": k, "recall": round(k / n, 4),
+                         "recall_ci95": None if iv is None else [round(iv[0], 4), round(iv[1], 4)]})
+        if rows:
+            order = {n: i for i, n in enumerate(names or [])}
+            out[field] = sorted(rows, key=lambda r: (order.get(r["class"], len(order)), r["class"], r["recall"], -r["objects"]))
+    return out
+
+
 def false_alarms_by_content(items: list[dict], threat: np.ndarray, alarmed: np.ndarray, min_scans: int = 5) -> list[dict]:
     """Which parcel contents the false alarms come with: for each clutter kind (and gun-shaped tool)
     the manifest lists, the clean scans holding it and the share of them that alarm, against the
@@ -274,7 +316,8 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
         "calibrated_here": calibrate, "target_pfa": target_pfa if calibrate else None,
         "pfa_confidence": pfa_confidence if calibrate else None,
         "min_gain": min_gain if calibrate else None,
-        "strata": strat, "false_alarms_by_content": false_alarms_by_content(items, threat, alarmed), "pd_pfa_curve": curve, "confusion": {"labels": names + ["background"], "matrix": conf.tolist()},
+        "strata": strat, "threats_found_by": threats_found_by(items, preds, theta, names),
+        "false_alarms_by_content": false_alarms_by_content(items, threat, alarmed), "pd_pfa_curve": curve, "confusion": {"labels": names + ["background"], "matrix": conf.tolist()},
         "latency_ms": {"p50": round(float(np.percentile(times, 50)), 1), "p95": round(float(np.percentile(times, 95)), 1)},
         "per_scan": per_scan, "leakage": leak,
         "definitions": "Pd: share of threat scans with an alarming detection overlapping a labelled threat (IoU>=0.5, any class). "
@@ -312,6 +355,14 @@ def markdown(r: dict) -> str:
         for k, s in r["strata"].items():
             lines.append(f"| {k} | {s['scans']} | {s['threat_scans']} | {s['pd'] if s['pd'] is not None else 'n/a'} | "
                          f"{s['pfa'] if s['pfa'] is not None else 'n/a'} |")
+    found = r.get("threats_found_by") or {}
+    for field, rows in found.items():
+        lines += ["", f"## Threats found, by {field} (object level, at the operating point; per class, least often found first)", "",
+                  f"| class | {field} | objects | found | recall (95% CI) |", "|---|---|---|---|---|"]
+        for x in rows:
+            iv = x["recall_ci95"]
+            lines.append(f"| {x['class']} | {x[field]} | {x['objects']} | {x['found']} | {x['recall']:.2f}"
+                         f"{f' ({iv[0]:.2f}-{iv[1]:.2f})' if iv else ''} |")
     fa = r.get("false_alarms_by_content") or []
     if fa:
         lines += ["", "## False alarms by parcel content (clean scans holding each kind; most alarm-prone first)", "",
