@@ -94,6 +94,20 @@ def test_card_lists_stages_hardware_and_data(tmp_path, model_dir):
     assert '- INT8 operating point: its own thresholds {"gun": 0.31, "barrel": 0.31' in text
     assert "the test-int8 row is measured there" in text
 
+    # the first report's threats found by kind, and whole guns by orientation, go into the card
+    rj = json.loads((rep / "report.json").read_text())
+    rj["threats_found_by"] = {
+        "kind": [{"class": "gun", "kind": "revolver", "objects": 5, "found": 2, "recall": 0.4},
+                 {"class": "ammunition", "kind": "loose_cartridges", "objects": 6, "found": 0, "recall": 0.0}],
+        "orientation": [{"class": "gun", "orientation": "end", "objects": 4, "found": 0, "recall": 0.0},
+                        {"class": "frame", "orientation": "flat", "objects": 3, "found": 1, "recall": 0.33},
+                        {"class": "gun", "orientation": "flat", "objects": 9, "found": 6, "recall": 0.67}]}
+    (rep / "report.json").write_text(json.dumps(rj))
+    assert card.main([str(md), "--report", f"test={rep}", "--run", str(r1)]) == 0
+    text = (md / "card.md").read_text()
+    assert "| gun | revolver | 2 / 5 |" in text and "| ammunition | loose_cartridges | 0 / 6 |" in text
+    assert "Whole guns by orientation to the beam: end 0 / 4, flat 6 / 9." in text
+
 
 def _card_only(md, d):
     """A model directory as cards were before model.json recorded the training stages."""

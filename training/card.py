@@ -81,6 +81,15 @@ def write_card(model_dir: str | Path, reports: dict[str, str | Path], training: 
         lines += ["", "Strata (scan level):", "", "| stratum | scans | Pd | Pfa |", "|---|---|---|---|"]
         for k, s in main["strata"].items():
             lines.append(f"| {k} | {s['scans']} | {s['pd'] if s['pd'] is not None else 'n/a'} | {s['pfa'] if s['pfa'] is not None else 'n/a'} |")
+    found = main.get("threats_found_by") or {}
+    if found.get("kind"):
+        lines += ["", f"Threats found on {next(iter(reps))}, by kind (object level, at the operating point; an alarming box "
+                  "of any class on the object counts):", "", "| class | kind | found / objects |", "|---|---|---|"]
+        lines += [f"| {x['class']} | {x['kind']} | {x['found']} / {x['objects']} |" for x in found["kind"]]
+    guns = [x for x in found.get("orientation", []) if x["class"] == "gun"]
+    if guns:
+        lines += ["", "Whole guns by orientation to the beam: "
+                  + ", ".join(f"{x['orientation']} {x['found']} / {x['objects']}" for x in guns) + "."]
     lines += ["", "## Targets", "", targets_note, "", "## Known limits", ""] + [f"- {x}" for x in limits]
     lines += ["", "## Licence", "",
               "AGPL-3.0-or-later (the model is trained with ultralytics, AGPL-3.0). Trained only on data simulated by this "
