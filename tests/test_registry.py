@@ -50,6 +50,7 @@ def test_finetune_compare_promote_rollback(tmp_path, model_dir, scans):
                  name="xfd-candidate", version="cand-1")
     res = compare(str(model_dir), str(cand), str(tmp_path / "d" / "data.yaml"), "test", tmp_path / "cmp")
     assert set(res["per_class_ap50"]) >= {"gun", "barrel"} and (tmp_path / "cmp" / "compare.md").exists()
+    assert isinstance(res["found_by_kind"], list)
 
     data = tmp_path / "svc"
     admin = make_key(data, "admin")
@@ -112,3 +113,20 @@ def test_self_test_covers_the_decoder(model_dir, monkeypatch):
     monkeypatch.setattr(imaging, "decode", shifted)
     with pytest.raises(ValueError, match="decode"):
         service.self_test(eng)
+
+
+def test_compare_lines_up_threats_found_by_kind():
+    """compare's per-kind table pairs the old and new model's counts on the same kinds, in the new
+    report's order; a kind one report lacks (too few objects) is left out, as are reports on
+    imported data without a manifest."""
+    from training.compare import _found_by_kind
+
+    def rep(*rows):
+        return {"threats_found_by": {"kind": [{"class": c, "kind": k, "objects": n, "found": f} for c, k, n, f in rows]}}
+
+    old = rep(("gun", "revolver", 18, 7), ("ammunition", "loose_cartridges", 11, 0), ("frame", "smg_receiver", 3, 0))
+    new = rep(("gun", "revolver", 18, 9), ("ammunition", "loose_cartridges", 11, 2), ("magazine", "rifle_magazine", 9, 1))
+    assert _found_by_kind(old, new) == [
+        {"class": "gun", "kind": "revolver", "objects": 18, "old": 7, "new": 9},
+        {"class": "ammunition", "kind": "loose_cartridges", "objects": 11, "old": 0, "new": 2}]
+    assert _found_by_kind({}, new) == [] and _found_by_kind(old, {"threats_found_by": {}}) == []

@@ -36,6 +36,7 @@ def compare(old: str, new: str, data: str, split: str, out: str | Path, examples
            "old_metrics": {k: ro[k] for k in ("map50", "map50_95", "pd", "pfa", "pd_at_pfa_0.05")},
            "new_metrics": {k: rn[k] for k in ("map50", "map50_95", "pd", "pfa", "pd_at_pfa_0.05")},
            "per_class_ap50": {c: {"old": a, "new": b} for c, a, b in rows},
+           "found_by_kind": _found_by_kind(ro, rn),
            "fixed": fixed, "broken": broken, "false_alarms_removed": fa_fixed, "false_alarms_added": fa_new}
     (out / "compare.json").write_text(json.dumps(res, indent=1))
     f = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
@@ -44,11 +45,26 @@ def compare(old: str, new: str, data: str, split: str, out: str | Path, examples
     for k in ("map50", "map50_95", "pd", "pfa", "pd_at_pfa_0.05"):
         md.append(f"| {k} | {f(res['old_metrics'][k])} | {f(res['new_metrics'][k])} |")
     md += ["", "| class | AP50 old | AP50 new |", "|---|---|---|"] + [f"| {c} | {f(a)} | {f(b)} |" for c, a, b in rows]
+    if res["found_by_kind"]:
+        md += ["", "| class | kind | found old | found new | objects |", "|---|---|---|---|---|"]
+        md += [f"| {k['class']} | {k['kind']} | {k['old']} | {k['new']} | {k['objects']} |" for k in res["found_by_kind"]]
     md += ["", f"Threat scans the new model catches and the old missed: {len(fixed)} (examples in fixed/).",
            f"Threat scans the new model misses and the old caught: {len(broken)} (broken/).",
            f"False alarms removed: {len(fa_fixed)}; added: {len(fa_new)}."]
     (out / "compare.md").write_text("\n".join(md) + "\n")
     return res
+
+
+def _found_by_kind(ro: dict, rn: dict) -> list[dict]:
+    """Threats of each kind (simulator manifests only) found by the old and the new model at their
+    own operating points, in the new report's order (per class, least often found first)."""
+    old = {(x["class"], x["kind"]): x for x in (ro.get("threats_found_by") or {}).get("kind", [])}
+    rows = []
+    for x in (rn.get("threats_found_by") or {}).get("kind", []):
+        o = old.get((x["class"], x["kind"]))
+        if o is not None:
+            rows.append({"class": x["class"], "kind": x["kind"], "objects": x["objects"], "old": o["found"], "new": x["found"]})
+    return rows
 
 
 def _side_by_side(path: str, eo: Engine, en: Engine, dst: Path) -> None:
