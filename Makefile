@@ -127,11 +127,12 @@ eval: setup
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-test/data.yaml --split test --out reports/test
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(DATA)/synth-calmix/data.yaml --split val --calibrate --pfa-confidence 0.9 --out reports/val-int8
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(DATA)/synth-test/data.yaml --split test --out reports/test-int8
-	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-shifted/data.yaml --split test --out reports/shifted
-	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-vendor/data.yaml --split test --out reports/vendor
-	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-fan/data.yaml --split test --out reports/fan
-	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-tools/data.yaml --split test --out reports/tools
-	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-cal/data.yaml --split val --out reports/cal
+	$(BIN)/python -m training.card $(MODEL) --report test=reports/test --report test-int8=reports/test-int8 --backend-only
+	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-shifted/data.yaml --split test --out reports/shifted
+	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-vendor/data.yaml --split test --out reports/vendor
+	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-fan/data.yaml --split test --out reports/fan
+	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-tools/data.yaml --split test --out reports/tools
+	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-cal/data.yaml --split val --out reports/cal
 	for r in val val-int8 test test-int8 shifted vendor fan tools cal; do mkdir -p $(MODEL)/eval/$$r && cp reports/$$r/report.md $(MODEL)/eval/$$r/; done
 	cp reports/test/*.png $(MODEL)/eval/test/
 	$(BIN)/python -m training.card $(MODEL) $(CARD_RUNS) --report test=reports/test --report test-int8=reports/test-int8 --report shifted=reports/shifted \

@@ -49,6 +49,7 @@ def test_card_lists_stages_hardware_and_data(tmp_path, model_dir):
     assert "SHA256SUMS" not in json.loads((md / "model.json").read_text())
     assert "card.md" in (md / "SHA256SUMS").read_text()
     assert "then `make train-gpu` (the GPU stage" in text
+    assert f"Targets on the synthetic test set, served path ({json.loads((rep / 'report.json').read_text())['backend']}):" in text
     from detector.synth.scene import GENERATOR_VERSION
 
     assert f"Generator of each test set (from its manifest): test {GENERATOR_VERSION} (seed 779)." in text
@@ -138,6 +139,14 @@ def test_int8_served_only_at_the_same_operating_point(tmp_path):
         assert card.choose_backend(md, fp, q) == want, name
         meta = json.loads((md / "model.json").read_text())
         assert meta["default_backend"] == want and meta["int8_check"]["pfa_int8"] == pfa
+        # the test metrics integrators read in /v1/models are the served path's
+        assert meta["metrics"]["test"]["backend"] == want and meta["metrics"]["test"]["pd"] == (pd if want == "openvino-int8" else 0.40)
+    # `make eval` chooses the served path before measuring the other test sets on it
+    q = _report(tmp_path / "cli", map50=0.495, pd=0.40, pfa=0.045)
+    assert card.main([str(md), "--report", f"test={fp}", "--report", f"test-int8={q}", "--backend-only"]) == 0
+    assert json.loads((md / "model.json").read_text())["default_backend"] == "openvino-int8" and not (md / "card.md").exists()
+    with pytest.raises(SystemExit):
+        card.main([str(md), "--report", f"test={fp}", "--backend-only"])
 
 
 def test_card_without_runs_here_says_so(tmp_path, model_dir, monkeypatch):
@@ -172,3 +181,14 @@ def test_calibration_data_is_stored_relative_to_the_working_directory(tmp_path, 
     monkeypatch.chdir(md)
     store_thresholds(str(md), report)
     assert json.loads((md / "model.json").read_text())["calibration"]["data"] == report["data"]
+
+
+def test_card_names_a_reweighted_threat_mix():
+    """A training set drawn with `xfd synth --threat-mix` says so in the card's data line; one
+    without it (every set before generator 3.2.0) does not."""
+    man = {"n": 2400, "generator": "3.2.0", "seed": 306, "counts": {"scans": {"train": 2160}},
+           "config": {"p_display": 0.3, "threat_mix": {"gun": 0.22, "frame": 0.16, "ammunition": 0.14}}}
+    text = card._manifest_desc(man)
+    assert "(seed 306; display effects 0.3, threat mix gun 0.22, frame 0.16, ammunition 0.14)" in text
+    man["config"]["threat_mix"] = None
+    assert "threat mix" not in card._manifest_desc(man)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def _row(name: str, r: dict) -> str:
-    return (f"| {name} | {r['scans']} ({r['threat_scans']} threat) | {r['map50']:.3f} | {r['map50_95']:.3f} | "
+    return (f"| {name} | {r.get('backend', '?')} | {r['scans']} ({r['threat_scans']} threat) | {r['map50']:.3f} | {r['map50_95']:.3f} | "
             f"{format(r['per_class']['gun']['ap50'], '.3f') if r['per_class']['gun']['ap50'] is not None else 'n/a'} | "
             f"{r['pd']:.3f}{_ci(r.get('pd_ci95'))} | {r['pfa']:.3f}{_ci(r.get('pfa_ci95'))} | {r['pd_at_pfa_0.05']:.3f} |")
 
@@ -66,7 +66,7 @@ def write_card(model_dir: str | Path, reports: dict[str, str | Path], training: 
         "scans that alarm; at the calibrated operating point, with 95% Clopper-Pearson intervals in brackets (a few "
         "hundred scans pin a rate down to several points, no better). 'Pd@Pfa5%' = best Pd with one threshold for all "
         "classes at Pfa <= 5%.", "",
-        "| test set | scans | mAP50 | mAP50-95 | gun AP50 | Pd | Pfa | Pd@Pfa5% |", "|---|---|---|---|---|---|---|---|",
+        "| test set | backend | scans | mAP50 | mAP50-95 | gun AP50 | Pd | Pfa | Pd@Pfa5% |", "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row(k, r) for k, r in reps.items()]
     made = [f"{k} {g}" for k, r in reps.items() if (g := _generator_of(r))]
@@ -126,7 +126,8 @@ def choose_backend(model_dir: str | Path, fp32_report: str | Path, int8_report: 
     meta["int8_check"] = {"map50_fp32": f["map50"], "map50_int8": q["map50"], "pd_fp32": f["pd"], "pd_int8": q["pd"],
                           "pfa_fp32": f["pfa"], "pfa_int8": q["pfa"], "int8_accepted": ok,
                           "int8_thresholds": "own" if meta.get("backend_thresholds", {}).get("openvino-int8") else "fp32"}
-    meta["metrics"] = {"test": {k: f[k] for k in ("map50", "map50_95", "pd", "pfa", "pd_at_pfa_0.05")}}
+    served = q if ok else f  # what the service answers with: its test numbers go where integrators read them
+    meta["metrics"] = {"test": {**{k: served[k] for k in ("map50", "map50_95", "pd", "pfa", "pd_at_pfa_0.05")}, "backend": choice}}
     mj.write_text(json.dumps(meta, indent=1))
     return choice
 
@@ -138,7 +139,10 @@ def _layer_opts(cfg: dict, always: bool = False) -> list[str]:
             if always or cfg.get(k)]
     if cfg.get("palette_jitter"):
         opts.append("wide ranges (xfd synth --wide)")
-    return opts + [f"{name} {cfg[k]}" for k, name in (("p_fan", "fan beam"), ("p_tools", "gun-shaped tools")) if cfg.get(k)]
+    opts += [f"{name} {cfg[k]}" for k, name in (("p_fan", "fan beam"), ("p_tools", "gun-shaped tools")) if cfg.get(k)]
+    if cfg.get("threat_mix"):  # generator >= 3.2.0, `xfd synth --threat-mix`
+        opts.append("threat mix " + ", ".join(f"{k} {v:g}" for k, v in cfg["threat_mix"].items()))
+    return opts
 
 
 def _manifest_desc(man: dict) -> str:
@@ -204,7 +208,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="the model directory these runs fine-tuned: its stages and data come first (from its model.json, "
                         "or its card)")
     p.add_argument("--reproduce", default=None, help="the card's 'Reproduce:' sentence (default: the make targets of the stages)")
+    p.add_argument("--backend-only", action="store_true",
+                   help="only choose the served path from --report test=... and --report test-int8=... (recorded in "
+                        "model.json, printed), so that the other test sets can be measured on it; no card")
     a = p.parse_args(argv)
+    if a.backend_only:
+        reports = dict(item.split("=", 1) for item in a.report)
+        if not {"test", "test-int8"} <= set(reports):
+            p.error("--backend-only needs --report test=DIR and --report test-int8=DIR")
+        print(choose_backend(a.model_dir, reports["test"], reports["test-int8"]))
+        return 0
     stages, datas, gpu_stage, prior_repro = [], [], False, None
     if a.from_model:
         prior = prior_training(Path(a.from_model))
@@ -247,10 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     meta["training"] = {"stages": stages, "data": datas, "reproduce": repro.rstrip(".")}  # what a later fine-tune's card starts from
     mj.write_text(json.dumps(meta, indent=1))
     reports = dict(item.split("=", 1) for item in a.report)
+    served_key = next(iter(reports))
     if "test" in reports and "test-int8" in reports:
-        choose_backend(a.model_dir, reports["test"], reports["test-int8"])
-    first = json.loads((Path(next(iter(reports.values()))) / "report.json").read_text())
-    tgt = (f"Targets on the synthetic test set: mAP50 >= 0.90 (got {first['map50']:.3f}), gun AP50 >= 0.95 "
+        if choose_backend(a.model_dir, reports["test"], reports["test-int8"]) == "openvino-int8":
+            served_key = "test-int8"  # the targets are judged on what the service runs
+    first = json.loads((Path(reports[served_key]) / "report.json").read_text())
+    tgt = (f"Targets on the synthetic test set, served path ({first.get('backend', '?')}): mAP50 >= 0.90 (got {first['map50']:.3f}), gun AP50 >= 0.95 "
            f"(got {first['per_class']['gun']['ap50']:.3f}), Pd >= 0.97 at Pfa <= 0.05 (got Pd {first['pd']:.3f} at Pfa {first['pfa']:.3f}). "
            + ("Met." if first["map50"] >= 0.9 and first["pd"] >= 0.97 and first["pfa"] <= 0.05 else
               "Not met: this model is the best honest result of the training time this project has had (the stages "
