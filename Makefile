@@ -117,7 +117,8 @@ export: setup
 
 # calibrate on the 1,200-scan mixed calibration set (never test; fan beam, gun-shaped tools, soft contents and display
 # effects each on a quarter of it), FP32 and INT8 each to its own thresholds for the same target Pfa, then report on the
-# test sets with the FP32 and INT8 paths and on the default-settings calibration set (now held out), and write the card
+# synth-test with the FP32 and INT8 paths, choose the served path (training/card.py choose_backend), report the other
+# test sets and the default-settings calibration set (now held out) on that path, and write the card
 # the training runs behind MODEL, for its card; a fine-tune of a shipped model whose runs are not
 # on this machine: CARD_RUNS="--from-model DIR_OF_THAT_MODEL --run runs/train/cpu-ft --reproduce '...'"
 # (default: whichever of the stage runs default, default-ft and gpu exist here)
