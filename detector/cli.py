@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -211,34 +210,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def parse_threat_mix(text: str) -> dict[str, float]:
-    """'gun=1,frame=2' -> {"gun": 1.0, "frame": 2.0}, refused with a reason when it cannot be used."""
-    from .synth.threats import THREAT_MIX
-
-    mix: dict[str, float] = {}
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        name, sep, value = part.partition("=")
-        name = name.strip()
-        if not sep:
-            raise CliError(f"--threat-mix: '{part}' is not CLASS=WEIGHT")
-        if name not in THREAT_MIX:
-            raise CliError(f"--threat-mix: unknown class '{name}' (classes: {', '.join(THREAT_MIX)})")
-        if name in mix:
-            raise CliError(f"--threat-mix: '{name}' given twice")
-        try:
-            w = float(value)
-        except ValueError:
-            raise CliError(f"--threat-mix: weight of '{name}' is not a number: '{value.strip()}'") from None
-        if not math.isfinite(w) or w < 0:
-            raise CliError(f"--threat-mix: weight of '{name}' must be a finite number >= 0, got {value.strip()}")
-        mix[name] = w
-    if not mix or sum(mix.values()) <= 0:
-        raise CliError("--threat-mix: give at least one class a weight above 0")
-    return mix
-
-
 def cmd_synth(a) -> int:
     from .synth.dataset import write_dataset
     from .synth.scene import SceneConfig
@@ -256,6 +227,8 @@ def cmd_synth(a) -> int:
             raise CliError(f"--{flag.replace('_', '-')} must be between 0 and 1, got {value}")
         setattr(cfg, field, value)
     if a.threat_mix is not None:
+        from .synth.threats import parse_threat_mix
+
         cfg.threat_mix = parse_threat_mix(a.threat_mix)
     if a.workers is not None and a.workers < 1:
         raise CliError(f"--workers must be >= 1, got {a.workers}")

@@ -427,8 +427,6 @@ def test_threat_mix_reweights_the_classes_drawn(tmp_path):
     """--threat-mix: only the listed classes are drawn, in about their proportions; the default
     (None) draws exactly the scans it drew before; the manifest records the mix; bad mixes are
     refused with the reason."""
-    from detector.cli import parse_threat_mix
-
     assert SceneConfig().threat_mix is None
     for i in range(4):  # None is the default mix: same images and boxes
         a, b = simulate(5, i), simulate(5, i, SceneConfig(threat_mix=dict(threat_mod.THREAT_MIX)))
@@ -439,7 +437,7 @@ def test_threat_mix_reweights_the_classes_drawn(tmp_path):
     m = write_dataset(tmp_path / "mix", 12, 4, "train=1", 1, SceneConfig(p_threat=1.0, threat_mix={"magazine": 1}))
     assert set(m["config"]["threat_mix"]) == {"magazine"}
     assert m["counts"]["objects"]["magazine"] >= 12 and sum(m["counts"]["objects"].values()) == m["counts"]["objects"]["magazine"]
-    assert parse_threat_mix("gun=1, frame=2.5") == {"gun": 1.0, "frame": 2.5}
+    assert threat_mod.parse_threat_mix("gun=1, frame=2.5") == {"gun": 1.0, "frame": 2.5}
     for bad, why in [("gun", "is not CLASS=WEIGHT"), ("pistol=1", "unknown class 'pistol'"), ("gun=-1", ">= 0"),
                      ("gun=inf", ">= 0"), ("gun=x", "is not a number"), ("gun=0,frame=0", "above 0"),
                      ("gun=1,gun=2", "given twice")]:

@@ -212,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="only choose the served path from --report test=... and --report test-int8=... (recorded in "
                         "model.json, printed), so that the other test sets can be measured on it; no card")
     a = p.parse_args(argv)
+    reports = dict(item.split("=", 1) for item in a.report)
     if a.backend_only:
-        reports = dict(item.split("=", 1) for item in a.report)
         if not {"test", "test-int8"} <= set(reports):
             p.error("--backend-only needs --report test=DIR and --report test-int8=DIR")
         print(choose_backend(a.model_dir, reports["test"], reports["test-int8"]))
@@ -259,7 +259,6 @@ def main(argv: list[str] | None = None) -> int:
     meta = json.loads(mj.read_text())
     meta["training"] = {"stages": stages, "data": datas, "reproduce": repro.rstrip(".")}  # what a later fine-tune's card starts from
     mj.write_text(json.dumps(meta, indent=1))
-    reports = dict(item.split("=", 1) for item in a.report)
     served_key = next(iter(reports))
     if "test" in reports and "test-int8" in reports:
         if choose_backend(a.model_dir, reports["test"], reports["test-int8"]) == "openvino-int8":

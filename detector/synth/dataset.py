@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from .. import taxonomy
 from ..xray import render
+from . import threats as threat_mod
 from .scene import GENERATOR_VERSION, SceneConfig, simulate
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -119,9 +120,14 @@ def write_dataset(out: str | Path, n: int, seed: int = 0, split: str = "train=0.
     if seed < 0:
         raise SynthError(f"--seed must be >= 0, got {seed}")
     fractions = parse_split(split)
+    cfg = cfg or SceneConfig()
+    if cfg.threat_mix is not None:
+        try:
+            threat_mod.check_threat_mix(cfg.threat_mix)
+        except ValueError as e:
+            raise SynthError(str(e)) from None
     out = Path(out).resolve()
     _check_out(out)
-    cfg = cfg or SceneConfig()
     splits = assign_splits(n, fractions)
     for s in set(splits):
         (out / "images" / s).mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,8 @@ the same part generators, so a loose slide looks like the slide of a gun.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -530,6 +532,36 @@ def assembled_gun(rng: np.random.Generator, pitch: float) -> Obj:
 
 # share of each class among drawn threats; SceneConfig.threat_mix / `xfd synth --threat-mix` reweights it
 THREAT_MIX = {"gun": 0.36, "barrel": 0.11, "slide": 0.1, "frame": 0.1, "magazine": 0.11, "printed_part": 0.11, "ammunition": 0.11}
+
+
+def check_threat_mix(mix: dict[str, float]) -> dict[str, float]:
+    """A usable threat mix, or ValueError with the reason (CLI and library alike)."""
+    for name, w in mix.items():
+        if name not in THREAT_MIX:
+            raise ValueError(f"--threat-mix: unknown class '{name}' (classes: {', '.join(THREAT_MIX)})")
+        if not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            raise ValueError(f"--threat-mix: weight of '{name}' must be a finite number >= 0, got {w}")
+    if not mix or sum(mix.values()) <= 0:
+        raise ValueError("--threat-mix: give at least one class a weight above 0")
+    return mix
+
+
+def parse_threat_mix(text: str) -> dict[str, float]:
+    """'gun=1,frame=2' -> {"gun": 1.0, "frame": 2.0}, refused with a reason when it cannot be used."""
+    mix: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, sep, value = (x.strip() for x in part.partition("="))
+        if not sep:
+            raise ValueError(f"--threat-mix: '{part}' is not CLASS=WEIGHT")
+        if name in mix:
+            raise ValueError(f"--threat-mix: '{name}' given twice")
+        try:
+            mix[name] = float(value)
+        except ValueError:
+            raise ValueError(f"--threat-mix: weight of '{name}' is not a number: '{value}'") from None
+    return check_threat_mix(mix)
 
 
 def make_threat(rng: np.random.Generator, pitch: float, cls: str | None = None,
