@@ -103,9 +103,13 @@ FT_MIX    := --fan-beam 0.3 --tools 0.3 --soft-contents 0.3 --display-effects 0.
 # empty: the generator's default mix (gun 0.36, each component about 0.11)
 FT_THREATS ?=
 FT_SYNTH  = $(FT_MIX) $(if $(FT_THREATS),--threat-mix $(FT_THREATS))
+# more xfd synth options for the first (default-ranges) and the second (--wide) half, e.g.
+# FT_OPTS_A="--clutter 20,60" for densely packed parcels
+FT_OPTS_A ?=
+FT_OPTS_B ?=
 train-cpu-ft: setup
-	$(BIN)/xfd synth --out $(FT_DATA)-a --n 2400 --seed $(FT_SEED_A) --split train=0.9,val=0.1 $(FT_SYNTH)
-	$(BIN)/xfd synth --out $(FT_DATA)-b --n 2400 --seed $(FT_SEED_B) --split train=0.9,val=0.1 $(FT_SYNTH) --wide
+	$(BIN)/xfd synth --out $(FT_DATA)-a --n 2400 --seed $(FT_SEED_A) --split train=0.9,val=0.1 $(FT_SYNTH) $(FT_OPTS_A)
+	$(BIN)/xfd synth --out $(FT_DATA)-b --n 2400 --seed $(FT_SEED_B) --split train=0.9,val=0.1 $(FT_SYNTH) --wide $(FT_OPTS_B)
 	$(BIN)/xfd mix --data $(FT_DATA)-a/data.yaml --data $(FT_DATA)-b/data.yaml --out $(FT_DATA)
 	$(BIN)/xfd train --config configs/finetune-cpu.yaml --weights $(FT_FROM) \
 	  --data $(FT_DATA)/data.yaml --hours $(FT_HOURS) --name $(FT_NAME)

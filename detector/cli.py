@@ -60,6 +60,14 @@ xfd synth --out data/shifted --n 200 --seed 3 --split test=1 --shifted --raw""")
                    help="weights of the threat classes drawn, e.g. gun=1,frame=2,magazine=2 (classes left out weigh 0; "
                         "default gun 0.36, each component about 0.11)")
     s.add_argument("--gray", type=float, default=None, help="share of grayscale scans (default 0.2)")
+    s.add_argument("--mm-per-px", default=None, metavar="LO,HI",
+                   help="detector pitch drawn per scan, mm per pixel, e.g. your scanner's 1.5 (default 0.8,1.35; "
+                        "--shifted 1.3,1.7; --wide 0.6,1.8)")
+    s.add_argument("--clutter", default=None, metavar="LO,HI",
+                   help="items of clutter per parcel before scaling by parcel size (default 5,30; --shifted 25,55; "
+                        "--wide 3,50; envelopes hold 1-5)")
+    s.add_argument("--palette-shift", type=float, default=None, metavar="DEG",
+                   help="degrees added to every hue anchor of the colour palette (default 0; --shifted 12)")
     s.add_argument("--raw", action="store_true", help="also write raw 16-bit low/high energy images")
 
     t = _sub(sp, "train", "train a detector (ultralytics, offline, resumable)", """
@@ -211,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_synth(a) -> int:
-    from .synth.dataset import write_dataset
+    from .synth.dataset import parse_range, write_dataset
     from .synth.scene import SceneConfig
 
     if a.shifted and a.wide:
@@ -226,6 +234,12 @@ def cmd_synth(a) -> int:
         if not 0 <= value <= 1:
             raise CliError(f"--{flag.replace('_', '-')} must be between 0 and 1, got {value}")
         setattr(cfg, field, value)
+    if a.mm_per_px is not None:
+        cfg.mm_per_px = parse_range(a.mm_per_px, "--mm-per-px")
+    if a.clutter is not None:
+        cfg.clutter = parse_range(a.clutter, "--clutter", integer=True)
+    if a.palette_shift is not None:
+        cfg.palette_shift = a.palette_shift
     if a.threat_mix is not None:
         from .synth.threats import parse_threat_mix
 

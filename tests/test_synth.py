@@ -447,6 +447,38 @@ def test_threat_mix_reweights_the_classes_drawn(tmp_path):
         assert not (tmp_path / "never").exists()
 
 
+
+def test_pitch_clutter_and_palette_flags_set_the_ranges_drawn(tmp_path):
+    """--mm-per-px, --clutter and --palette-shift (to match a scanner, or to take the shifted set
+    apart one setting at a time) reach every scan and the manifest; bad ranges are refused with the
+    reason before anything is written, from the CLI and from a library caller's SceneConfig."""
+    out = tmp_path / "dense"
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "synth", "--out", str(out), "--n", "4", "--seed", "9",
+                        "--split", "test=1", "--workers", "1", "--mm-per-px", "1.5", "--clutter", "40,40",
+                        "--palette-shift", "20", "--gray", "0"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["config"]["mm_per_px"] == [1.5, 1.5] and m["config"]["clutter"] == [40, 40]
+    assert m["config"]["palette_shift"] == 20
+    # the pitch only ever grows (a parcel longer than the image allows); clutter shrinks with small parcels
+    assert all(s["mm_per_px"] >= 1.5 for s in m["scans"])
+    plain = [simulate(9, i, SceneConfig(p_gray=0.0)) for i in range(4)]
+    assert max(s["n_clutter"] for s in m["scans"]) > max(p.meta["n_clutter"] for p in plain)
+    for s in m["scans"]:
+        if s["container"] != "envelope":
+            assert s["n_clutter"] >= 14  # 40 items scaled by at least 0.35 for the smallest parcels
+    shifted = simulate(9, 0, SceneConfig(p_gray=0.0, palette_shift=20.0)).meta["render"]
+    assert abs(shifted["hue_metal"] - plain[0].meta["render"]["hue_metal"] - 20.0) < 1e-9
+    for flag, bad, why in [("--mm-per-px", "0.1,2", "0.3 <= LO <= HI <= 3.0"), ("--mm-per-px", "1.6,1.2", "LO <= HI"),
+                           ("--mm-per-px", "1,2,3", "LO,HI or one value"), ("--clutter", "5,a", "whole numbers"),
+                           ("--clutter", "10,99", "<= 80"), ("--palette-shift", "nan", "between -180 and 180")]:
+        r = subprocess.run([sys.executable, "-m", "detector.cli", "synth", "--out", str(tmp_path / "never"), "--n", "2",
+                            flag, bad], capture_output=True, text=True)
+        assert r.returncode == 2 and why in r.stderr, (flag, bad, r.stderr)
+    with pytest.raises(SynthError, match="--clutter"):
+        write_dataset(tmp_path / "never", 2, cfg=SceneConfig(clutter=(30, 5)))
+    assert not (tmp_path / "never").exists()
+
 # ----------------------------------------------------------------- analytic solids (generator 3.0.0)
 def _areal(cv, material):
     """An areal-density map (g/cm^2) of one material back from a canvas' first basis map."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sys
 import time
@@ -48,6 +49,37 @@ def parse_split(text: str) -> dict[str, float]:
     if total <= 0:
         raise SynthError("split fractions sum to zero")
     return {k: v / total for k, v in out.items()}
+
+
+def parse_range(text: str, flag: str, integer: bool = False) -> tuple:
+    """'LO,HI' or a single value 'X' (= X,X) for a --mm-per-px / --clutter flag."""
+    parts = [t.strip() for t in str(text).split(",")]
+    if len(parts) not in (1, 2) or not all(parts):
+        raise SynthError(f"{flag} takes LO,HI or one value, got {text!r}")
+    try:
+        vals = [int(t) if integer else float(t) for t in parts]
+    except ValueError:
+        kind = "whole numbers" if integer else "numbers"
+        raise SynthError(f"{flag} takes {kind}, got {text!r}") from None
+    return (vals[0], vals[-1])
+
+
+def check_config(cfg: SceneConfig) -> None:
+    """Ranges a scan can be drawn from, checked before anything is written (the CLI's flags and a
+    library caller's SceneConfig alike)."""
+    lo, hi = cfg.mm_per_px
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0.3 <= lo <= hi <= 3.0):
+        raise SynthError(f"--mm-per-px must satisfy 0.3 <= LO <= HI <= 3.0 (mm per pixel), got {lo},{hi}")
+    lo, hi = cfg.clutter
+    if not (isinstance(lo, int) and isinstance(hi, int) and 0 <= lo <= hi <= 80):
+        raise SynthError(f"--clutter must satisfy 0 <= LO <= HI <= 80 items, got {lo},{hi}")
+    if not (math.isfinite(cfg.palette_shift) and -180 <= cfg.palette_shift <= 180):
+        raise SynthError(f"--palette-shift must be between -180 and 180 degrees, got {cfg.palette_shift}")
+    if cfg.threat_mix is not None:
+        try:
+            threat_mod.check_threat_mix(cfg.threat_mix)
+        except ValueError as e:
+            raise SynthError(str(e)) from None
 
 
 def assign_splits(n: int, fractions: dict[str, float]) -> list[str]:
@@ -121,11 +153,7 @@ def write_dataset(out: str | Path, n: int, seed: int = 0, split: str = "train=0.
         raise SynthError(f"--seed must be >= 0, got {seed}")
     fractions = parse_split(split)
     cfg = cfg or SceneConfig()
-    if cfg.threat_mix is not None:
-        try:
-            threat_mod.check_threat_mix(cfg.threat_mix)
-        except ValueError as e:
-            raise SynthError(str(e)) from None
+    check_config(cfg)
     out = Path(out).resolve()
     _check_out(out)
     splits = assign_splits(n, fractions)
