@@ -215,3 +215,18 @@ def test_hidden_threat_strata_from_visibility():
     assert s["visibility=visible"].tolist() == [False, True, False, False, True]
     old = strata([{"meta": {"n_threats": 1, "objects": [{"occlusion": 0.9}]}}])
     assert "visibility=hidden" not in old and "render=colour" in old
+
+
+def test_clutter_strata_split_scans_by_items_packed():
+    """Every scan of a manifest that counts its clutter falls in exactly one fullness band, at
+    the bands' edges as named; a manifest without the counts gets no clutter strata."""
+    from training.evaluate import strata
+
+    counts = [0, 9, 10, 24, 25, 80]
+    s = strata([{"meta": {"n_threats": 0, "n_clutter": n}} for n in counts])
+    assert s["clutter=0-9"].tolist() == [True, True, False, False, False, False]
+    assert s["clutter=10-24"].tolist() == [False, False, True, True, False, False]
+    assert s["clutter=25+"].tolist() == [False, False, False, False, True, True]
+    assert (s["clutter=0-9"].astype(int) + s["clutter=10-24"] + s["clutter=25+"]).tolist() == [1] * 6
+    partial = strata([{"meta": {"n_threats": 0, "n_clutter": 3}}, {"meta": {"n_threats": 0}}])
+    assert not any(k.startswith("clutter=") for k in partial)

@@ -154,6 +154,8 @@ def predict(engine, items: list[dict], tile: str = "auto", conf: float = 0.001, 
 
 
 HIDDEN_BELOW = 0.1  # visibility under which a simulated threat counts as hidden (see strata)
+# parcel fullness strata by items of clutter placed: (name, least, most)
+CLUTTER_BANDS = (("0-9", 0, 9), ("10-24", 10, 24), ("25+", 25, 10**6))
 
 
 def strata(items: list[dict]) -> dict[str, np.ndarray]:
@@ -176,6 +178,12 @@ def strata(items: list[dict]) -> dict[str, np.ndarray]:
         hidden = np.array([bool(vs) and all(v is not None and v < HIDDEN_BELOW for v in vs) for vs in vis])
         out["visibility=hidden"] = hidden & has
         out["visibility=visible"] = ~hidden & has
+    if all("n_clutter" in m for m in metas):
+        # items of clutter placed in the parcel (soft contents not counted): the shifted set's
+        # dense parcels (25-55 items) are what costs this model most (README, off-distribution)
+        n = np.array([int(m["n_clutter"]) for m in metas])
+        for name, lo, hi in CLUTTER_BANDS:
+            out[f"clutter={name}"] = (n >= lo) & (n <= hi)
     gray = np.array([bool(m.get("grayscale")) for m in metas])
     out["render=grayscale"] = gray
     out["render=colour"] = ~gray
