@@ -192,3 +192,28 @@ def test_card_names_a_reweighted_threat_mix():
     assert "(seed 306; display effects 0.3, threat mix gun 0.22, frame 0.16, ammunition 0.14)" in text
     man["config"]["threat_mix"] = None
     assert "threat mix" not in card._manifest_desc(man)
+
+
+def test_card_names_pitch_and_clutter_ranges_and_packed_parcels():
+    """A training set drawn with --clutter / --mm-per-px / --palette-shift says so in its data
+    line (default and --wide ranges are not named); the known limits give Pd on packed parcels
+    against sparse ones from the reports' clutter strata, once there are enough threat scans."""
+    from detector.synth.scene import SceneConfig
+
+    man = {"n": 2400, "generator": "3.2.0", "seed": 308, "counts": {"scans": {"train": 2160}},
+           "config": {"p_display": 0.3, "clutter": [20, 60], "mm_per_px": [0.8, 1.35], "palette_shift": 0.0}}
+    assert "(seed 308; display effects 0.3, clutter 20-60 items)" in card._manifest_desc(man)
+    wide = {k: list(v) if isinstance(v, tuple) else v for k, v in SceneConfig.wide().__dict__.items()}
+    assert "clutter" not in card._manifest_desc({**man, "config": wide})
+    assert "pitch 1.5 mm/px, palette shift 12 degrees" in card._manifest_desc(
+        {**man, "config": {"mm_per_px": [1.5, 1.5], "palette_shift": 12.0}})
+
+    def rep(sparse, dense):
+        return {"strata": {"clutter=0-9": {"threat_scans": sparse[1], "pd": sparse[0] / sparse[1]},
+                           "clutter=25+": {"threat_scans": dense[1], "pd": dense[0] / dense[1]}}}
+
+    note = card.fullness_note({"test": rep((12, 40), (1, 10)), "shifted": rep((3, 10), (4, 30))})
+    assert note == ("Packed parcels are detected less often: pooled over the sets above, Pd 0.12 (5 of 40 threat scans) "
+                    "with 25 or more items of clutter against 0.30 (15 of 50) with under 10: see the clutter strata.")
+    assert card.fullness_note({"test": rep((12, 40), (1, 10))}) is None  # 10 packed threat scans: too few to say
+    assert card.fullness_note({"old": {"strata": {"difficulty=easy": {"threat_scans": 50, "pd": 0.2}}}}) is None

@@ -34,6 +34,27 @@ def _calibration_desc(c: dict) -> str:
     return f"the '{c.get('split', 'val')}' split of {Path(c.get('data', '?')).parent.name} ({n}{bound})"
 
 
+def fullness_note(reports: dict[str, dict], least: int = 20) -> str | None:
+    """A known limit from the reports' clutter strata (xfd eval): Pd on threat scans with 25 or
+    more items of clutter against those with under 10, pooled over the reports given (each set
+    once), when both have at least `least` threat scans."""
+    tally = {}
+    for key in ("clutter=0-9", "clutter=25+"):
+        n = hit = 0
+        for r in reports.values():
+            st = (r.get("strata") or {}).get(key) or {}
+            if st.get("threat_scans") and st.get("pd") is not None:
+                n += int(st["threat_scans"])
+                hit += round(st["pd"] * st["threat_scans"])
+        tally[key] = (hit, n)
+    (h0, n0), (h1, n1) = tally["clutter=0-9"], tally["clutter=25+"]
+    if n0 < least or n1 < least:
+        return None
+    worse = "detected less often" if h1 / n1 < h0 / n0 else "detected as often"
+    return (f"Packed parcels are {worse}: pooled over the sets above, Pd {h1 / n1:.2f} ({h1} of {n1} threat scans) "
+            f"with 25 or more items of clutter against {h0 / n0:.2f} ({h0} of {n0}) with under 10: see the clutter strata.")
+
+
 def write_card(model_dir: str | Path, reports: dict[str, str | Path], training: dict, targets_note: str,
                limits: list[str]) -> str:
     model_dir = Path(model_dir)
@@ -140,6 +161,16 @@ def _layer_opts(cfg: dict, always: bool = False) -> list[str]:
     if cfg.get("palette_jitter"):
         opts.append("wide ranges (xfd synth --wide)")
     opts += [f"{name} {cfg[k]}" for k, name in (("p_fan", "fan beam"), ("p_tools", "gun-shaped tools")) if cfg.get(k)]
+    # ranges set apart from the configuration's own (xfd synth --mm-per-px / --clutter / --palette-shift)
+    from detector.synth.scene import SceneConfig
+
+    base = SceneConfig.wide() if cfg.get("palette_jitter") else SceneConfig()
+    for k, name, unit in (("mm_per_px", "pitch", " mm/px"), ("clutter", "clutter", " items")):
+        if k in cfg and tuple(cfg[k]) != tuple(getattr(base, k)):
+            lo, hi = cfg[k]
+            opts.append(f"{name} {lo:g}-{hi:g}{unit}" if lo != hi else f"{name} {lo:g}{unit}")
+    if cfg.get("palette_shift"):
+        opts.append(f"palette shift {cfg['palette_shift']:g} degrees")
     if cfg.get("threat_mix"):  # generator >= 3.2.0, `xfd synth --threat-mix`
         opts.append("threat mix " + ", ".join(f"{k} {v:g}" for k, v in cfg["threat_mix"].items()))
     return opts
@@ -277,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
         "Concealed threats (inside electronics, under dense items, wrapped in foil) are detected less often: see the strata.",
         "An alarm is a request for secondary inspection, not proof; a 'clear' verdict is not a clearance of the parcel.",
     ]
+    other_test = "test" if served_key == "test-int8" else "test-int8"  # the same scans on the path not served
+    packed = fullness_note({k: json.loads((Path(v) / "report.json").read_text()) for k, v in reports.items() if k != other_test})
+    if packed:
+        limits.insert(3, packed)
     write_card(a.model_dir, reports, training, tgt, limits)
     from training.export import write_sha256sums
 
