@@ -20,6 +20,7 @@ def test_gpu_recipe_runs_on_cpu_at_toy_size(tmp_path, model_dir):
            "OUT": os.path.relpath(out, REPO_ROOT), "RUNS": os.path.relpath(runs, REPO_ROOT),
            "DATA": os.path.relpath(tmp_path / "data", REPO_ROOT), "DEVICE": "cpu", "CONFIG": str(cfg),
            "CHUNKS": "2", "CHUNK": "3", "WIDE": "1", "VAL_N": "2", "EPOCHS": "1", "SEED0": "900",
+           "PLAIN_OPTS": "--clutter 40,40",
            "WEIGHTS": str(model_dir / "model.pt"), "XFD": f"{sys.executable} -m detector.cli"}
     r = subprocess.run(["bash", str(REPO_ROOT / "training" / "gpu_recipe.sh")], cwd=REPO_ROOT, env=env,
                        capture_output=True, text=True, timeout=600)
@@ -30,6 +31,8 @@ def test_gpu_recipe_runs_on_cpu_at_toy_size(tmp_path, model_dir):
     assert all(c["config"]["p_display"] == 0.3 and c["config"]["p_soft"] == 0.5 for c in summary["chunks"])
     wide = {c["seed"]: c["config"]["palette_jitter"] > 0 for c in summary["chunks"]}
     assert wide == {900: False, 901: False, 902: True}  # WIDE=1: every second training chunk
+    clutter = {c["seed"]: c["config"]["clutter"] for c in summary["chunks"]}
+    assert clutter == {900: [5, 30], 901: [40, 40], 902: [3, 50]}  # PLAIN_OPTS: the plain training chunks only
     for f in ("best.pt", "last.pt", "results.csv", "xfd_config.json", "recipe.log"):
         assert (out / f).stat().st_size > 0, f
     run = runs / "gpu"

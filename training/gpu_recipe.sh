@@ -9,7 +9,9 @@
 # generation call), CHUNKS (a fixed number of chunks instead of GEN_S), EPOCHS (a fixed number of
 # epochs instead of the time left), WIDE (1: every second training chunk uses `xfd synth --wide`,
 # the wider domain randomisation of generator 1.2.0 and, since 1.3.0, the fan beam on 70% of those scans; the shipped stage 3 ran without either; since 2.0.0 guns have the corrected magazine geometry; since 2.1.0 half of them hold gun-shaped tools; every chunk is 3.1.x: analytic bulky clutter and 45 kinds of contents, the shipped model false-alarms on tubes it never saw; 3.1.1 only adds each threat's visibility to the manifest), VAL_N, DEVICE (0 or cpu), WEIGHTS (checkpoint to start from), SEED0 (first
-# seed; seeds 1-7 are the CPU training and test sets and are never used here), RUNS and NAME (the run
+# seed; seeds 1-7 are the CPU training and test sets and are never used here), PLAIN_OPTS (more
+# `xfd synth` options for the training chunks that are not wide, e.g. "--clutter 20,60" for packed
+# parcels, the shifted set's main loss), RUNS and NAME (the run
 # directory $RUNS/$NAME, default /tmp/xfd-gpu-runs/gpu), XFD (how to call the CLI).
 # Long runs resume: `xfd train --resume --project $RUNS --name $NAME`.
 #
@@ -65,7 +67,8 @@ while :; do
   if [ -n "${CHUNKS:-}" ]; then [ "$seed" -gt "$((SEED0 + CHUNKS))" ] && break
   elif [ "$seed" -gt "$((SEED0 + 1))" ] && [ $((t + last)) -gt "$GEN_S" ]; then break; fi
   wide=""; if [ "${WIDE:-0}" = 1 ] && [ $(( (seed - SEED0) % 2 )) = 0 ]; then wide="--wide"; fi
-  $XFD synth --out "$DATA/chunks/s$seed" --n "$CHUNK" --seed "$seed" --split train=1 --workers "$W" $SYNTH_OPTS $wide >/dev/null
+  extra=${PLAIN_OPTS:-}; [ -n "$wide" ] && extra=""
+  $XFD synth --out "$DATA/chunks/s$seed" --n "$CHUNK" --seed "$seed" --split train=1 --workers "$W" $SYNTH_OPTS $wide $extra >/dev/null
   last=$(( $(el) - t )); echo "[$(el)s] train chunk seed $seed${wide:+ (wide)}: $CHUNK scans in ${last}s"
   seed=$((seed + 1))
 done
