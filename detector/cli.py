@@ -60,6 +60,10 @@ xfd synth --out data/shifted --n 200 --seed 3 --split test=1 --shifted --raw""")
                    help="weights of the threat classes drawn, e.g. gun=1,frame=2,magazine=2 (classes left out weigh 0; "
                         "default gun 0.36, each component about 0.11)")
     s.add_argument("--gray", type=float, default=None, help="share of grayscale scans (default 0.2)")
+    s.add_argument("--fit-contents", action="store_true",
+                   help="only what fits in the parcel: clutter longer or taller than its container is turned or laid "
+                        "flat to fit, else left out, and packing stops at 90%% of the container's volume (default off: "
+                        "generator 3.2.0's parcels, where items may stick out and overfill)")
     s.add_argument("--mm-per-px", default=None, metavar="LO,HI",
                    help="detector pitch drawn per scan, mm per pixel, e.g. your scanner's 1.5 (default 0.8,1.35; "
                         "--shifted 1.3,1.7; --wide 0.6,1.8)")
@@ -234,6 +238,8 @@ def cmd_synth(a) -> int:
         if not 0 <= value <= 1:
             raise CliError(f"--{flag.replace('_', '-')} must be between 0 and 1, got {value}")
         setattr(cfg, field, value)
+    if a.fit_contents:
+        cfg.fit_contents = True
     if a.mm_per_px is not None:
         cfg.mm_per_px = parse_range(a.mm_per_px, "--mm-per-px")
     if a.clutter is not None:

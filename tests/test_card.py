@@ -205,8 +205,8 @@ def test_card_names_pitch_and_clutter_ranges_and_packed_parcels():
     assert "(seed 308; display effects 0.3, clutter 20-60 items)" in card._manifest_desc(man)
     wide = {k: list(v) if isinstance(v, tuple) else v for k, v in SceneConfig.wide().__dict__.items()}
     assert "clutter" not in card._manifest_desc({**man, "config": wide})
-    assert "pitch 1.5 mm/px, palette shift 12 degrees" in card._manifest_desc(
-        {**man, "config": {"mm_per_px": [1.5, 1.5], "palette_shift": 12.0}})
+    assert "pitch 1.5 mm/px, palette shift 12 degrees, contents fitted to their parcels" in card._manifest_desc(
+        {**man, "config": {"mm_per_px": [1.5, 1.5], "palette_shift": 12.0, "fit_contents": True}})
 
     def rep(sparse, dense):
         return {"strata": {"clutter=0-9": {"threat_scans": sparse[1], "pd": sparse[0] / sparse[1]},

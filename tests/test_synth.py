@@ -450,23 +450,24 @@ def test_threat_mix_reweights_the_classes_drawn(tmp_path):
 
 def test_pitch_clutter_and_palette_flags_set_the_ranges_drawn(tmp_path):
     """--mm-per-px, --clutter and --palette-shift (to match a scanner, or to take the shifted set
-    apart one setting at a time) reach every scan and the manifest; bad ranges are refused with the
+    apart one setting at a time) and --fit-contents reach every scan and the manifest; bad ranges are refused with the
     reason before anything is written, from the CLI and from a library caller's SceneConfig."""
     out = tmp_path / "dense"
     r = subprocess.run([sys.executable, "-m", "detector.cli", "synth", "--out", str(out), "--n", "4", "--seed", "9",
                         "--split", "test=1", "--workers", "1", "--mm-per-px", "1.5", "--clutter", "40,40",
-                        "--palette-shift", "20", "--gray", "0"], capture_output=True, text=True)
+                        "--palette-shift", "20", "--gray", "0", "--fit-contents"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     m = json.loads((out / "manifest.json").read_text())
+    assert m["config"]["fit_contents"] is True and all("fit" in s for s in m["scans"])
     assert m["config"]["mm_per_px"] == [1.5, 1.5] and m["config"]["clutter"] == [40, 40]
     assert m["config"]["palette_shift"] == 20
     # the pitch only ever grows (a parcel longer than the image allows); clutter shrinks with small parcels
     assert all(s["mm_per_px"] >= 1.5 for s in m["scans"])
     plain = [simulate(9, i, SceneConfig(p_gray=0.0)) for i in range(4)]
-    assert max(s["n_clutter"] for s in m["scans"]) > max(p.meta["n_clutter"] for p in plain)
+    assert max(s["fit"]["clutter_drawn"] for s in m["scans"]) > max(p.meta["n_clutter"] for p in plain)
     for s in m["scans"]:
         if s["container"] != "envelope":
-            assert s["n_clutter"] >= 14  # 40 items scaled by at least 0.35 for the smallest parcels
+            assert s["fit"]["clutter_drawn"] >= 14  # 40 items scaled by at least 0.35 for the smallest parcels
     shifted = simulate(9, 0, SceneConfig(p_gray=0.0, palette_shift=20.0)).meta["render"]
     assert abs(shifted["hue_metal"] - plain[0].meta["render"]["hue_metal"] - 20.0) < 1e-9
     for flag, bad, why in [("--mm-per-px", "0.1,2", "0.3 <= LO <= HI <= 3.0"), ("--mm-per-px", "1.6,1.2", "LO <= HI"),
@@ -612,3 +613,79 @@ def test_every_clutter_kind_builds_a_plausible_object():
         cv.project(o, 450, 450, shapes.random_rotation(np.random.default_rng(1)), 1.0, 0.8)
         expected = sum(mass * physics.basis_coeffs(m)[0] for m, mass in o.materials().items())
         assert float(cv.maps[0].sum()) * 0.01 == pytest.approx(expected, rel=0.01), kind
+
+
+def test_fit_rotation_turns_lays_flat_or_refuses():
+    """fit_rotation: an object that fits keeps its rotation; one too long across the parcel is
+    turned about the vertical to lie along it; one standing taller than the parcel is laid flat;
+    one bigger than the parcel fits no way."""
+    from detector.synth.scene import fit_rotation
+    from detector.synth.shapes import rot_x, rot_y, rot_z
+
+    box = (400.0, 300.0, 150.0)  # L, W, H in mm
+    small = np.array([200.0, 80.0, 40.0])
+    tilt = rot_z(0.4) @ rot_x(0.1)
+    assert fit_rotation(tilt, small, box, 0.0) is tilt
+    long = np.array([350.0, 60.0, 40.0])
+    across = rot_z(np.radians(90))  # long axis across the parcel: 350 mm in a 300 mm width
+    turned = fit_rotation(across, long, box, 0.0)
+    ext = np.abs(turned) @ long
+    assert ext[0] <= 390 and ext[1] <= 290 and np.allclose(turned[2], across[2])  # turned about the vertical only
+    standing = rot_y(np.radians(90))  # long axis vertical: 250 mm in a 150 mm tall parcel
+    flat = fit_rotation(standing, np.array([250.0, 60.0, 30.0]), box, 0.3)
+    assert flat is not None and (np.abs(flat) @ np.array([250.0, 60.0, 30.0]))[2] <= 145
+    assert fit_rotation(tilt, np.array([600.0, 400.0, 50.0]), box, 0.0) is None
+
+
+def test_fit_contents_keeps_clutter_inside_its_parcel(monkeypatch):
+    """--fit-contents: every clutter item projected lies inside its container (within the walls'
+    clearance), and so does every threat that fits some way; packing stays within FIT_FILL of the
+    volume; the manifest says what was left out. Without it a good share of items stick out (what
+    3.2.0 drew)."""
+    from detector.synth import scene
+    from detector.synth.shapes import rot_z
+
+    rec = []
+    orig_dc, orig_proj = scene.draw_container, scene.Canvas.project
+
+    def dc(cv, kind, cx, cy, L, W, H, ang, rng):
+        rec.append({"L": L, "W": W, "H": H, "cx": cx, "cy": cy, "ang": ang, "out": [], "threats": []})
+        return orig_dc(cv, kind, cx, cy, L, W, H, ang, rng)
+
+    def proj(self, obj, x, y, rot, mag=1.0, pitch=1.0, base_mm=None):
+        r = rec[-1] if rec else None
+        # clutter until the first threat (what comes after it is the threats' own concealing items)
+        if r is not None and (obj.label is not None or not r["threats"]):
+            lo, hi = obj.bounds()
+            m = rot_z(-r["ang"]) @ rot
+            cen = m[:2] @ ((lo + hi) / 2) + rot_z(-r["ang"])[:2, :2] @ np.array([x - r["cx"], y - r["cy"]])
+            half = np.abs(m) @ (hi - lo) / 2
+            out = max(abs(cen[0]) + half[0] - r["L"] / 2, abs(cen[1]) + half[1] - r["W"] / 2, 2 * half[2] - r["H"])
+            if obj.label is None:
+                r["out"].append(out)
+            elif scene.fit_rotation(rot, hi - lo, (r["L"], r["W"], r["H"]), r["ang"]) is not None:
+                r["threats"].append(out)  # a threat that fits some way
+            else:
+                r["threats"].append(None)
+        return orig_proj(self, obj, x, y, rot, mag, pitch, base_mm)
+
+    monkeypatch.setattr(scene, "draw_container", dc)
+    monkeypatch.setattr(scene.Canvas, "project", proj)
+    cfg = SceneConfig(clutter=(30, 45), p_threat=1.0)
+    for i in range(6):
+        simulate(31, i, cfg)
+    loose = [o for r in rec for o in r["out"]]
+    assert np.mean(np.array(loose) > 20) > 0.1  # 3.2.0's parcels: items sticking out by 2 cm and more
+    rec.clear()
+    cfg.fit_contents = True
+    metas = [simulate(31, i, cfg).meta for i in range(6)]
+    fitted = [o for r in rec for o in r["out"]]
+    assert fitted and max(fitted) <= 1.0, max(fitted)
+    threats = [o for r in rec for o in r["threats"] if o is not None]
+    assert len(threats) >= 4 and max(threats) <= 1.0, threats  # turned, laid flat and placed wholly inside
+    for m in metas:
+        f = m["fit"]
+        assert m["n_clutter"] == f["clutter_drawn"] - f["left_out_too_big"] - f["left_out_parcel_full"] == len(m["clutter"])
+        assert f["packed_share"] <= scene.FIT_FILL
+    assert sum(m["fit"]["left_out_too_big"] + m["fit"]["left_out_parcel_full"] for m in metas) > 0
+    assert "fit" not in simulate(31, 0, SceneConfig(clutter=(30, 45), p_threat=1.0)).meta

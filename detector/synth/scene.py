@@ -26,6 +26,7 @@ from .shapes import (
     col_max,
     col_min,
     orientation_rotation,
+    rot_z,
     smooth_noise,
     solid_extent,
     solid_pixels,
@@ -53,7 +54,18 @@ from .shapes import (
 #         the share of its footprint where it changes what a screener sees by >= 4 grey levels
 # 3.2.0 = 3.1.1 + the opt-in threat_mix (`xfd synth --threat-mix`): weights of the threat classes
 #         drawn, e.g. more loose components than whole guns. None keeps 3.1.1's images and labels.
-GENERATOR_VERSION = "3.2.0"
+# 3.3.0 = 3.2.0 + the opt-in fit_contents (`xfd synth --fit-contents`): clutter that does not fit in
+#         its parcel is turned to lie along it, laid flat, or left out, threats are turned or laid
+#         flat to fit, everything is placed wholly inside, and a parcel is packed to at most FIT_FILL
+#         of its volume. Off (the default) keeps 3.2.0's images and labels.
+GENERATOR_VERSION = "3.3.0"
+
+# fit_contents: inner clearance of a container (walls, padding) across and along it, and under its lid
+FIT_CLEARANCE_MM = (10.0, 10.0, 5.0)
+# ... and how full it may be packed: the sum of the contents' own bounding boxes (which over-state an
+# irregular object's volume) at most this share of the container's volume
+FIT_FILL = 0.9
+_FIT_TURNS = np.radians([d * s for d in range(5, 181, 5) for s in (1, -1)][:-1])  # nearest turn first
 
 # visibility of a labelled threat: a display model of the whole chain (dark floor, gamma, 8 bits)
 # applied to the effective high-energy attenuation with and without the threat. A threat under
@@ -103,6 +115,14 @@ class SceneConfig:
     # walls broaden into bands away from the central ray. 0: the parallel projection (in 1.3.0,
     # 1.2.0's images); the geometry and heights come from their own random stream.
     p_fan: float = 0.0
+    # put parcel contents only where they fit (fit_rotation): clutter longer or taller than its
+    # container is turned about the vertical to fit, else laid flat along it, else left out, and
+    # packing stops at FIT_FILL of the container's volume. False keeps 3.2.0's parcels, in which a
+    # third of the items drawn stuck out of their container and a third of parcels held more than
+    # their volume (crowding the middle of packed parcels into black). Threats are turned, laid flat
+    # and placed the same way (one that fits no way stays as drawn) but never left out, and do not
+    # count towards the fill.
+    fit_contents: bool = False
     # share of scans that also hold 1-2 hand tools with a pistol grip and trigger (glue, caulking,
     # staple and paint spray guns: clutter.GUN_SHAPED_TOOLS), never labelled: the outlines that make
     # screeners look twice. Own random stream; 0 adds nothing.
@@ -616,6 +636,31 @@ def _add_tools(cv: Canvas, cfg: SceneConfig, seed: int, index: int, cx: float, c
     return added
 
 
+def fit_rotation(rot: np.ndarray, size: np.ndarray, dims: tuple[float, float, float], ang: float) -> np.ndarray | None:
+    """A rotation under which an object with own-frame extent `size` (x long axis, z thickness)
+    fits inside a container of inner size dims = (L, W, H) turned by `ang` about the vertical:
+    `rot` itself, else `rot` turned about the vertical (the nearest turn first), else lying flat
+    at any turn in the container; None when it fits no way."""
+    room = np.asarray(dims, np.float64) - FIT_CLEARANCE_MM
+    to_box = rot_z(-ang)
+    size = np.asarray(size, np.float64)
+
+    def fits(r):
+        return bool(np.all(np.abs(to_box @ r) @ size <= room))
+
+    if fits(rot):
+        return rot
+    for t in _FIT_TURNS:
+        r = rot_z(t) @ rot
+        if fits(r):
+            return r
+    for t in np.concatenate([[0.0], _FIT_TURNS]):
+        r = rot_z(ang + t)
+        if fits(r):
+            return r
+    return None
+
+
 def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bool = False) -> Scan:
     cfg = cfg or SceneConfig()
     rng = np.random.default_rng([int(seed), int(index)])
@@ -647,10 +692,15 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
     draw_container(cv, ckind, cx, cy, L, W, H, ang, rng)
     # the belt is in the air calibration (I0) of real scanners: it is not drawn
 
-    def place(extent_mm: np.ndarray) -> tuple[float, float]:
-        # uniform inside the container footprint, in its rotated frame
-        hx = max(5.0, (L - min(extent_mm[0], L * 0.8)) / 2 - 8)
-        hy = max(5.0, (W - min(extent_mm[1], W * 0.8)) / 2 - 8)
+    def place(extent_mm: np.ndarray, inside: bool = False) -> tuple[float, float]:
+        # uniform inside the container footprint, in its rotated frame; inside=True (fit_contents)
+        # keeps the whole extent within the walls' clearance, not only most of it
+        if inside:
+            hx = max(0.0, (L - FIT_CLEARANCE_MM[0] - extent_mm[0]) / 2)
+            hy = max(0.0, (W - FIT_CLEARANCE_MM[1] - extent_mm[1]) / 2)
+        else:
+            hx = max(5.0, (L - min(extent_mm[0], L * 0.8)) / 2 - 8)
+            hy = max(5.0, (W - min(extent_mm[1], W * 0.8)) / 2 - 8)
         lx, ly = rng.uniform(-hx, hx), rng.uniform(-hy, hy)
         c, s = np.cos(ang), np.sin(ang)
         return cx + c * lx - s * ly, cy + s * lx + c * ly
@@ -664,13 +714,26 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         n_clutter = int(rng.integers(1, 6))
     clutter_meta = []
     placed: list[tuple[str, float, float, np.ndarray]] = []
+    left_out = {"too_big": 0, "parcel_full": 0}
+    packed_cm3, room_cm3 = 0.0, FIT_FILL * L * W * H / 1000.0
     for _ in range(n_clutter):
         o = clutter_mod.make_clutter(rng, cpitch)
         mode = _choose(rng, (0.6, 0.25, 0.1, 0.05), ORIENTATIONS)
         rot = orientation_rotation(rng, mode)
         lo, hi = o.bounds()
+        if cfg.fit_contents:
+            fitted = fit_rotation(rot, hi - lo, (L, W, H), ang)
+            vol = float(np.prod(hi - lo)) / 1000.0
+            if fitted is None or packed_cm3 + vol > room_cm3:
+                left_out["too_big" if fitted is None else "parcel_full"] += 1
+                continue
+            if fitted is not rot and not np.allclose(fitted[2], rot[2]):
+                mode = "flat"  # laid down to fit under the lid
+            rot, packed_cm3 = fitted, packed_cm3 + vol
         ext = np.abs(rot[:2, :]) @ (hi - lo)
-        x, y = place(ext)
+        if cfg.fit_contents:  # place() works in the container's frame: its extent there keeps it inside
+            ext = np.abs(rot_z(-ang) @ rot)[:2, :] @ (hi - lo)
+        x, y = place(ext, inside=cfg.fit_contents)
         mag = float(rng.uniform(1.0, 1.15))
         cv.project(o, x, y, rot, mag, cpitch)
         placed.append((o.kind, x, y, ext))
@@ -686,7 +749,14 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         mode = _choose(rng, cfg.threat_orientation_p, ORIENTATIONS)
         rot = orientation_rotation(rng, mode)
         lo, hi = o.bounds()
+        fitted = fit_rotation(rot, hi - lo, (L, W, H), ang) if cfg.fit_contents else None
+        if fitted is not None:  # a threat too big for its parcel any way (a carbine in a shoebox) stays as drawn
+            if fitted is not rot and not np.allclose(fitted[2], rot[2]):
+                mode = "flat"
+            rot = fitted
         ext = np.abs(rot[:2, :]) @ (hi - lo)
+        if fitted is not None:
+            ext = np.abs(rot_z(-ang) @ rot)[:2, :] @ (hi - lo)
         conceal = _choose(rng, (0.55, 0.15, 0.15, 0.15), ["none", "under_dense", "inside", "wrapped"])
         concealers = [pl for pl in placed if pl[0] in clutter_mod.CONCEALERS or pl[0] in ("laptop", "electronics")]
         if conceal == "inside" and concealers:
@@ -695,7 +765,7 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         else:
             if conceal == "inside":
                 conceal = "none"
-            x, y = place(ext)
+            x, y = place(ext, inside=fitted is not None)
         mag = float(rng.uniform(1.0, 1.15))
         att, y0, x0 = cv.project(o, x, y, rot, mag, pitch)
         if conceal == "under_dense":
@@ -773,7 +843,7 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         printed = bool(o.meta.get("printed", False))
         if conceal != "none" or occlusion > 0.5:
             difficulty = "concealed"
-        elif mode in ("edge", "end") or occlusion > 0.2 or n_clutter > 25 or printed:
+        elif mode in ("edge", "end") or occlusion > 0.2 or len(clutter_meta) > 25 or printed:
             difficulty = "hard"
         else:
             difficulty = "easy"
@@ -806,7 +876,7 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         "width": int(wpx), "height": int(hpx), "mm_per_px": round(mmpp, 4), "container": ckind,
         "render": pal, "jpeg_quality": jpeg_q, "kvp": round(spectrum.kvp, 1),
         "effective_kev": [round(e, 1) for e in spectrum.effective_energies()],
-        "noise_i0": round(i0_high, 1), "blur_sigma": round(sigma, 3), "n_clutter": n_clutter,
+        "noise_i0": round(i0_high, 1), "blur_sigma": round(sigma, 3), "n_clutter": len(clutter_meta),
         "clutter": clutter_meta, "n_threats": len(boxes), "difficulty": difficulty,
         "grayscale": bool(gray), "printed": any(b["printed"] for b in boxes),
     }
@@ -816,6 +886,9 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         meta["soft"] = soft_meta
     if cfg.p_tools > 0:
         meta["tools"] = tools_meta
+    if cfg.fit_contents:
+        meta["fit"] = {"clutter_drawn": n_clutter, **{f"left_out_{k}": v for k, v in left_out.items()},
+                       "packed_share": round(packed_cm3 / (L * W * H / 1000.0), 3)}
     if cfg.p_fan > 0:
         meta["fan_beam"] = None if fan is None else {"central_ray_mm": round(fan.yc_mm, 1), "source_below_belt_mm": round(fan.s0_mm, 1),
                                                      "unit_mag_height_mm": round(fan.z_ref_mm, 1)}
