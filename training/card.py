@@ -55,11 +55,11 @@ def fullness_note(reports: dict[str, dict], least: int = 20) -> str | None:
             f"with 25 or more items of clutter against {h0 / n0:.2f} ({h0} of {n0}) with under 10: see the clutter strata.")
 
 
-def write_card(model_dir: str | Path, reports: dict[str, str | Path], training: dict, targets_note: str,
+def write_card(model_dir: str | Path, reps: dict[str, dict], training: dict, targets_note: str,
                limits: list[str]) -> str:
+    """The card from the reports (name -> xfd eval's report.json, first one: per-class table)."""
     model_dir = Path(model_dir)
     meta = json.loads((model_dir / "model.json").read_text())
-    reps = {k: json.loads((Path(v) / "report.json").read_text()) for k, v in reports.items()}
     lines = [
         f"# Model card: {meta['name']} {meta['version']}", "",
         "Detects firearms and firearm components in parcel X-ray scans (pseudo-colour dual-energy and grayscale).",
@@ -296,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     if "test" in reports and "test-int8" in reports:
         if choose_backend(a.model_dir, reports["test"], reports["test-int8"]) == "openvino-int8":
             served_key = "test-int8"  # the targets are judged on what the service runs
-    first = json.loads((Path(reports[served_key]) / "report.json").read_text())
+    reps = {k: json.loads((Path(v) / "report.json").read_text()) for k, v in reports.items()}
+    first = reps[served_key]
     tgt = (f"Targets on the synthetic test set, served path ({first.get('backend', '?')}): mAP50 >= 0.90 (got {first['map50']:.3f}), gun AP50 >= 0.95 "
            f"(got {first['per_class']['gun']['ap50']:.3f}), Pd >= 0.97 at Pfa <= 0.05 (got Pd {first['pd']:.3f} at Pfa {first['pfa']:.3f}). "
            + ("Met." if first["map50"] >= 0.9 and first["pd"] >= 0.97 and first["pfa"] <= 0.05 else
@@ -311,10 +312,10 @@ def main(argv: list[str] | None = None) -> int:
         "An alarm is a request for secondary inspection, not proof; a 'clear' verdict is not a clearance of the parcel.",
     ]
     other_test = "test" if served_key == "test-int8" else "test-int8"  # the same scans on the path not served
-    packed = fullness_note({k: json.loads((Path(v) / "report.json").read_text()) for k, v in reports.items() if k != other_test})
+    packed = fullness_note({k: r for k, r in reps.items() if k != other_test})
     if packed:
         limits.insert(3, packed)
-    write_card(a.model_dir, reports, training, tgt, limits)
+    write_card(a.model_dir, reps, training, tgt, limits)
     from training.export import write_sha256sums
 
     write_sha256sums(Path(a.model_dir))  # model.json and card.md changed

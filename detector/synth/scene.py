@@ -705,6 +705,16 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         c, s = np.cos(ang), np.sin(ang)
         return cx + c * lx - s * ly, cy + s * lx + c * ly
 
+    def fit(rot: np.ndarray, mode: str, size: np.ndarray) -> tuple[np.ndarray, str, np.ndarray] | None:
+        # fit_contents: the rotation and orientation under which an object fits this parcel and its
+        # extent in the container's frame (what place(inside=True) keeps inside); None: it fits no way
+        fitted = fit_rotation(rot, size, (L, W, H), ang)
+        if fitted is None:
+            return None
+        if fitted is not rot and not np.allclose(fitted[2], rot[2]):
+            mode = "flat"  # laid down to fit under the lid
+        return fitted, mode, np.abs(rot_z(-ang) @ fitted)[:2, :] @ size
+
     area_scale = (L * W) / (400 * 300)
     # clutter count skewed low: most parcels hold a few items, some are packed full
     lo_c, hi_c = cfg.clutter
@@ -722,17 +732,14 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         rot = orientation_rotation(rng, mode)
         lo, hi = o.bounds()
         if cfg.fit_contents:
-            fitted = fit_rotation(rot, hi - lo, (L, W, H), ang)
+            pose = fit(rot, mode, hi - lo)
             vol = float(np.prod(hi - lo)) / 1000.0
-            if fitted is None or packed_cm3 + vol > room_cm3:
-                left_out["too_big" if fitted is None else "parcel_full"] += 1
+            if pose is None or packed_cm3 + vol > room_cm3:
+                left_out["too_big" if pose is None else "parcel_full"] += 1
                 continue
-            if fitted is not rot and not np.allclose(fitted[2], rot[2]):
-                mode = "flat"  # laid down to fit under the lid
-            rot, packed_cm3 = fitted, packed_cm3 + vol
-        ext = np.abs(rot[:2, :]) @ (hi - lo)
-        if cfg.fit_contents:  # place() works in the container's frame: its extent there keeps it inside
-            ext = np.abs(rot_z(-ang) @ rot)[:2, :] @ (hi - lo)
+            (rot, mode, ext), packed_cm3 = pose, packed_cm3 + vol
+        else:
+            ext = np.abs(rot[:2, :]) @ (hi - lo)
         x, y = place(ext, inside=cfg.fit_contents)
         mag = float(rng.uniform(1.0, 1.15))
         cv.project(o, x, y, rot, mag, cpitch)
@@ -749,14 +756,11 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         mode = _choose(rng, cfg.threat_orientation_p, ORIENTATIONS)
         rot = orientation_rotation(rng, mode)
         lo, hi = o.bounds()
-        fitted = fit_rotation(rot, hi - lo, (L, W, H), ang) if cfg.fit_contents else None
-        if fitted is not None:  # a threat too big for its parcel any way (a carbine in a shoebox) stays as drawn
-            if fitted is not rot and not np.allclose(fitted[2], rot[2]):
-                mode = "flat"
-            rot = fitted
-        ext = np.abs(rot[:2, :]) @ (hi - lo)
-        if fitted is not None:
-            ext = np.abs(rot_z(-ang) @ rot)[:2, :] @ (hi - lo)
+        pose = fit(rot, mode, hi - lo) if cfg.fit_contents else None
+        if pose is not None:
+            rot, mode, ext = pose
+        else:  # not fitting, or a threat too big for its parcel any way (a carbine in a shoebox): as drawn
+            ext = np.abs(rot[:2, :]) @ (hi - lo)
         conceal = _choose(rng, (0.55, 0.15, 0.15, 0.15), ["none", "under_dense", "inside", "wrapped"])
         concealers = [pl for pl in placed if pl[0] in clutter_mod.CONCEALERS or pl[0] in ("laptop", "electronics")]
         if conceal == "inside" and concealers:
@@ -765,7 +769,7 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         else:
             if conceal == "inside":
                 conceal = "none"
-            x, y = place(ext, inside=fitted is not None)
+            x, y = place(ext, inside=pose is not None)
         mag = float(rng.uniform(1.0, 1.15))
         att, y0, x0 = cv.project(o, x, y, rot, mag, pitch)
         if conceal == "under_dense":
