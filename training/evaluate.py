@@ -24,6 +24,52 @@ class EvalError(ValueError):
     pass
 
 
+def _split_images(root: Path, entry) -> list[Path]:
+    """A split's images in the forms ultralytics reads: a directory, a .txt list of image paths
+    (what `xfd mix` writes; relative lines are taken from the list's own folder), or a list of them."""
+    entries = entry if isinstance(entry, list) else [entry]
+    images: list[Path] = []
+    for e in entries:
+        src = root / str(e)
+        if src.is_dir():
+            images += [ip for ip in sorted(src.iterdir()) if ip.suffix.lower() in IMG_EXT]
+        elif src.is_file() and src.suffix.lower() == ".txt":
+            for n, line in enumerate(src.read_text().splitlines(), 1):
+                line = line.strip()
+                if not line:
+                    continue
+                ip = Path(line) if Path(line).is_absolute() else (src.parent / line).resolve()
+                if ip.suffix.lower() not in IMG_EXT:
+                    raise EvalError(f"{src}:{n}: not an image path: {line}")
+                if not ip.is_file():
+                    raise EvalError(f"{src}:{n}: image not found: {ip}")
+                images.append(ip)
+        else:
+            raise EvalError(f"images not found: {src} (a directory or a .txt list of images)")
+    return images
+
+
+def _manifest_meta(image: Path, root: Path, cache: dict[Path, dict]) -> dict:
+    """The simulator's record of one scan, from the manifest.json of the dataset the image lives in
+    (the YAML's own root, or for a mixed set's list the source dataset's root)."""
+    for base in [root, *list(image.parents)[1:4]]:
+        if base not in cache:
+            mf = base / "manifest.json"
+            cache[base] = {}
+            if mf.is_file():
+                try:
+                    cache[base] = {r["file"]: r for r in json.loads(mf.read_text()).get("scans", [])}
+                except (OSError, ValueError, KeyError, TypeError):
+                    cache[base] = {}
+        try:
+            rel = str(image.relative_to(base))
+        except ValueError:
+            continue
+        if rel in cache[base]:
+            return cache[base][rel]
+    return {}
+
+
 def load_split(data_yaml: str | Path, split: str) -> tuple[list[dict], list[str]]:
     p = Path(data_yaml)
     if not p.exists():
@@ -34,24 +80,16 @@ def load_split(data_yaml: str | Path, split: str) -> tuple[list[dict], list[str]
         raise EvalError(f"dataset {p} has no '{split}' split (has: {', '.join(k for k in ('train', 'val', 'test') if k in d)})")
     root = Path(d.get("path", p.parent))
     root = root if root.is_absolute() else (p.parent / root).resolve()
-    img_dir = root / d[split]
-    if not img_dir.is_dir():
-        raise EvalError(f"{split} images not found: {img_dir}")
+    try:
+        images = _split_images(root, d[split])
+    except EvalError as e:
+        raise EvalError(f"{split} {e}") from None
     names = d["names"]
     names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
-    manifest = {}
-    mf = root / "manifest.json"
-    if mf.exists():
-        for r in json.loads(mf.read_text()).get("scans", []):
-            manifest[r["file"]] = r
-    items = []
-    for ip in sorted(img_dir.iterdir()):
-        if ip.suffix.lower() not in IMG_EXT:
-            continue
-        lp = img2label(ip)
-        items.append({"image": ip, "label": lp, "meta": manifest.get(str(ip.relative_to(root)), {})})
+    cache: dict[Path, dict] = {}
+    items = [{"image": ip, "label": img2label(ip), "meta": _manifest_meta(ip, root, cache)} for ip in images]
     if not items:
-        raise EvalError(f"no images in {img_dir}")
+        raise EvalError(f"no images in the {split} split of {p}")
     return items, names
 
 

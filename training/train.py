@@ -55,9 +55,10 @@ def check_dataset(data: str | Path) -> dict:
     for split in ("train", "val"):
         if split not in d:
             raise TrainError(f"dataset YAML {p} has no '{split}' entry")
-        sp = root / d[split]
-        if not sp.exists():
-            raise TrainError(f"{split} images not found: {sp}")
+        for e in d[split] if isinstance(d[split], list) else [d[split]]:  # a folder, a .txt list, or a list of them
+            sp = root / str(e)
+            if not sp.exists():
+                raise TrainError(f"{split} images not found: {sp}")
     dn = d.get("names")
     dn = list(dn.values()) if isinstance(dn, dict) else list(dn or [])
     unknown = [n for n in dn if n not in names()]
