@@ -46,7 +46,8 @@ def test_finetune_compare_promote_rollback(tmp_path, model_dir, scans):
     run = train(m["data"], weights=str(model_dir / "model.pt"), epochs=1, imgsz=160, batch=4, workers=0,
                 project=str(tmp_path / "runs"), name="ft", plots=False)
     cand = tmp_path / "cand"
-    export_model(run / "weights" / "best.pt", cand, tmp_path / "d" / "data.yaml", formats=("onnx", "openvino"), check_images=2,
+    # checked on the mixed set's val list, as the README's walkthrough exports
+    export_model(run / "weights" / "best.pt", cand, m["data"], formats=("onnx", "openvino"), check_images=2,
                  name="xfd-candidate", version="cand-1")
     res = compare(str(model_dir), str(cand), str(tmp_path / "d" / "data.yaml"), "test", tmp_path / "cmp")
     assert set(res["per_class_ap50"]) >= {"gun", "barrel"} and (tmp_path / "cmp" / "compare.md").exists()
