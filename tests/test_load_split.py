@@ -61,6 +61,9 @@ def test_bad_lists_are_clear_errors(two_sets, tmp_path):
         load_split(d / "data.yaml", "val")
     with pytest.raises(EvalError, match="test images not found: .*nowhere"):
         load_split(d / "data.yaml", "test")
+    (d / "empty.yaml").write_text(f"path: {d}\ntrain: val.txt\nval: val.txt\ntest:\nnames: [gun]\n")
+    with pytest.raises(EvalError, match=r"has no 'test' split \(has: train, val\)"):
+        load_split(d / "empty.yaml", "test")
     (d / "val.txt").write_text(f"{good}\n{two_sets}/a/manifest.json\n")
     with pytest.raises(EvalError, match="val.txt:2: not an image path"):
         load_split(d / "data.yaml", "val")

@@ -76,8 +76,8 @@ def load_split(data_yaml: str | Path, split: str) -> tuple[list[dict], list[str]
         raise EvalError(f"dataset YAML not found: {p}")
     offline.refuse_download_key(p)
     d = yaml.safe_load(p.read_text())
-    if split not in d:
-        raise EvalError(f"dataset {p} has no '{split}' split (has: {', '.join(k for k in ('train', 'val', 'test') if k in d)})")
+    if not d.get(split):
+        raise EvalError(f"dataset {p} has no '{split}' split (has: {', '.join(k for k in ('train', 'val', 'test') if d.get(k))})")
     root = Path(d.get("path", p.parent))
     root = root if root.is_absolute() else (p.parent / root).resolve()
     try:
