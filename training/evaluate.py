@@ -24,6 +24,15 @@ class EvalError(ValueError):
     pass
 
 
+def _list_lines(src: Path):
+    """(line number, text, image path) for each line of a .txt list of images (what `xfd mix`
+    writes); a relative line is taken from the list's own folder."""
+    for n, line in enumerate(src.read_text().splitlines(), 1):
+        line = line.strip()
+        if line:
+            yield n, line, Path(line) if Path(line).is_absolute() else (src.parent / line).resolve()
+
+
 def _split_images(root: Path, entry) -> list[Path]:
     """A split's images in the forms ultralytics reads: a directory, a .txt list of image paths
     (what `xfd mix` writes; relative lines are taken from the list's own folder), or a list of them."""
@@ -34,11 +43,7 @@ def _split_images(root: Path, entry) -> list[Path]:
         if src.is_dir():
             images += [ip for ip in sorted(src.iterdir()) if ip.suffix.lower() in IMG_EXT]
         elif src.is_file() and src.suffix.lower() == ".txt":
-            for n, line in enumerate(src.read_text().splitlines(), 1):
-                line = line.strip()
-                if not line:
-                    continue
-                ip = Path(line) if Path(line).is_absolute() else (src.parent / line).resolve()
+            for n, line, ip in _list_lines(src):
                 if ip.suffix.lower() not in IMG_EXT:
                     raise EvalError(f"{src}:{n}: not an image path: {line}")
                 if not ip.is_file():
@@ -96,7 +101,7 @@ def load_split(data_yaml: str | Path, split: str) -> tuple[list[dict], list[str]
 def _image_hashes(d: Path) -> dict[str, str]:
     """Content hashes of a split's images: a directory, or a .txt list of image paths (xfd mix)."""
     if d.is_file():
-        files = [Path(ln.strip()) for ln in d.read_text().splitlines() if ln.strip()]
+        files = [ip for _, _, ip in _list_lines(d)]
     else:
         files = sorted(d.rglob("*"))
     return {hashlib.sha256(f.read_bytes()).hexdigest(): str(f) for f in files
