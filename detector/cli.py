@@ -127,14 +127,17 @@ xfd export --weights runs/train/default/weights/best.pt --out models/default --d
                    help="INT8 with accuracy control: return layers to floating point until the val split's scan-level "
                         "Pd at Pfa <= 5%% is within D of FP32's (e.g. 0.005; slower)")
 
-    d = _sub(sp, "detect", "detect firearm components in scan images", """
+    d = _sub(sp, "detect", "detect firearm components in scan images (PNG, JPEG, TIFF, BMP, DICOS/DICOM)", """
 xfd detect scan.png
 xfd detect a.png b.jpg --model models/default --save-dir out/
+xfd detect bag.dcm --tdr-dir reports/    # DICOS in, DICOS Threat Detection Reports out
 xfd detect --raw-low low.png --raw-high high.png""")
     d.add_argument("images", nargs="*")
     d.add_argument("--model", default=None, help="model directory (default: models/default)")
     d.add_argument("--json", action="store_true", help="one JSON object per line (default: also human summary)")
     d.add_argument("--save-dir", default=None, help="write annotated PNGs here")
+    d.add_argument("--tdr-dir", default=None, help="write each scan's DICOS Threat Detection Report here "
+                   "(<name>_tdr.dcm; it references the DICOS image when the scan was one)")
     d.add_argument("--backend", default=None)
     d.add_argument("--tile", default="auto", choices=["auto", "on", "off"])
     d.add_argument("--raw-low", default=None, help="16-bit low-energy image of a raw dual-energy pair")
@@ -153,8 +156,9 @@ xfd import coco path/to/annotations.json --out data/imported --class-map configs
 xfd import voc path/to/VOCdevkit --out data/voc
 xfd import sixray path/to/SIXray --out data/sixray
 xfd import gdxray path/to/GDXray/Baggage --out data/gdxray
+xfd import dicos path/to/dicos-archive --out data/seized   # DX images + ground-truth/operator TDRs
 xfd import reviews --data-dir var --out data/reviews""")
-    i.add_argument("format", help="yolo, coco, voc, sixray, pidray, clcxray, gdxray, opixray, hixray, reviews")
+    i.add_argument("format", help="yolo, coco, voc, sixray, pidray, clcxray, gdxray, opixray, hixray, dicos, reviews")
     i.add_argument("source", nargs="?")
     i.add_argument("--out", required=True)
     i.add_argument("--class-map", default=None)

@@ -1,16 +1,17 @@
-"""`xfd detect`: one JSON object per image (the service's schema), annotated PNGs."""
+"""`xfd detect`: one JSON object per image (the service's schema), annotated PNGs, DICOS reports."""
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from . import imaging, taxonomy
+from . import dicos, imaging, taxonomy
 from .engine import Engine, EngineError, Result
 
 
@@ -43,6 +44,9 @@ def detect_cli(a) -> int:
     save = Path(a.save_dir) if a.save_dir else None
     if save:
         save.mkdir(parents=True, exist_ok=True)
+    tdr_dir = Path(a.tdr_dir) if getattr(a, "tdr_dir", None) else None
+    if tdr_dir:
+        tdr_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(p, None) for p in a.images]
     if a.raw_low and a.raw_high:
         jobs.append((a.raw_low, a.raw_high))
@@ -60,6 +64,11 @@ def detect_cli(a) -> int:
                 out = save / (Path(path).stem + "_detections.png")
                 cv2.imwrite(str(out), cv2.cvtColor(draw(img.rgb, res), cv2.COLOR_RGB2BGR))
                 rec["annotated"] = str(out)
+            if tdr_dir:
+                out = tdr_dir / (Path(path).stem + "_tdr.dcm")
+                rec["created"] = time.time()
+                out.write_bytes(dicos.write_tdr(rec, img.ids))
+                rec["tdr"] = str(out)
         except (OSError, imaging.ImageError, EngineError) as e:
             failures += 1
             rec.update({"verdict": "error", "error": str(e)})

@@ -3,7 +3,8 @@
 Dimensions are read from the header and checked against a pixel limit before any
 pixel is decoded (decompression bombs); truncated files are refused rather than
 analysed half-grey; EXIF orientation is applied; 16-bit images are scaled to 8 bits;
-raw dual-energy pairs go through the same physics palette as the simulator.
+raw dual-energy pairs go through the same physics palette as the simulator; DICOS/DICOM
+projection images (dicos.py) are read with the same checks.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from . import dicos
 from .xray import render
 
 try:  # libspng: decodes 8-bit PNGs ~1.4x faster than OpenCV's libpng here (make bench)
@@ -27,7 +29,8 @@ except ImportError:  # pragma: no cover - a declared dependency; OpenCV decodes 
 Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit, from the header, before decoding
 
 DEFAULT_MAX_PIXELS = 50_000_000
-FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff", "BMP": "image/bmp"}
+FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff", "BMP": "image/bmp", "DICOM": dicos.MEDIA_TYPE}
+EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp", "DICOM": ".dcm"}
 
 
 class ImageError(ValueError):
@@ -46,6 +49,7 @@ class DecodedImage:
     bit_depth: int
     width: int
     height: int
+    ids: dict | None = None  # DICOS: the image's UIDs and object-of-inspection id, for reports
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -57,6 +61,8 @@ def sniff_format(data: bytes) -> str | None:
         return "TIFF"
     if data[:2] == b"BM":
         return "BMP"
+    if dicos.is_dicom(data):
+        return "DICOM"
     return None
 
 
@@ -74,7 +80,9 @@ def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[str,
         raise ImageError("empty image: zero bytes received", "empty")
     fmt = sniff_format(data)
     if fmt is None:
-        raise ImageError("not a supported image: expected PNG, JPEG, TIFF or BMP", "unsupported_format")
+        raise ImageError("not a supported image: expected PNG, JPEG, TIFF, BMP or DICOS/DICOM", "unsupported_format")
+    if fmt == "DICOM":
+        raise ImageError("DICOM headers are read by dicos.decode, not Pillow", "unsupported_format")
     if fmt == "PNG" and len(data) >= 24 and data[12:16] == b"IHDR":  # size straight from IHDR, before any parser
         w, h = struct.unpack(">II", data[16:24])
         if w * h > max_pixels:
@@ -163,6 +171,12 @@ def _spng_rgb(data: bytes) -> np.ndarray | None:
 
 
 def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    if data and dicos.is_dicom(data):
+        try:
+            d = dicos.decode(data, max_pixels)
+        except dicos.DicosError as e:
+            raise ImageError(str(e), e.code) from None
+        return DecodedImage(d.array, "DICOM", d.mode, d.bit_depth, d.array.shape[1], d.array.shape[0], d.ids)
     fmt, im = read_header(data, max_pixels)
     mode = im.mode
     if mode in ("F", "I") or mode.startswith("I;32") or "F;" in mode:

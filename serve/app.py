@@ -31,7 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from detector import imaging, taxonomy
+from detector import dicos, imaging, taxonomy
 from detector.engine import DEFAULT_MODEL_DIR, Engine, EngineError
 from detector.offline import REPO_ROOT
 
@@ -42,7 +42,7 @@ from .store import REVIEW_STATES, ROLES, Store
 log = logging.getLogger("xfd.serve")
 CONSOLE_DIR = Path(__file__).resolve().parent / "console"
 IMAGE_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/tiff": ".tif", "image/bmp": ".bmp",
-               "image/x-ms-bmp": ".bmp"}
+               "image/x-ms-bmp": ".bmp", "application/dicom": ".dcm"}
 
 
 def _env(name: str, default, cast=str):
@@ -402,10 +402,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/v1/detect", response_model=DetectResponse, tags=["detect"],
               summary="Analyse one scan",
               description="Send the scan as multipart field `image`, or as the raw body with an image content type "
-                          "(image/png, image/jpeg, image/tiff, image/bmp). Optional query or form fields: `lane`, "
-                          "`tile` (auto|on|off). Boxes are in the original image's pixels. The scan is stored "
-                          "before the response is sent.",
-              responses={400: {"description": "unreadable or truncated image"}, 401: {"description": "no or bad key"},
+                          "(image/png, image/jpeg, image/tiff, image/bmp, or application/dicom for a DICOS/DICOM "
+                          "projection image). Optional query or form fields: `lane`, `tile` (auto|on|off). Boxes are "
+                          "in the original image's pixels. The scan is stored before the response is sent. With "
+                          "`Accept: application/dicom` the answer is the scan's DICOS Threat Detection Report "
+                          "instead of JSON (scan id in the `X-Scan-Id` header).",
+              responses={200: {"content": {"application/dicom": {}},
+                               "description": "the analysis (JSON), or its DICOS report with Accept: application/dicom"},
+                         400: {"description": "unreadable or truncated image"}, 401: {"description": "no or bad key"},
                          403: {"description": "role may not detect"}, 413: {"description": "body or pixels over the limit"},
                          415: {"description": "not an image type we accept"}, 422: {"description": "bad field"},
                          429: {"description": "rate limited"}, 503: {"description": "not ready or queue full"}})
@@ -448,6 +452,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 svc.pending -= 1
             mx.QUEUE.set(svc.pending)
         svc.publish({"type": "scan", "scan": rec})
+        if _wants_dicom(request):
+            tdr = await loop.run_in_executor(svc.io_pool, _tdr_bytes, svc, rec["scan_id"], "MACHINE")
+            return Response(tdr, media_type=dicos.MEDIA_TYPE, headers={"X-Scan-Id": rec["scan_id"]})
         return rec
 
     # ------------------------------------------------------------ scans
@@ -469,21 +476,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(404, "not_found", f"no scan {scan_id}")
         return rec
 
-    @app.get("/v1/scans/{scan_id}/image", tags=["scans"], summary="The original image, or with boxes drawn (?overlay=1)",
+    @app.get("/v1/scans/{scan_id}/image", tags=["scans"],
+             summary="The original image as sent; ?format=png: as the model saw it, as PNG (what a browser can "
+                     "show of TIFF and DICOS scans); ?overlay=1: PNG with the boxes drawn",
              response_class=Response)
-    async def get_image(scan_id: str, key=Depends(require("operator")), overlay: bool = False):
+    async def get_image(scan_id: str, key=Depends(require("operator")), overlay: bool = False,
+                        format: Literal["original", "png"] = "original"):
         found = svc.store.image_path(scan_id)
         if found is None:
             raise ApiError(404, "not_found", f"no scan {scan_id}")
         path, ctype = found
         if not path.exists():
             raise ApiError(404, "image_missing", f"the image of scan {scan_id} is missing from the store")
-        if not overlay:
+        if not overlay and (format == "original" or ctype == "image/png"):
             return FileResponse(path, media_type=ctype or "application/octet-stream")
-        rec = svc.store.get_scan(scan_id)
+        rec = svc.store.get_scan(scan_id) if overlay else None
         loop = asyncio.get_running_loop()
         png = await loop.run_in_executor(svc.pool, _overlay_png, path, rec)
         return Response(png, media_type="image/png")
+
+    @app.get("/v1/scans/{scan_id}/tdr", tags=["scans"], response_class=Response,
+             summary="The scan's DICOS Threat Detection Report (application/dicom)",
+             description="`type=machine` (default): the detector's alarm decision and alarming boxes. "
+                         "`type=operator`: the screener's review (409 while the scan is pending). The report "
+                         "references the DICOS image when the scan was one; its UIDs are derived from the scan id, "
+                         "so fetching it again gives the same report.",
+             responses={200: {"content": {"application/dicom": {}}}, 404: {"description": "unknown scan"},
+                        409: {"description": "operator report of a scan not yet reviewed"}})
+    async def get_tdr(scan_id: str, key=Depends(require("integrator", "operator")),
+                      type: Literal["machine", "operator"] = "machine"):
+        loop = asyncio.get_running_loop()
+        data = await loop.run_in_executor(svc.io_pool, _tdr_bytes, svc, scan_id, type.upper())
+        return Response(data, media_type=dicos.MEDIA_TYPE,
+                        headers={"Content-Disposition": f'attachment; filename="{scan_id}-{type}-tdr.dcm"'})
 
     @app.post("/v1/scans/{scan_id}/review", tags=["scans"], summary="Operator decision: confirmed or false_alarm")
     async def review(scan_id: str, body: ReviewRequest, key=Depends(require("operator"))):
@@ -599,7 +624,7 @@ def _analyse_and_store(svc: Service, data: bytes, claimed: str, lane: str | None
         raise ApiError(IMAGE_ERROR_STATUS.get(e.code, 400), e.code, str(e)) from None
     t1 = time.perf_counter()
     scan_id = svc.store.new_id()
-    ext = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp"}[img.format]
+    ext = imaging.EXTENSIONS[img.format]
     ctype = imaging.FORMATS[img.format]
     saving = svc.io_pool.submit(svc.store.save_image, scan_id, data, ext)  # in parallel with the model
     try:
@@ -633,11 +658,41 @@ def _analyse_and_store(svc: Service, data: bytes, claimed: str, lane: str | None
     return rec
 
 
-def _overlay_png(path: Path, rec: dict) -> bytes:
+def _wants_dicom(request: Request) -> bool:
+    """Accept: application/dicom (before any JSON type) asks /v1/detect for the DICOS report."""
+    for part in request.headers.get("accept", "").split(","):
+        t = part.split(";")[0].strip().lower()
+        if t == dicos.MEDIA_TYPE:
+            return True
+        if t in ("application/json", "*/*", "application/*"):
+            return False
+    return False
+
+
+def _tdr_bytes(svc: Service, scan_id: str, kind: str) -> bytes:
+    rec = svc.store.get_scan(scan_id)
+    if rec is None:
+        raise ApiError(404, "not_found", f"no scan {scan_id}")
+    if kind == "OPERATOR" and rec["review"]["state"] == "pending":
+        raise ApiError(409, "not_reviewed", f"scan {scan_id} has not been reviewed yet: no operator report")
+    ids = None
+    found = svc.store.image_path(scan_id)
+    if found is not None and found[1] == dicos.MEDIA_TYPE and found[0].exists():
+        try:
+            ids = dicos.read_ids(found[0].read_bytes())
+        except dicos.DicosError:
+            ids = None  # the report still stands; it just cannot point at the image
+    return dicos.write_tdr(rec, ids, kind)
+
+
+def _overlay_png(path: Path, rec: dict | None) -> bytes:
+    """The stored scan as the model saw it, as PNG; with rec, its boxes drawn over it."""
     from detector.detect_cli import draw
     from detector.engine import Box, Detection, Result
 
     img = imaging.decode(path.read_bytes(), max_pixels=10**9)
+    if rec is None:
+        return imaging.encode_png(img.rgb)
     dets = [Detection(d["label"], d["class_id"], d["confidence"], Box(**d["box"]), d["alarm"]) for d in rec["detections"]]
     res = Result(rec["image"]["width"], rec["image"]["height"], dets, rec["verdict"], rec["reasons"], {})
     out = draw(img.rgb, res)

@@ -157,3 +157,29 @@ def test_console_bad_states(console_env, scans):
     page.set_viewport_size({"width": 1366, "height": 768})
     assert page.is_visible("#btn-confirm")
     page.screenshot(path=str(ARTIFACTS / "06_laptop.png"))
+
+
+def test_console_shows_tiff_and_dicos_scans(console_env, scans):
+    """Browsers cannot draw TIFF or DICOM: the console shows them through ?format=png."""
+    import cv2
+
+    from .test_dicos import dx_rgb
+
+    srv, keys, page = console_env
+    if page.is_hidden("#app"):
+        page.goto(srv.url + "/console/")
+        page.fill("#key", keys["operator"])
+        page.click("#signin-btn")
+        page.wait_for_selector("#app:not([hidden])")
+    img = scans["clean"][0].image
+    ok, tif = cv2.imencode(".tif", cv2.cvtColor(img, cv2.COLOR_RGB2BGR).astype("uint16") * 257)
+    for ctype, data in (("image/tiff", tif.tobytes()), ("application/dicom", dx_rgb(img))):
+        r = httpx.post(f"{srv.url}/v1/detect?lane=lane-t", headers={"Authorization": f"Bearer {keys['integrator']}",
+                                                                    "Content-Type": ctype}, content=data, timeout=60)
+        assert r.status_code == 200, r.text
+        sid = r.json()["scan_id"]
+        page.evaluate(f"openScan('{sid}')")
+        page.wait_for_selector(f"#status-line:has-text('{sid[:8]}')", timeout=5000)
+        page.wait_for_function(f"S.img !== null && S.img.width === {img.shape[1]} && S.img.height === {img.shape[0]}",
+                               timeout=5000)
+        assert page.is_hidden("#missing"), (ctype, page.inner_text("#missing"))

@@ -23,12 +23,12 @@ import cv2
 import numpy as np
 import yaml
 
-from detector import imaging, taxonomy
+from detector import dicos, imaging, taxonomy
 from detector.offline import REPO_ROOT
 from training.evaluate import IMG_EXT
 
 CLASS_MAP_DIR = REPO_ROOT / "configs" / "class_maps"
-FORMATS = ("yolo", "coco", "voc", "sixray", "pidray", "clcxray", "gdxray", "opixray", "hixray", "reviews")
+FORMATS = ("yolo", "coco", "voc", "sixray", "pidray", "clcxray", "gdxray", "opixray", "hixray", "dicos", "reviews")
 
 
 class ImportDataError(ValueError):
@@ -207,6 +207,71 @@ def _gdx_rows(sd: Path) -> list[list[float]]:
     return []
 
 
+DICOS_SUFFIXES = (".dcs", ".dcm", ".dicom", "")
+HUMAN_TDR = ("GROUND_TRUTH", "OPERATOR")  # in order of preference; MACHINE reports are another detector's guesses
+
+
+def read_dicos(src: Path) -> Iterator[Record]:
+    """A DICOS archive: projection images (DX) and the Threat Detection Reports that refer to them.
+
+    A ground-truth report (else an operator's) of an image's study gives its boxes (label: the
+    threat category description), each threat going to the image its PTO references (or to the
+    study's only image when it references none); a report that clears the parcel makes its
+    images background. Machine reports are not ground truth and are not used; an image without
+    a human report is skipped and reported, never imported as clean."""
+    files = [src] if src.is_file() else sorted(p for p in src.rglob("*")
+                                               if p.is_file() and p.suffix.lower() in DICOS_SUFFIXES)
+    images: list[tuple[Path, dict]] = []
+    reports: dict[str, dict] = {}  # study UID -> the preferred human report
+    machine = 0
+    for p in files:
+        head = p.read_bytes()[:132] if p.exists() else b""
+        if not dicos.is_dicom(head):
+            continue
+        data = p.read_bytes()
+        try:
+            ids = dicos.read_ids(data)
+        except dicos.DicosError as e:
+            yield Record(str(p), None, [], None, {"error": str(e)})
+            continue
+        if ids.get("SOPClassUID") == dicos.DICOS_TDR:
+            try:
+                rep = dicos.read_tdr(data)
+            except (dicos.DicosError, AttributeError, IndexError, ValueError) as e:
+                yield Record(str(p), None, [], None, {"error": f"unreadable report: {e}"})
+                continue
+            if rep["type"] not in HUMAN_TDR:
+                machine += 1
+                continue
+            old = reports.get(rep["study"])
+            if old is None or HUMAN_TDR.index(rep["type"]) < HUMAN_TDR.index(old["type"]):
+                reports[rep["study"]] = {**rep, "file": str(p)}
+        else:
+            images.append((p, ids))
+    per_study = Counter(ids.get("StudyInstanceUID") for _, ids in images)
+    for p, ids in images:
+        study = ids.get("StudyInstanceUID")
+        rep = reports.get(study)
+        if rep is None:
+            data = p.read_bytes()
+            try:  # an image that cannot be analysed at all says why first
+                imaging.decode(data, max_pixels=200_000_000)
+                why = "no ground-truth or operator report for its study" + (f" ({machine} machine report(s) ignored)" if machine else "")
+            except imaging.ImageError as e:
+                why = str(e)
+            yield Record(str(p), None, [], None, {"error": why})
+            continue
+        boxes = []
+        if rep["alarm"] != "CLEAR":
+            for t in rep["threats"]:
+                mine = ids.get("SOPInstanceUID") in t["references"] if t["references"] else per_study[study] == 1
+                if mine:
+                    b = t["box"]
+                    boxes.append((t["label"] or t["category"], b["x1"], b["y1"], b["x2"], b["y2"]))
+        yield Record(str(p), p.read_bytes(), boxes, None, {"tdr": rep["file"], "tdr_type": rep["type"],
+                                                           "ooi": ids.get("PatientID")})
+
+
 def read_reviews(data_dir: Path) -> Iterator[Record]:
     """The service's reviewed scans: confirmed ones with their (corrected) boxes, false
     alarms as background images (hard negatives)."""
@@ -273,7 +338,8 @@ def import_dataset(fmt: str, source: str | Path | None, out: str | Path, class_m
         if not src.exists():
             raise ImportDataError(f"source not found: {src}")
         reader = {"yolo": read_yolo, "coco": read_coco, "pidray": read_coco, "clcxray": read_coco, "voc": read_voc,
-                  "sixray": read_voc, "opixray": read_textlines, "hixray": read_textlines, "gdxray": read_gdxray}[fmt]
+                  "sixray": read_voc, "opixray": read_textlines, "hixray": read_textlines, "gdxray": read_gdxray,
+                  "dicos": read_dicos}[fmt]
         records = reader(src)
     cmap = load_class_map(fmt, class_map)
     names = taxonomy.names()
@@ -338,8 +404,8 @@ def import_dataset(fmt: str, source: str | Path | None, out: str | Path, class_m
             lines.append(f"{cid} {(x1 + x2) / 2 / W:.6f} {(y1 + y2) / 2 / H:.6f} {(x2 - x1) / W:.6f} {(y2 - y1) / H:.6f}")
         split = hash_split(h)
         per_split[split] += 1
-        ext = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp"}[img.format]
-        if img.bit_depth == 16 or img.source_mode not in ("RGB", "L", "P"):
+        ext = imaging.EXTENSIONS[img.format]
+        if img.bit_depth == 16 or img.format == "DICOM" or img.source_mode not in ("RGB", "L", "P"):
             # store what the model sees: 8-bit RGB
             ext = ".png"
             cv2.imwrite(str(out / "images" / split / f"{h[:16]}{ext}"), cv2.cvtColor(img.rgb, cv2.COLOR_RGB2BGR))

@@ -139,7 +139,7 @@ async function showScan(scan) {
   renderQueue();
   $("missing").hidden = true;
   try {
-    const blob = await (await api(`/v1/scans/${scan.scan_id}/image`)).blob();
+    const blob = await (await api(`/v1/scans/${scan.scan_id}/image?format=png`)).blob();
     S.img = await createImageBitmap(blob);
   } catch (e) {
     S.img = null; $("missing").hidden = false;
