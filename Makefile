@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 DATA    ?= data
 SEED    ?= 1
 
-.PHONY: setup setup-browser serve test test-fast lint bench synth train train-ft train-gpu train-cpu-ft eval export help
+.PHONY: setup setup-browser serve test test-fast lint bench synth train train-ft train-gpu train-cpu-ft eval export robustness help
 
 help:
 	@echo "make setup   - create .venv and install the project with test extras (idempotent)"
@@ -18,6 +18,7 @@ help:
 	@echo "make train-gpu - stage 3 on a CUDA GPU: fresh scans on every core, fine-tune stage 2 (training/gpu_recipe.sh)"
 	@echo "make train-cpu-ft - fine-tune the shipped weights on 4,800 fresh scans on this CPU (FT_HOURS, default 1.3)"
 	@echo "make eval    - calibrate on val, then evaluate models/default on the test sets"
+	@echo "make robustness - models/default on synth-test and synth-cal altered as other scanners alter scans"
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY)"; exit 1; }
@@ -144,3 +145,9 @@ eval: setup
 	cp reports/test/*.png $(MODEL)/eval/test/
 	$(BIN)/python -m training.card $(MODEL) $(CARD_RUNS) --report test=reports/test --report test-int8=reports/test-int8 --report shifted=reports/shifted \
 	  --report vendor=reports/vendor --report fan=reports/fan --report tools=reports/tools --report fit=reports/fit --report cal=reports/cal
+
+# the model on held-out scans altered as other scanners alter them (pixel size, JPEG, blur, noise, display
+# curve, hue, grey, negative, edge enhancement), at its own thresholds: reports/robustness-*/robustness.md
+robustness: setup
+	$(BIN)/xfd robustness --model $(MODEL) --data $(DATA)/synth-test/data.yaml --split test --out reports/robustness-test
+	$(BIN)/xfd robustness --model $(MODEL) --data $(DATA)/synth-cal/data.yaml --split val --out reports/robustness-cal

@@ -112,6 +112,9 @@ xfd eval --model runs/train/default/weights/best.pt --data data/synth/data.yaml 
                         "scans of the calibration set (default 3; 0: any gain)")
     e.add_argument("--backend", default=None, help="torch, onnx, openvino (default: best available)")
     e.add_argument("--tile", default="auto", choices=["auto", "on", "off"])
+    e.add_argument("--perturb", default=None, metavar="NAME[:P]",
+                   help="alter every scan before the model, as another scanner might (scale:0.5, jpeg:25, blur:2, "
+                        "noise:12, gamma:1.6, hue:30, gray, invert, sharpen:1.5; see xfd robustness)")
 
     x = _sub(sp, "export", "export to ONNX and OpenVINO FP32/INT8, checked against PyTorch", """
 xfd export --weights runs/train/default/weights/best.pt --out models/default --data data/synth/data.yaml""")
@@ -163,6 +166,20 @@ xfd import reviews --data-dir var --out data/reviews""")
     i.add_argument("--out", required=True)
     i.add_argument("--class-map", default=None)
     i.add_argument("--data-dir", default=None)
+
+    rb = _sub(sp, "robustness", "evaluate a model on held-out scans altered as other scanners alter them "
+              "(pixel size, JPEG, blur, noise, display curve, palette, grey, negative, edge enhancement)", """
+xfd robustness --model models/default --data data/synth-test/data.yaml --split test --out reports/robustness
+xfd robustness --model models/default --data data/synth-test/data.yaml --out reports/rb --perturbations scale:0.5,jpeg:25""")
+    rb.add_argument("--model", default="models/default", help="model directory (default: models/default)")
+    rb.add_argument("--data", required=True, help="dataset YAML")
+    rb.add_argument("--split", default="test")
+    rb.add_argument("--out", required=True, help="report directory: robustness.md / .json, one eval report per perturbation")
+    rb.add_argument("--perturbations", default=None, metavar="P1,P2,...",
+                    help="comma-separated NAME[:PARAM] (default: scale:0.5,0.75,1.5, jpeg:25, blur:2, noise:12, "
+                         "gamma:0.6,1.6, hue:30, gray, invert, sharpen:1.5)")
+    rb.add_argument("--backend", default=None, help="default: the model's served backend")
+    rb.add_argument("--tile", default="auto", choices=["auto", "on", "off"])
 
     c = _sub(sp, "compare", "evaluate an old and a new model on the same held-out scans, side by side", """
 xfd compare --old models/default --new models/candidate --data data/synth-test/data.yaml --split test --out reports/compare""")
@@ -305,6 +322,12 @@ def cmd_import(a) -> int:
     return import_cli(a)
 
 
+def cmd_robustness(a) -> int:
+    from training.robustness import robustness_cli
+
+    return robustness_cli(a)
+
+
 def cmd_compare(a) -> int:
     from training.compare import compare_cli
 
@@ -345,7 +368,7 @@ def cmd_keys(a) -> int:
 
 COMMANDS = {"synth": cmd_synth, "train": cmd_train, "eval": cmd_eval, "export": cmd_export, "detect": cmd_detect,
             "serve": cmd_serve, "import": cmd_import, "bench": cmd_bench, "keys": cmd_keys, "compare": cmd_compare,
-            "mix": cmd_mix, "models": cmd_models}
+            "robustness": cmd_robustness, "mix": cmd_mix, "models": cmd_models}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -379,8 +379,12 @@ def verdict_reasons(dets: list[Detection]) -> list[str]:
 # ----------------------------------------------------------------- the engine
 class Engine:
     def __init__(self, model: str | Path | None = None, backend: str | None = None, threads: int | None = None,
-                 concurrency: int = 2, tile_size: int | None = None, warmup: bool = True):
+                 concurrency: int = 2, tile_size: int | None = None, warmup: bool = True, undo_negative: bool = True):
         self.info = load_model_info(model or DEFAULT_MODEL_DIR)
+        # a scan with a dark border may be a negative (dark air), which the model cannot read (it finds
+        # nothing in negatives of colour scans: xfd robustness), or a normal scan padded with black:
+        # such scans are analysed both ways round and the reading with the stronger evidence is kept
+        self.undo_negative = undo_negative
         self.threads = threads or default_threads()
         self.backend = backend or self._best_backend()
         if self.backend not in RUNNERS:
@@ -450,10 +454,26 @@ class Engine:
         return max(h, w) > 2.2 * self.tile_size or (max(h, w) / max(1, min(h, w)) > 2.5 and max(h, w) > 1.6 * self.tile_size)
 
     def detect(self, img: np.ndarray | imaging.DecodedImage, tile: str = "auto", conf: float | None = None) -> Result:
-        t0 = time.perf_counter()
         rgb = img.rgb if isinstance(img, imaging.DecodedImage) else img
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise EngineError(f"engine expects an HxWx3 uint8 RGB image, got {rgb.shape} {rgb.dtype}")
+        if not (self.undo_negative and imaging.dark_border(rgb)):
+            return self._detect(rgb, tile, conf)
+        t0 = time.perf_counter()
+        as_sent = self._detect(rgb, tile, conf)
+        turned = self._detect(255 - rgb, tile, conf)
+
+        def evidence(r: Result) -> float:
+            return max((d.confidence for d in r.detections), default=0.0)
+
+        res = turned if evidence(turned) > evidence(as_sent) else as_sent
+        res.extra["negative"] = res is turned
+        res.timing_ms = {k: as_sent.timing_ms[k] + turned.timing_ms[k] for k in as_sent.timing_ms}
+        res.timing_ms["total"] = (time.perf_counter() - t0) * 1e3
+        return res
+
+    def _detect(self, rgb: np.ndarray, tile: str, conf: float | None) -> Result:
+        t0 = time.perf_counter()
         h, w = rgb.shape[:2]
         floor = conf if conf is not None else min(0.5 * min(self.info.thresholds.values()), 0.1)
         tiled = self._should_tile(h, w, tile)
@@ -500,7 +520,7 @@ class Engine:
         t3 = time.perf_counter()
         timing = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3,
                   "total": (t3 - t0) * 1e3}
-        return Result(w, h, dets, verdict, reasons, timing, tiled, self.backend, {"views": len(views)})
+        return Result(w, h, dets, verdict, reasons, timing, tiled, self.backend, {"views": len(views), "negative": False})
 
     def detect_bytes(self, data: bytes, tile: str = "auto", max_pixels: int = imaging.DEFAULT_MAX_PIXELS) -> Result:
         t0 = time.perf_counter()

@@ -648,6 +648,8 @@ def _analyse_and_store(svc: Service, data: bytes, claimed: str, lane: str | None
     for stage, v in rec["timing_ms"].items():
         mx.STAGE.labels(stage).observe(v / 1e3)
     mx.VERDICTS.labels(res.verdict).inc()
+    if res.extra.get("negative"):
+        mx.NEGATIVE.inc()
     for d in res.detections:
         if d.alarm:
             mx.DETECTIONS.labels(d.label).inc()

@@ -16,6 +16,8 @@ VERDICTS = Counter("xfd_verdicts_total", "Parcel verdicts", ["verdict"], registr
 DETECTIONS = Counter("xfd_detections_total", "Alarming detections per class", ["label"], registry=REGISTRY)
 REVIEWS = Counter("xfd_reviews_total", "Operator reviews", ["decision"], registry=REGISTRY)
 BAD_INPUT = Counter("xfd_bad_input_total", "Refused scans by reason", ["reason"], registry=REGISTRY)
+NEGATIVE = Counter("xfd_negative_scans_total", "Scans sent as a negative display (dark air), turned back before the model",
+                   registry=REGISTRY)
 REJECTED = Counter("xfd_rejected_overload_total", "Scans refused with 503 because the queue was full", registry=REGISTRY)
 QUEUE = Gauge("xfd_queue_depth", "Scans waiting for or in inference", registry=REGISTRY)
 MODEL_INFO = Info("xfd_model", "Active model", registry=REGISTRY)

@@ -176,7 +176,9 @@ def read_gt(label: Path, w: int, h: int) -> np.ndarray:
     return np.stack([c, (x - bw / 2) * w, (y - bh / 2) * h, (x + bw / 2) * w, (y + bh / 2) * h], 1)
 
 
-def predict(engine, items: list[dict], tile: str = "auto", conf: float = 0.001, progress: bool = True):
+def predict(engine, items: list[dict], tile: str = "auto", conf: float = 0.001, progress: bool = True, perturb=None):
+    """perturb: a function (rgb, index) -> rgb applied before the model (training.robustness);
+    when it resizes, the labelled boxes are scaled with it."""
     preds, gts, times = [], [], []
     t0 = time.time()
     for i, it in enumerate(items):
@@ -184,12 +186,18 @@ def predict(engine, items: list[dict], tile: str = "auto", conf: float = 0.001, 
         if img is None:
             raise EvalError(f"unreadable image: {it['image']}")
         rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        gt = read_gt(it["label"], rgb.shape[1], rgb.shape[0])
+        if perturb is not None:
+            h0, w0 = rgb.shape[:2]
+            rgb = np.ascontiguousarray(perturb(rgb, i))
+            if rgb.shape[:2] != (h0, w0):
+                gt = gt * np.array([1, rgb.shape[1] / w0, rgb.shape[0] / h0, rgb.shape[1] / w0, rgb.shape[0] / h0], np.float32)
         res = engine.detect(rgb, tile=tile, conf=conf)
         times.append(res.timing_ms["total"])
         p = np.array([[d.box.x1, d.box.y1, d.box.x2, d.box.y2, d.confidence, d.class_id] for d in res.detections],
                      np.float32).reshape(-1, 6)
         preds.append(p)
-        gts.append(read_gt(it["label"], rgb.shape[1], rgb.shape[0]))
+        gts.append(gt)
         if progress and (i + 1) % max(1, len(items) // 10) == 0:
             el = time.time() - t0
             print(f"eval {i + 1}/{len(items)}  ETA {el / (i + 1) * (len(items) - i - 1):.0f}s", flush=True)
@@ -305,9 +313,20 @@ def false_alarms_by_content(items: list[dict], threat: np.ndarray, alarmed: np.n
 
 
 def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = False, target_pfa: float = 0.05,
-             tile: str = "auto", pfa_confidence: float | None = None, min_gain: int = 3) -> dict:
+             tile: str = "auto", pfa_confidence: float | None = None, min_gain: int = 3, perturb: str | None = None,
+             plots_too: bool = True) -> dict:
     if calibrate and split == "test":
         raise EvalError("refusing to calibrate thresholds on the test split: use --split val")
+    if calibrate and perturb:
+        raise EvalError("refusing to calibrate thresholds on perturbed scans: calibrate on the scans as they are")
+    transform = None
+    if perturb:
+        from training import robustness
+
+        try:
+            transform = robustness.make(perturb)
+        except robustness.PerturbError as e:
+            raise EvalError(str(e)) from None
     if pfa_confidence is not None and not 0.5 <= pfa_confidence < 1:
         raise EvalError(f"--pfa-confidence must be in [0.5, 1), got {pfa_confidence}")
     if min_gain < 0:
@@ -324,7 +343,7 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
     if leak["not_found"]:
         print(f"note: the model's training set {', '.join(leak['not_found'])} is not on this machine: "
               "no leakage check against it", file=sys.stderr, flush=True)
-    preds, gts, times = predict(engine, items, tile)
+    preds, gts, times = predict(engine, items, tile, perturb=transform)
     nc = len(names)
     any_max, hit_max, threat = M.scan_tables(preds, gts, nc)
     if calibrate:
@@ -361,7 +380,7 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
                 for it, t, d, a in zip(items, threat, detected, alarmed, strict=True)]
     report = {
         "model": engine.info.public(), "backend": engine.backend, "data": str(Path(data).resolve()), "split": split,
-        "scans": len(items), "threat_scans": int(threat.sum()), "clean_scans": int((~threat).sum()),
+        "perturbation": perturb, "scans": len(items), "threat_scans": int(threat.sum()), "clean_scans": int((~threat).sum()),
         "map50": det["map50"], "map50_95": det["map50_95"], "per_class": det["per_class"],
         "pd": round(pd, 4), "pfa": round(pfa, 4), **ci, "thresholds": thresholds, **fixed,
         "calibrated_here": calibrate, "target_pfa": target_pfa if calibrate else None,
@@ -376,7 +395,8 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
     }
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(markdown(report))
-    plots(out, preds, gts, names, curve, conf, pd, pfa)
+    if plots_too:
+        plots(out, preds, gts, names, curve, conf, pd, pfa)
     return report
 
 
@@ -386,7 +406,8 @@ def _ci(iv) -> str:
 
 def markdown(r: dict) -> str:
     lines = [f"# Evaluation: {r['model']['name']} {r['model']['version']} on {Path(r['data']).parent.name}/{r['split']}", "",
-             f"{r['scans']} scans ({r['threat_scans']} with threats, {r['clean_scans']} clean), backend {r['backend']}.", "",
+             f"{r['scans']} scans ({r['threat_scans']} with threats, {r['clean_scans']} clean), backend {r['backend']}."
+             + (f" **Each scan altered: {r['perturbation']}** (training/robustness.py)." if r.get("perturbation") else ""), "",
              "| metric | value |", "|---|---|",
              f"| mAP50 | {r['map50']:.3f} |", f"| mAP50-95 | {r['map50_95']:.3f} |",
              f"| **Pd at the operating point** | **{r['pd']:.3f}**{_ci(r.get('pd_ci95'))} |",
@@ -496,7 +517,8 @@ def evaluate_cli(a) -> int:
     from detector.engine import Engine
 
     engine = Engine(a.model, backend=a.backend)
-    r = evaluate(engine, a.data, a.split, a.out, a.calibrate, a.target_pfa, a.tile, a.pfa_confidence, a.min_gain)
+    r = evaluate(engine, a.data, a.split, a.out, a.calibrate, a.target_pfa, a.tile, a.pfa_confidence, a.min_gain,
+                 a.perturb)
     if a.calibrate:
         store_thresholds(a.model, r)
     print(json.dumps({k: r[k] for k in ("map50", "map50_95", "pd", "pfa", "pd_at_pfa_0.05", "thresholds")}, indent=1))

@@ -1,0 +1,118 @@
+"""Robustness: held-out scans altered as other scanners alter them, and the engine's handling
+of negative displays (dark air)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from detector import imaging
+from detector.engine import Engine
+from detector.synth.dataset import write_dataset
+from training import robustness as R
+from training.evaluate import EvalError, evaluate, load_split, predict
+
+QUIET = dict(workers=1, coco=False, sheet=False, progress=lambda *a: None)
+
+
+@pytest.fixture(scope="module")
+def engine(model_dir):
+    return Engine(model_dir, concurrency=1)
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rb") / "set"
+    write_dataset(root, 16, seed=9, split="test=1", **QUIET)
+    return root / "data.yaml"
+
+
+def test_perturbation_specs_are_checked():
+    assert R.parse("scale:0.5") == ("scale", 0.5) and R.parse("gray") == ("gray", None) and R.parse("jpeg") == ("jpeg", 25)
+    for bad, msg in (("zoom:2", "unknown perturbation"), ("gray:2", "takes no parameter"), ("jpeg:high", "not a number"),
+                     ("scale:9", "must be in")):
+        with pytest.raises(R.PerturbError, match=msg):
+            R.parse(bad)
+
+
+def test_perturbations_do_what_they_say():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    img[:10] = 255
+    assert R.make("scale:0.5")(img, 0).shape == (30, 40, 3)
+    assert (R.make("invert")(img, 0) == 255 - img).all()
+    g = R.make("gray")(img, 0)
+    assert (g[..., 0] == g[..., 1]).all() and (g[..., 1] == g[..., 2]).all()
+    assert (R.make("noise:12")(img, 3) == R.make("noise:12")(img, 3)).all()  # the same noise on every run
+    assert not (R.make("noise:12")(img, 3) == R.make("noise:12")(img, 4)).all()
+    assert R.make("gamma:2")(img, 0)[0, 0, 0] == 255 and R.make("gamma:2")(np.full((2, 2, 3), 128, np.uint8), 0)[0, 0, 0] == 64
+    h = R.make("hue:180")(np.array([[[255, 0, 0]]], np.uint8), 0)[0, 0]
+    assert h[0] < 10 and h[1] > 200 and h[2] > 200  # red turned to cyan
+    assert R.make("blur:2")(img, 0).std() < img.std()
+
+
+def test_scaled_scans_carry_their_boxes(engine, small_set):
+    items, _ = load_split(small_set, "test")
+    items = [it for it in items if it["label"].read_text().strip()][:3]
+    _, gts, _ = predict(engine, items, progress=False)
+    _, half, _ = predict(engine, items, progress=False, perturb=R.make("scale:0.5"))
+    for a, b in zip(gts, half, strict=True):
+        assert len(a) and (a[:, 0] == b[:, 0]).all()
+        assert np.allclose(b[:, 1:], a[:, 1:] * 0.5, atol=1.0)
+
+
+def test_robustness_report_and_negatives_are_read_the_right_way_round(engine, small_set, tmp_path):
+    rep = R.robustness(engine, str(small_set), "test", tmp_path / "rb", specs=("invert", "scale:0.75"))
+    rows = {r["perturbation"]: r for r in rep["rows"]}
+    assert set(rows) == {"none", "invert", "scale:0.75"}
+    # a negative display (dark air) is turned back: the same scans are found, not none
+    assert rows["invert"]["pd"] == rows["none"]["pd"] and abs(rows["invert"]["map50"] - rows["none"]["map50"]) < 0.05
+    assert rows["none"]["d_pd"] == 0 and rows["invert"]["d_map50"] == round(rows["invert"]["map50"] - rows["none"]["map50"], 4)
+    md = (tmp_path / "rb" / "robustness.md").read_text()
+    assert "| invert |" in md and "at the model's own thresholds" in md
+    assert json.loads((tmp_path / "rb" / "invert" / "report.json").read_text())["perturbation"] == "invert"
+    # without the turn-back the model finds nothing in negatives
+    blind = Engine(engine.info.root, concurrency=1, undo_negative=False)
+    r = evaluate(blind, str(small_set), "test", tmp_path / "blind", perturb="invert", plots_too=False)
+    assert r["pd"] == 0.0 or r["pd"] < rows["none"]["pd"]
+
+
+def test_evaluate_refuses_bad_perturbations(engine, small_set, tmp_path):
+    with pytest.raises(EvalError, match="unknown perturbation"):
+        evaluate(engine, str(small_set), "test", tmp_path / "x", perturb="zoom:2")
+    with pytest.raises(EvalError, match="perturbed"):
+        evaluate(engine, str(small_set), "val", tmp_path / "x", calibrate=True, perturb="jpeg:25")
+
+
+def test_negative_and_black_padded_scans(engine, scans):
+    """Both have a dark border; only the negative is turned back."""
+    hits = 0
+    for s in scans["threat"][:3]:
+        normal = engine.detect(s.image)
+        neg = engine.detect(255 - s.image)
+        assert neg.extra["negative"] == bool(normal.detections)  # nothing to read either way: kept as sent
+        assert [(d.label, round(d.box.x1)) for d in neg.detections] == [(d.label, round(d.box.x1)) for d in normal.detections]
+        hits += normal.verdict == "alarm"
+        pad = np.zeros((s.image.shape[0] + 40, s.image.shape[1] + 60, 3), np.uint8)
+        pad[20:-20, 30:-30] = s.image
+        assert imaging.dark_border(pad) and imaging.dark_border(255 - s.image) and not imaging.dark_border(s.image)
+        assert engine.detect(pad).extra["negative"] is False
+    assert hits, "the shipped model alarmed on none of the fixture's threat scans"
+    assert engine.detect(scans["clean"][0].image).extra["negative"] is False
+
+
+def test_service_counts_negative_scans(server, scans):
+    import httpx
+
+    from .conftest import png_bytes
+
+    k = {"Authorization": f"Bearer {server.keys['integrator']}"}
+    s = scans["threat"][0]
+    a = httpx.post(server.url + "/v1/detect", headers={**k, "Content-Type": "image/png"}, content=png_bytes(s.image), timeout=60).json()
+    b = httpx.post(server.url + "/v1/detect", headers={**k, "Content-Type": "image/png"}, content=png_bytes(255 - s.image),
+                   timeout=60).json()
+    assert [d["label"] for d in b["detections"]] == [d["label"] for d in a["detections"]] and b["verdict"] == a["verdict"]
+    m = httpx.get(server.url + "/metrics", headers=k).text
+    assert "xfd_negative_scans_total 1.0" in m
