@@ -46,6 +46,10 @@ xfd synth --out data/shifted --n 200 --seed 3 --split test=1 --shifted --raw""")
     s.add_argument("--display-effects", type=float, default=None, metavar="P",
                    help="share of scans given a vendor's display processing: sharpening, contrast stretch, "
                         "negative, burnt-in text (default 0: none)")
+    s.add_argument("--display-jitter", type=float, default=None, metavar="P",
+                   help="share of scans whose display is varied wider than the palette: hue turned up to 35 deg, "
+                        "colour shown in grey, gamma 0.5-2, blur, edge enhancement, negatives (what xfd robustness "
+                        "found costly; default 0: none)")
     s.add_argument("--fan-beam", type=float, default=None, metavar="P",
                    help="share of scans projected through a line scanner's fan beam (rows scale with height above "
                         "the belt; walls become bands). Default 0 (a parallel projection); --wide: 0.7")
@@ -251,7 +255,8 @@ def cmd_synth(a) -> int:
         raise CliError("--shifted and --wide are different configurations: choose one")
     cfg = SceneConfig.shifted() if a.shifted else SceneConfig.wide() if a.wide else SceneConfig()
     # shares of scans: flag -> SceneConfig field
-    for flag, field in (("gray", "p_gray"), ("display_effects", "p_display"), ("fan_beam", "p_fan"),
+    for flag, field in (("gray", "p_gray"), ("display_effects", "p_display"), ("display_jitter", "p_display_jitter"),
+                        ("fan_beam", "p_fan"),
                         ("tools", "p_tools"), ("soft_contents", "p_soft")):
         value = getattr(a, flag)
         if value is None:

@@ -201,6 +201,39 @@ def test_shifted_config_differs():
     assert s.mm_per_px[0] > SceneConfig().mm_per_px[1] - 0.1 and s.palette_shift != 0
 
 
+def test_display_jitter_changes_the_display_not_the_scan():
+    from detector.xray import render
+
+    seen = set()
+    for i in range(8):
+        plain = simulate(12, i)
+        off = simulate(12, i, SceneConfig(p_display_jitter=0.0))
+        shown = simulate(12, i, SceneConfig(p_display_jitter=1.0))
+        assert (off.image == plain.image).all() and "display_jitter" not in off.meta  # 0: 3.3.0's images
+        assert [b["box"] for b in plain.boxes] == [b["box"] for b in shown.boxes]  # own random stream
+        assert shown.image.shape == plain.image.shape and shown.image.dtype == np.uint8
+        seen.update(shown.meta["display_jitter"] or {})
+    assert {"hue_deg", "gamma"} <= seen, seen
+    # each change does what it says, on colour and grey scans
+    img = simulate(11, 0, SceneConfig(p_gray=0.0)).image
+    rng = np.random.default_rng(3)
+    kinds = set()
+    for _ in range(200):
+        out, applied = render.display_jitter(img, rng)
+        assert out.shape == img.shape and out.dtype == np.uint8
+        if applied == {"negative": True}:
+            assert (out == 255 - img).all()
+        if set(applied) == {"luma"}:
+            assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+        if set(applied) == {"gamma"} and applied["gamma"] > 1.2:
+            assert out.mean() < img.mean()
+        kinds.update(applied)
+    assert kinds == {"hue_deg", "luma", "gamma", "blur_sigma", "unsharp", "negative"}, kinds
+    grey = img.mean(axis=2).astype(np.uint8)
+    out, applied = render.display_jitter(grey, np.random.default_rng(5))
+    assert out.shape == grey.shape and "hue_deg" not in applied and "luma" not in applied
+
+
 def test_display_effects_change_pixels_not_labels():
     import cv2
 

@@ -173,6 +173,8 @@ def _layer_opts(cfg: dict, always: bool = False) -> list[str]:
         opts.append(f"palette shift {cfg['palette_shift']:g} degrees")
     if cfg.get("fit_contents"):  # generator >= 3.3.0
         opts.append("contents fitted to their parcels")
+    if cfg.get("p_display_jitter"):  # generator >= 3.4.0, `xfd synth --display-jitter`
+        opts.append(f"display jitter {cfg['p_display_jitter']:g}")
     if cfg.get("threat_mix"):  # generator >= 3.2.0, `xfd synth --threat-mix`
         opts.append("threat mix " + ", ".join(f"{k} {v:g}" for k, v in cfg["threat_mix"].items()))
     return opts

@@ -24,7 +24,8 @@
 #   pip install --no-index --no-deps --target /tmp/site .whl/*.whl
 #   PYTHONPATH=/tmp/site:<stand-in dir>:$PWD BUDGET_S=530 bash training/gpu_recipe.sh
 # The next run should draw parcels whose contents fit (generator 3.3.0; README, "Part of that was
-# the simulator's"): WIDE=1 SEED0=400 SYNTH_OPTS="--display-effects 0.3 --soft-contents 0.5 --fit-contents"
+# the simulator's") and vary the display wider (3.4.0; README, "Robustness to other scanners"):
+# WIDE=1 SEED0=400 SYNTH_OPTS="--display-effects 0.3 --soft-contents 0.5 --fit-contents --display-jitter 0.3"
 # and, to see more packed parcels, PLAIN_OPTS="--clutter 10,50".
 set -euo pipefail
 T0=$(date +%s)

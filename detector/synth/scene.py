@@ -58,7 +58,11 @@ from .shapes import (
 #         its parcel is turned to lie along it, laid flat, or left out, threats are turned or laid
 #         flat to fit, everything is placed wholly inside, and a parcel is packed to at most FIT_FILL
 #         of its volume. Off (the default) keeps 3.2.0's images and labels.
-GENERATOR_VERSION = "3.3.0"
+# 3.4.0 = 3.3.0 + the opt-in display jitter (`xfd synth --display-jitter P`, render.display_jitter):
+#         palette hue turns, grey renderings of colour scans, display curves, blur, edge enhancement
+#         and negatives of colour scans, on a share of scans, from their own random stream (labels
+#         unchanged). 0 (the default) keeps 3.3.0's images.
+GENERATOR_VERSION = "3.4.0"
 
 # fit_contents: inner clearance of a container (walls, padding) across and along it, and under its lid
 FIT_CLEARANCE_MM = (10.0, 10.0, 5.0)
@@ -103,6 +107,11 @@ class SceneConfig:
     # text; render.display_effects). 0 keeps generator 1.0.0's images byte for byte. It draws from
     # its own random stream, so objects, labels and physics are the same with or without it.
     p_display: float = 0.0
+    # share of scans whose display is jittered wider than the palette varies (render.display_jitter:
+    # hue turns, grey renderings of colour scans, gamma 0.5-2, blur, edge enhancement, negatives of
+    # colour scans), the display differences `xfd robustness` found costly. Own random stream:
+    # 0 keeps 3.3.0's images; labels never change.
+    p_display_jitter: float = 0.0
     # share of scans that also get soft, irregular contents (clothing with folds, food bags, paper and
     # bubble-wrap packing) and small metal confusers (pens with springs, underwires, buckles, hair
     # pins): organic.py. 0 keeps 1.0.0's images; its own random stream leaves labels unchanged.
@@ -864,6 +873,11 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         drng = np.random.default_rng([int(seed), int(index), 0xD15])
         if drng.random() < cfg.p_display:
             img, display = render.display_effects(img, drng, [b["box"] for b in boxes])
+    jitter = None
+    if cfg.p_display_jitter > 0:
+        jrng = np.random.default_rng([int(seed), int(index), 0xD17])
+        if jrng.random() < cfg.p_display_jitter:
+            img, jitter = render.display_jitter(img, jrng)
     # the scanner exports what its display shows, often as JPEG (labels never depend on pixels,
     # and no random draw happens between the palette and here, so this order keeps 1.0.0's bytes)
     jpeg_q = None
@@ -886,6 +900,8 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
     }
     if cfg.p_display > 0:
         meta["display"] = display
+    if cfg.p_display_jitter > 0:
+        meta["display_jitter"] = jitter
     if cfg.p_soft > 0:
         meta["soft"] = soft_meta
     if cfg.p_tools > 0:
