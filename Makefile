@@ -143,11 +143,15 @@ eval: setup
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-cal/data.yaml --split val --out reports/cal
 	for r in val val-int8 test test-int8 shifted vendor fan tools fit cal; do mkdir -p $(MODEL)/eval/$$r && cp reports/$$r/report.md $(MODEL)/eval/$$r/; done
 	cp reports/test/*.png $(MODEL)/eval/test/
+	$(BIN)/xfd robustness --model $(MODEL) --data $(DATA)/synth-test/data.yaml --split test --out reports/robustness-test
+	$(BIN)/xfd robustness --model $(MODEL) --data $(DATA)/synth-cal/data.yaml --split val --out reports/robustness-cal
 	$(BIN)/python -m training.card $(MODEL) $(CARD_RUNS) --report test=reports/test --report test-int8=reports/test-int8 --report shifted=reports/shifted \
-	  --report vendor=reports/vendor --report fan=reports/fan --report tools=reports/tools --report fit=reports/fit --report cal=reports/cal
+	  --report vendor=reports/vendor --report fan=reports/fan --report tools=reports/tools --report fit=reports/fit --report cal=reports/cal \
+	  --robustness reports/robustness-test --robustness reports/robustness-cal
 
 # the model on held-out scans altered as other scanners alter them (pixel size, JPEG, blur, noise, display
 # curve, hue, grey, negative, edge enhancement), at its own thresholds: reports/robustness-*/robustness.md
+# (make eval runs the same and puts the largest losses in the card)
 robustness: setup
 	$(BIN)/xfd robustness --model $(MODEL) --data $(DATA)/synth-test/data.yaml --split test --out reports/robustness-test
 	$(BIN)/xfd robustness --model $(MODEL) --data $(DATA)/synth-cal/data.yaml --split val --out reports/robustness-cal

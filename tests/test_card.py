@@ -217,3 +217,29 @@ def test_card_names_pitch_and_clutter_ranges_and_packed_parcels():
                     "with 25 or more items of clutter against 0.30 (15 of 50) with under 10: see the clutter strata.")
     assert card.fullness_note({"test": rep((12, 40), (1, 10))}) is None  # 10 packed threat scans: too few to say
     assert card.fullness_note({"old": {"strata": {"difficulty=easy": {"threat_scans": 50, "pd": 0.2}}}}) is None
+
+
+def test_card_quotes_robustness_of_this_model_at_its_thresholds_only(tmp_path, model_dir, capsys):
+    meta = json.loads((model_dir / "model.json").read_text())
+    thr = card._served_thresholds(meta)
+    rows = [{"perturbation": p, "pd": pd, "d_pd": round(pd - 0.30, 4)} for p, pd in
+            (("none", 0.30), ("blur:2", 0.20), ("gray", 0.10), ("jpeg:25", 0.29), ("scale:0.5", 0.28), ("invert", 0.30))]
+
+    def report(d, **model):
+        d.mkdir()
+        (d / "robustness.json").write_text(json.dumps({"model": {"sha256": meta["sha256"], "version": meta["version"], **model},
+                                                       "data": "/x/synth-test/data.yaml", "thresholds": thr, "rows": rows}))
+        return str(d)
+
+    note = card.robustness_note(model_dir, [report(tmp_path / "ok")])
+    assert note.startswith("Scans altered as other scanners alter them")
+    assert "on synth-test (Pd 0.300 as simulated) the largest losses were gray 0.100, blur:2 0.200" in note
+    assert card.robustness_note(model_dir, [report(tmp_path / "other", sha256="0" * 64)]) is None
+    assert "another model" in capsys.readouterr().err
+    assert card.robustness_note(model_dir, [str(tmp_path / "missing")]) is None
+    moved = tmp_path / "moved"
+    report(moved)
+    r = json.loads((moved / "robustness.json").read_text())
+    r["thresholds"] = {k: v + 0.1 for k, v in thr.items()}
+    (moved / "robustness.json").write_text(json.dumps(r))
+    assert card.robustness_note(model_dir, [str(moved)]) is None and "other thresholds" in capsys.readouterr().err

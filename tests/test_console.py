@@ -61,6 +61,15 @@ def _threat_scans(scans):
             return
 
 
+def _signed_in(srv, keys, page):
+    """Sign in as an operator unless an earlier test left the console signed in."""
+    if page.is_hidden("#app"):
+        page.goto(srv.url + "/console/")
+        page.fill("#key", keys["operator"])
+        page.click("#signin-btn")
+        page.wait_for_selector("#app:not([hidden])")
+
+
 def test_console_end_to_end(console_env, scans):
     srv, keys, page = console_env
     page.goto(srv.url + "/console/")
@@ -132,11 +141,7 @@ def test_console_end_to_end(console_env, scans):
 
 def test_console_bad_states(console_env, scans):
     srv, keys, page = console_env
-    if page.is_hidden("#app"):
-        page.goto(srv.url + "/console/")
-        page.fill("#key", keys["operator"])
-        page.click("#signin-btn")
-        page.wait_for_selector("#app:not([hidden])")
+    _signed_in(srv, keys, page)
     # a scan whose image is missing
     j = post(srv, keys["integrator"], scans["clean"][2].image, lane="lane-x")
     con = sqlite3.connect(srv.data_dir / "xfd.sqlite3")
@@ -166,11 +171,7 @@ def test_console_shows_tiff_and_dicos_scans(console_env, scans):
     from .test_dicos import dx_rgb
 
     srv, keys, page = console_env
-    if page.is_hidden("#app"):
-        page.goto(srv.url + "/console/")
-        page.fill("#key", keys["operator"])
-        page.click("#signin-btn")
-        page.wait_for_selector("#app:not([hidden])")
+    _signed_in(srv, keys, page)
     img = scans["clean"][0].image
     ok, tif = cv2.imencode(".tif", cv2.cvtColor(img, cv2.COLOR_RGB2BGR).astype("uint16") * 257)
     for ctype, data in (("image/tiff", tif.tobytes()), ("application/dicom", dx_rgb(img))):

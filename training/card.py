@@ -4,6 +4,7 @@ Built from model.json, the training run and the evaluation reports."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 
@@ -229,6 +230,43 @@ def prior_training(model_dir: Path) -> dict:
     return {"stages": body.split("; then "), "data": data, "reproduce": repro.rstrip(".")}
 
 
+def robustness_note(model_dir: str | Path, dirs: list[str]) -> str | None:
+    """A known limit from `xfd robustness` reports of this very model at its present thresholds
+    (others are ignored, with a warning: a card must not quote another operating point): the
+    alterations that cost the most Pd, and those that cost little."""
+    meta = json.loads((Path(model_dir) / "model.json").read_text())
+    parts = []
+    for d in dirs:
+        f = Path(d) / "robustness.json"
+        if not f.exists():
+            print(f"card: no {f}: robustness left out", file=sys.stderr)
+            continue
+        r = json.loads(f.read_text())
+        if r["model"].get("sha256") != meta["sha256"] or r["model"].get("version") != meta["version"]:
+            print(f"card: {f} is of another model ({r['model'].get('version')}): left out", file=sys.stderr)
+            continue
+        if any(abs(r["thresholds"].get(k, -1) - v) > 1e-9 for k, v in _served_thresholds(meta).items()):
+            print(f"card: {f} was measured at other thresholds: left out", file=sys.stderr)
+            continue
+        rows = {x["perturbation"]: x for x in r["rows"]}
+        base = rows.pop("none")
+        worst = sorted(rows.values(), key=lambda x: x["d_pd"])
+        name = Path(r["data"]).parent.name
+        cost = ", ".join(f"{x['perturbation']} {x['pd']:.3f}" for x in worst[:4])
+        mild = ", ".join(f"{x['perturbation']} {x['pd']:.3f}" for x in worst[::-1][:4])
+        parts.append(f"on {name} (Pd {base['pd']:.3f} as simulated) the largest losses were {cost}; the smallest {mild}")
+    if not parts:
+        return None
+    return ("Scans altered as other scanners alter them (xfd robustness, at this operating point): " + "; ".join(parts)
+            + ". The display (blur, display curve, grey rendering of colour, edge enhancement, palette) matters more "
+              "than pixel size, JPEG or noise; a site whose display differs should calibrate on its own clean scans.")
+
+
+def _served_thresholds(meta: dict) -> dict:
+    own = (meta.get("backend_thresholds") or {}).get(meta.get("default_backend", ""))
+    return own or meta["thresholds"]
+
+
 def main(argv: list[str] | None = None) -> int:
     """python -m training.card MODEL_DIR --report NAME=DIR ... --run RUN_DIR"""
     import argparse
@@ -243,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="the model directory these runs fine-tuned: its stages and data come first (from its model.json, "
                         "or its card)")
     p.add_argument("--reproduce", default=None, help="the card's 'Reproduce:' sentence (default: the make targets of the stages)")
+    p.add_argument("--robustness", action="append", default=[], metavar="DIR",
+                   help="an `xfd robustness` report directory of this model at its thresholds (repeatable): its largest "
+                        "losses become a known limit")
     p.add_argument("--backend-only", action="store_true",
                    help="only choose the served path from --report test=... and --report test-int8=... (recorded in "
                         "model.json, printed), so that the other test sets can be measured on it; no card")
@@ -317,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     packed = fullness_note({k: r for k, r in reps.items() if k != other_test})
     if packed:
         limits.insert(3, packed)
+    robust = robustness_note(a.model_dir, a.robustness)
+    if robust:
+        limits.insert(-1, robust)
     write_card(a.model_dir, reps, training, tgt, limits)
     from training.export import write_sha256sums
 
