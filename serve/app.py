@@ -688,7 +688,8 @@ def _tdr_bytes(svc: Service, scan_id: str, kind: str) -> bytes:
 
 
 def _overlay_png(path: Path, rec: dict | None) -> bytes:
-    """The stored scan as the model saw it, as PNG; with rec, its boxes drawn over it."""
+    """The stored scan decoded as the engine receives it (8-bit RGB), as PNG; with rec, its boxes
+    drawn over it."""
     from detector.detect_cli import draw
     from detector.engine import Box, Detection, Result
 
