@@ -264,6 +264,8 @@ def write_tdr(rec: dict, source_ids: dict | None = None, kind: str = "MACHINE") 
         ref = Dataset()
         ref.ReferencedSOPClassUID = src["SOPClassUID"]
         ref.ReferencedSOPInstanceUID = src["SOPInstanceUID"]
+    if ref is not None:  # the report as a whole points at the scan, threats or not (a clear report too)
+        ds.ReferencedInstanceSequence = Sequence([ref])
     threats = []
     for i, d in enumerate(boxes):
         b = d["box"]
@@ -319,6 +321,9 @@ def read_tdr(data: bytes) -> dict:
                         "probability": float(ass.ATDAssessmentProbability)
                         if ass is not None and "ATDAssessmentProbability" in ass else None,
                         "box": box, "references": refs})
-    return {"type": str(ds.TDRType), "alarm": str(ds.AlarmDecision), "algorithm": list(ds.ThreatDetectionAlgorithmAndVersion),
+    algo = ds.get("ThreatDetectionAlgorithmAndVersion")
+    algorithm = [] if algo is None else [str(algo)] if isinstance(algo, str) else [str(a) for a in algo]
+    return {"type": str(ds.get("TDRType", "")), "alarm": str(ds.get("AlarmDecision", "")), "algorithm": algorithm,
             "patient_id": str(ds.get("PatientID", "")), "study": str(ds.get("StudyInstanceUID", "")),
+            "references": [str(r.ReferencedSOPInstanceUID) for r in ds.get("ReferencedInstanceSequence", [])],
             "threats": threats}

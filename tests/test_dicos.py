@@ -209,6 +209,7 @@ def test_machine_report_holds_the_alarm_and_its_boxes_and_points_at_the_image():
     assert list(roi.ThreatROIBase)[:2] == [10.5, 20.0] and list(roi.ThreatROIExtents)[:2] == [99.5, 60.0]
     assert ass.ThreatCategory == "PI" and ass.ThreatCategoryDescription == "gun" and ass.ATDAssessmentFlag == "THREAT"
     assert abs(ass.ATDAssessmentProbability - 0.81) < 1e-6
+    assert ds.ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == src["SOPInstanceUID"]  # the report as a whole
     assert dicos.write_tdr(_record(), src) == data  # same scan, same report, same UIDs
     clear = pydicom.dcmread(io.BytesIO(dicos.write_tdr(_record("clear"))))
     assert clear.AlarmDecision == "CLEAR" and clear.NumberOfAlarmObjects == 0 and len(clear.ThreatSequence) == 0
@@ -380,10 +381,17 @@ def test_import_dicos_archive_uses_human_reports_only(tmp_path, scans):
     c = image("c.dcs", scans["clean"][0])
     (src / "c_op.dcs").write_bytes(_tdr("OPERATOR", c.StudyInstanceUID, "CLEAR", []))
     image("d_unreported.dcs", scans["clean"][1])
+    e = image("e.dcs", scans["clean"][2])
+    other_study = generate_uid()  # a report filed under another study, naming the image itself
+    clear = pydicom.dcmread(io.BytesIO(_tdr("GROUND_TRUTH", other_study, "CLEAR", [])))
+    r = Dataset()
+    r.ReferencedSOPClassUID, r.ReferencedSOPInstanceUID = DX, e.SOPInstanceUID
+    clear.ReferencedInstanceSequence = [r]
+    (src / "e_truth.dcs").write_bytes(_save(clear))
     (src / "volume.dcs").write_bytes(_save(_dataset(dicos.DICOS_CT, "CT")))
     (src / "notes.txt").write_text("not DICOM")
     r = import_dataset("dicos", src, tmp_path / "out")
-    assert r["images"] == 4 and r["background_images"] == 2  # a, b_top (bg), b_side, c (bg)
+    assert r["images"] == 5 and r["background_images"] == 3  # a, b_top (bg), b_side, c (bg), e (bg)
     assert r["objects"] == {"gun": 1, "magazine": 1}  # Handgun via the class map; the machine report's box is not used
     why = {u["source"].split("/")[-1]: u["why"] for u in r["unreadable"]}
     assert set(why) == {"d_unreported.dcs", "volume.dcs"}

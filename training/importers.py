@@ -214,21 +214,21 @@ HUMAN_TDR = ("GROUND_TRUTH", "OPERATOR")  # in order of preference; MACHINE repo
 def read_dicos(src: Path) -> Iterator[Record]:
     """A DICOS archive: projection images (DX) and the Threat Detection Reports that refer to them.
 
-    A ground-truth report (else an operator's) of an image's study gives its boxes (label: the
-    threat category description), each threat going to the image its PTO references (or to the
-    study's only image when it references none); a report that clears the parcel makes its
-    images background. Machine reports are not ground truth and are not used; an image without
+    A ground-truth report (else an operator's) that references the image, else one of its
+    study, gives its boxes (label: the threat category description), each threat going to the
+    image its PTO references (or to the study's only image when it references none); a report
+    that clears the parcel makes its images background. Machine reports are not ground truth and are not used; an image without
     a human report is skipped and reported, never imported as clean."""
     files = [src] if src.is_file() else sorted(p for p in src.rglob("*")
                                                if p.is_file() and p.suffix.lower() in DICOS_SUFFIXES)
     images: list[tuple[Path, dict]] = []
     reports: dict[str, dict] = {}  # study UID -> the preferred human report
+    by_image: dict[str, dict] = {}  # SOP instance UID -> the preferred human report that names it
     machine = 0
     for p in files:
-        head = p.read_bytes()[:132] if p.exists() else b""
-        if not dicos.is_dicom(head):
-            continue
         data = p.read_bytes()
+        if not dicos.is_dicom(data):
+            continue
         try:
             ids = dicos.read_ids(data)
         except dicos.DicosError as e:
@@ -243,15 +243,17 @@ def read_dicos(src: Path) -> Iterator[Record]:
             if rep["type"] not in HUMAN_TDR:
                 machine += 1
                 continue
-            old = reports.get(rep["study"])
-            if old is None or HUMAN_TDR.index(rep["type"]) < HUMAN_TDR.index(old["type"]):
-                reports[rep["study"]] = {**rep, "file": str(p)}
+            rep = {**rep, "file": str(p)}
+            for key, table in [(rep["study"], reports)] + [(uid, by_image) for uid in rep["references"]]:
+                old = table.get(key)
+                if old is None or HUMAN_TDR.index(rep["type"]) < HUMAN_TDR.index(old["type"]):
+                    table[key] = rep
         else:
             images.append((p, ids))
     per_study = Counter(ids.get("StudyInstanceUID") for _, ids in images)
     for p, ids in images:
         study = ids.get("StudyInstanceUID")
-        rep = reports.get(study)
+        rep = by_image.get(ids.get("SOPInstanceUID")) or reports.get(study)
         if rep is None:
             data = p.read_bytes()
             try:  # an image that cannot be analysed at all says why first
