@@ -236,6 +236,8 @@ class Service:
                 time.sleep(self.s.warmup_delay_s)
             active = self.registry.state().get("active")
             path = self.registry.path(active) if active else self.s.model
+            import pydicom  # noqa: F401  (DICOS reading; imported before ready, not on the first DICOS scan: ~0.1 s)
+
             self._set_engine(self._new_engine(path), active)
         except Exception as e:  # readiness stays false and says why
             self.engine_error = f"{type(e).__name__}: {e}"
