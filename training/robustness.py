@@ -19,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detector.xray import render
+
 # name -> (default parameter, what it models)
 PERTURBATIONS: dict[str, tuple[float | None, str]] = {
     "scale": (0.5, "pixels S times the size (S < 1: a coarser detector pitch, objects smaller in pixels; the boxes follow)"),
@@ -78,20 +80,16 @@ def make(spec: str) -> Callable[[np.ndarray, int], np.ndarray]:
             rng = np.random.default_rng([7, index])
             return np.clip(rgb + rng.normal(0, v, rgb.shape), 0, 255).astype(np.uint8)
         if name == "gamma":
-            lut = np.clip(((np.arange(256) / 255.0) ** v) * 255 + 0.5, 0, 255).astype(np.uint8)
-            return cv2.LUT(rgb, lut)
+            return render.gamma_curve(rgb, v)
         if name == "hue":
-            hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV_FULL)
-            hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + int(round(v / 360 * 256))) % 256).astype(np.uint8)
-            return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)
+            return render.turn_hue(rgb, v)
         if name == "gray":
-            g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-            return cv2.cvtColor(g, cv2.COLOR_GRAY2RGB)
+            return render.luma_grey(rgb)
         if name == "invert":
             return 255 - rgb
-        # sharpen
-        soft = cv2.GaussianBlur(rgb, (0, 0), 2.0)
-        return cv2.addWeighted(rgb, 1 + v, soft, -v, 0)
+        # sharpen: 8-bit blur and saturating sum, as the README's table was measured (render.unsharp's
+        # float arithmetic differs in the last grey level, which moved one synth-test scan)
+        return cv2.addWeighted(rgb, 1 + v, cv2.GaussianBlur(rgb, (0, 0), 2.0), -v, 0)
 
     return f
 

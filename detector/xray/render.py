@@ -202,6 +202,33 @@ def display_effects(img: np.ndarray, rng: np.random.Generator, keep_out: list[li
     return out, applied
 
 
+# ----------------------------------------------------------------- display operations
+# shared by the simulator's display jitter and training.robustness, which alters held-out scans the
+# same ways: what one trains on is what the other measures
+def turn_hue(rgb: np.ndarray, deg: float) -> np.ndarray:
+    """Every hue of an RGB image turned by deg degrees (256-step hue circle)."""
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV_FULL)
+    hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + int(round(deg / 360 * 256))) % 256).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)
+
+
+def luma_grey(rgb: np.ndarray) -> np.ndarray:
+    """An RGB image shown in grey (luma), still 3 channels."""
+    return cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+
+
+def gamma_curve(img: np.ndarray, g: float) -> np.ndarray:
+    """Display curve v -> v^g on 8-bit values (g > 1 darker mid-tones)."""
+    lut = np.clip(((np.arange(256) / 255.0) ** g) * 255 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.LUT(img, lut)
+
+
+def unsharp(img: np.ndarray, radius: float, amount: float) -> np.ndarray:
+    """Unsharp-mask edge enhancement on 8-bit values."""
+    f = img.astype(np.float32)
+    return np.clip(f + amount * (f - cv2.GaussianBlur(f, (0, 0), radius)) + 0.5, 0, 255).astype(np.uint8)
+
+
 def display_jitter(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """How much scanners' displays differ from one another, randomised wider than the palette
     does (xfd robustness found the model loses 4-9 points of Pd to each of these): a hue turn
@@ -214,17 +241,14 @@ def display_jitter(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
     colour = out.ndim == 3
     if colour and rng.random() < 0.5:
         deg = float(rng.uniform(-35, 35))
-        hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV_FULL)
-        hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + int(round(deg / 360 * 256))) % 256).astype(np.uint8)
-        out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)
+        out = turn_hue(out, deg)
         applied["hue_deg"] = round(deg, 1)
     if colour and rng.random() < 0.15:
-        out = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+        out = luma_grey(out)
         applied["luma"] = True
     if rng.random() < 0.6:
         g = float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
-        lut = np.clip(((np.arange(256) / 255.0) ** g) * 255 + 0.5, 0, 255).astype(np.uint8)
-        out = cv2.LUT(out, lut)
+        out = gamma_curve(out, g)
         applied["gamma"] = round(g, 3)
     if rng.random() < 0.3:
         sigma = float(rng.uniform(0.6, 2.5))
@@ -232,8 +256,7 @@ def display_jitter(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
         applied["blur_sigma"] = round(sigma, 2)
     if rng.random() < 0.3:
         radius, amount = float(rng.uniform(1.0, 3.0)), float(rng.uniform(0.3, 2.0))
-        f = out.astype(np.float32)
-        out = np.clip(f + amount * (f - cv2.GaussianBlur(f, (0, 0), radius)) + 0.5, 0, 255).astype(np.uint8)
+        out = unsharp(out, radius, amount)
         applied["unsharp"] = {"radius_px": round(radius, 2), "amount": round(amount, 2)}
     if rng.random() < 0.05:
         out = 255 - out
