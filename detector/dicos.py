@@ -98,7 +98,7 @@ def _check_kind(ds) -> None:
                          "unsupported_depth")
 
 
-def _check_size(ds, max_pixels: int) -> tuple[int, int]:
+def _check_size(ds, max_pixels: int) -> None:
     try:
         rows, cols = int(ds.Rows), int(ds.Columns)
         bits = int(ds.BitsAllocated)
@@ -118,11 +118,12 @@ def _check_size(ds, max_pixels: int) -> tuple[int, int]:
         have = len(ds.PixelData)
         if have < need:
             raise DicosError(f"DICOM pixel data is truncated: {have} of {need} bytes", "truncated")
-    return rows, cols
 
 
 def _grey_to_air_white(a: np.ndarray, ds) -> np.ndarray:
     """Grey samples -> float 0..1 with air (most transmission) at 1."""
+    from pydicom.multival import MultiValue
+
     a = a.astype(np.float32)
     stored = int(ds.get("BitsStored", ds.BitsAllocated) or ds.BitsAllocated)
     signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
@@ -130,8 +131,8 @@ def _grey_to_air_white(a: np.ndarray, ds) -> np.ndarray:
     centre, width = ds.get("WindowCenter"), ds.get("WindowWidth")
     if centre is not None and width is not None:
         # a presentation window is given in rescaled (modality) units
-        c = float(centre[0] if hasattr(centre, "__len__") and not isinstance(centre, str) else centre)
-        w = float(width[0] if hasattr(width, "__len__") and not isinstance(width, str) else width)
+        c = float(centre[0] if isinstance(centre, MultiValue) else centre)  # several windows: the first
+        w = float(width[0] if isinstance(width, MultiValue) else width)
         slope, icpt = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
         if w > 1:
             a = a * slope + icpt

@@ -448,14 +448,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mx.QUEUE.set(svc.pending)
         loop = asyncio.get_running_loop()
         try:
-            rec = await loop.run_in_executor(svc.pool, _analyse_and_store, svc, data, claimed, lane, tile, key)
+            rec, ids = await loop.run_in_executor(svc.pool, _analyse_and_store, svc, data, claimed, lane, tile, key)
         finally:
             with svc.lock:
                 svc.pending -= 1
             mx.QUEUE.set(svc.pending)
         svc.publish({"type": "scan", "scan": rec})
         if _wants_dicom(request):
-            tdr = await loop.run_in_executor(svc.io_pool, _tdr_bytes, svc, rec["scan_id"], "MACHINE")
+            tdr = await loop.run_in_executor(svc.io_pool, dicos.write_tdr, rec, ids)  # the scan's UIDs, as decoded
             return Response(tdr, media_type=dicos.MEDIA_TYPE, headers={"X-Scan-Id": rec["scan_id"]})
         return rec
 
@@ -616,7 +616,9 @@ def self_test(eng: Engine) -> None:
 
 
 # ----------------------------------------------------------------- worker-thread work
-def _analyse_and_store(svc: Service, data: bytes, claimed: str, lane: str | None, tile: str, key: dict) -> dict:
+def _analyse_and_store(svc: Service, data: bytes, claimed: str, lane: str | None, tile: str,
+                       key: dict) -> tuple[dict, dict | None]:
+    """The stored record of one analysed scan, and the DICOS identifiers of its image when it was one."""
     eng = svc.engine
     t0 = time.perf_counter()
     try:
@@ -659,7 +661,7 @@ def _analyse_and_store(svc: Service, data: bytes, claimed: str, lane: str | None
     rec.pop("image_path")
     rec.pop("image_sha256")
     rec.pop("content_type")
-    return rec
+    return rec, img.ids
 
 
 def _wants_dicom(request: Request) -> bool:
