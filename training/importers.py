@@ -217,8 +217,9 @@ def read_dicos(src: Path) -> Iterator[Record]:
     A ground-truth report (else an operator's) that references the image, else one of its
     study, gives its boxes (label: the threat category description), each threat going to the
     image its PTO references (or to the study's only image when it references none); a report
-    that clears the parcel makes its images background. Machine reports are not ground truth and are not used; an image without
-    a human report is skipped and reported, never imported as clean."""
+    that clears the parcel makes its images background. Machine reports are not ground truth
+    and are not used; an image without a human report is skipped and reported, never imported
+    as clean."""
     files = [src] if src.is_file() else sorted(p for p in src.rglob("*")
                                                if p.is_file() and p.suffix.lower() in DICOS_SUFFIXES)
     images: list[tuple[Path, dict]] = []
