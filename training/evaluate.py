@@ -238,6 +238,47 @@ def strata(items: list[dict]) -> dict[str, np.ndarray]:
     gray = np.array([bool(m.get("grayscale")) for m in metas])
     out["render=grayscale"] = gray
     out["render=colour"] = ~gray
+    view = np.array([m.get("view") or "" for m in metas])
+    for v in sorted(set(view) - {""}):  # views of parcels (xfd synth --side-view): each view's own images
+        out[f"view={v}"] = view == v
+    return out
+
+
+def parcel_groups(items: list[dict]) -> list[np.ndarray] | None:
+    """Each parcel's rows when the scans are views of parcels (a manifest's `parcel`, written by
+    `xfd synth --side-view`), in order of first appearance; None when no scan names a parcel. A
+    scan without one is a parcel of its own."""
+    keys = [(it.get("meta") or {}).get("parcel") for it in items]
+    if all(k is None for k in keys):
+        return None
+    rows: dict = {}
+    for i, k in enumerate(keys):
+        rows.setdefault(("parcel", k) if k is not None else ("scan", i), []).append(i)
+    return [np.array(r) for r in rows.values()]
+
+
+def parcel_report(items: list[dict], any_max, hit_max, threat, theta, groups: list[np.ndarray]) -> dict:
+    """Screening per parcel over all its views, against each view alone on the same parcels
+    (what a single-view scanner would show of them), at the same thresholds. A parcel holds a
+    threat when any view labels one, for every row alike (a threat out of one view's frame is
+    still in the parcel)."""
+    views = [(it.get("meta") or {}).get("view") or "single" for it in items]
+    pa, ph, pt = M.parcel_tables(any_max, hit_max, threat, groups)
+    both = M.screening(pa, ph, pt, theta)
+    out = {"parcels": len(groups), "threat_parcels": int(pt.sum()), "views": sorted(set(views)),
+           "all_views": {k: v for k, v in both.items() if k not in ("detected", "alarmed")}, "each_view_alone": {}}
+    caught = {}
+    for v in out["views"]:
+        sub = [g[[views[i] == v for i in g]] for g in groups]
+        if not all(len(x) for x in sub):  # a view some parcels lack: no like-for-like comparison
+            continue
+        va, vh, _ = M.parcel_tables(any_max, hit_max, threat, sub)
+        one = M.screening(va, vh, pt, theta)
+        caught[v] = one["detected"] & pt
+        out["each_view_alone"][v] = {k: x for k, x in one.items() if k not in ("detected", "alarmed")}
+    if len(caught) == 2:
+        a, b = sorted(caught)
+        out["threat_parcels_caught_only_in"] = {a: int((caught[a] & ~caught[b]).sum()), b: int((caught[b] & ~caught[a]).sum())}
     return out
 
 
@@ -346,21 +387,22 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
     preds, gts, times = predict(engine, items, tile, perturb=transform)
     nc = len(names)
     any_max, hit_max, threat = M.scan_tables(preds, gts, nc)
+    groups = parcel_groups(items)
     if calibrate:
-        theta, cpd, cpfa = M.calibrate_thresholds(any_max, hit_max, threat, target_pfa, confidence=pfa_confidence,
-                                                  min_gain=min_gain)
+        # views of parcels (a dual-view scanner): the target is a parcel's false-alarm rate, which
+        # two chances to alarm raise above an image's
+        tables = (any_max, hit_max, threat) if groups is None else M.parcel_tables(any_max, hit_max, threat, groups)
+        theta, cpd, cpfa = M.calibrate_thresholds(*tables, target_pfa, confidence=pfa_confidence, min_gain=min_gain)
         thresholds = {n: float(t) for n, t in zip(names, theta, strict=True)}
     else:
         thresholds = {n: float(engine.info.thresholds.get(n, 0.25)) for n in names}
         theta = np.array([thresholds[n] for n in names])
     det = M.detection_metrics(preds, gts, names, thresholds)
-    pd, pfa = M.pd_pfa(any_max, hit_max, threat, theta)
     curve = M.pd_pfa_curve(any_max, hit_max, threat)
-    # Pd at fixed Pfa from the single-threshold curve (for comparisons across models)
-    fixed = {}
-    for f in (0.01, 0.05, 0.10):
-        ok = [p for p, q in zip(curve["pd"], curve["pfa"], strict=True) if q <= f]
-        fixed[f"pd_at_pfa_{f:.2f}"] = max(ok) if ok else 0.0
+    # Pd, Pfa, their intervals and Pd at fixed Pfa from the single-threshold curve (for comparisons
+    # across models)
+    scr = M.screening(any_max, hit_max, threat, theta, curve)
+    pd, pfa, detected, alarmed = scr.pop("pd"), scr.pop("pfa"), scr.pop("detected"), scr.pop("alarmed")
     strat = {}
     for k, m in strata(items).items():
         if not m.any():
@@ -369,21 +411,15 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
         strat[k] = {"scans": int(m.sum()), "threat_scans": int(threat[m].sum()),
                     "pd": None if np.isnan(spd) else round(spd, 4), "pfa": None if np.isnan(spfa) else round(spfa, 4)}
     conf = M.confusion(preds, gts, nc, theta)
-    th = np.asarray(theta, np.float32)[None, :]
-    detected = ((hit_max >= th) & (hit_max > 0)).any(1)
-    alarmed = ((any_max >= th) & (any_max > 0)).any(1)
-    ci = {}  # from the counts behind Pd (threat scans detected) and Pfa (clean scans alarmed)
-    for key, k, n in (("pd_ci95", detected[threat].sum(), threat.sum()), ("pfa_ci95", alarmed[~threat].sum(), (~threat).sum())):
-        iv = M.rate_interval(int(k), int(n))
-        ci[key] = None if iv is None else [round(iv[0], 4), round(iv[1], 4)]
     per_scan = [{"file": str(it["image"]), "threat": bool(t), "detected": bool(d), "alarm": bool(a)}
                 for it, t, d, a in zip(items, threat, detected, alarmed, strict=True)]
     report = {
         "model": engine.info.public(), "backend": engine.backend, "data": str(Path(data).resolve()), "split": split,
         "perturbation": perturb, "scans": len(items), "threat_scans": int(threat.sum()), "clean_scans": int((~threat).sum()),
         "map50": det["map50"], "map50_95": det["map50_95"], "per_class": det["per_class"],
-        "pd": round(pd, 4), "pfa": round(pfa, 4), **ci, "thresholds": thresholds, **fixed,
-        "calibrated_here": calibrate, "target_pfa": target_pfa if calibrate else None,
+        "pd": pd, "pfa": pfa, **scr, "thresholds": thresholds,
+        "parcels": None if groups is None else parcel_report(items, any_max, hit_max, threat, theta, groups),
+        "calibrated_here": calibrate, "calibrated_on": ("parcels" if groups is not None else "scans") if calibrate else None, "target_pfa": target_pfa if calibrate else None,
         "pfa_confidence": pfa_confidence if calibrate else None,
         "min_gain": min_gain if calibrate else None,
         "strata": strat, "threats_found_by": threats_found_by(items, preds, theta, names),
@@ -427,6 +463,20 @@ def markdown(r: dict) -> str:
         for k, s in r["strata"].items():
             lines.append(f"| {k} | {s['scans']} | {s['threat_scans']} | {s['pd'] if s['pd'] is not None else 'n/a'} | "
                          f"{s['pfa'] if s['pfa'] is not None else 'n/a'} |")
+    pc = r.get("parcels")
+    if pc:
+        lines += ["", "## Parcels (all views together against each view alone, same thresholds)", "",
+                  f"{pc['parcels']} parcels ({pc['threat_parcels']} with threats), views: {', '.join(pc['views'])}. "
+                  "A parcel alarms when any of its views alarms; it is detected when an alarm in any view lies on a "
+                  "labelled threat. Two views give two chances to false-alarm: compare Pd at the same Pfa.", "",
+                  "| views | Pd | Pfa | Pd at Pfa<=0.05 | Pd at Pfa<=0.10 |", "|---|---|---|---|---|"]
+        rows = [("all views", pc["all_views"])] + [(f"{v} alone", x) for v, x in pc["each_view_alone"].items()]
+        for name, x in rows:
+            lines.append(f"| {name} | {x['pd']:.3f}{_ci(x.get('pd_ci95'))} | {x['pfa']:.3f}{_ci(x.get('pfa_ci95'))} | "
+                         f"{x['pd_at_pfa_0.05']:.3f} | {x['pd_at_pfa_0.10']:.3f} |")
+        only = pc.get("threat_parcels_caught_only_in")
+        if only:
+            lines += ["", "Threat parcels caught in one view only: " + ", ".join(f"{v} {k}" for v, k in only.items()) + "."]
     found = r.get("threats_found_by") or {}
     for field, rows in found.items():
         lines += ["", f"## Threats found, by {field} (object level, at the operating point; per class, least often found first)", "",

@@ -139,6 +139,35 @@ def pd_pfa(any_max, hit_max, threat, theta: np.ndarray) -> tuple[float, float]:
     return pd, pfa
 
 
+def parcel_tables(any_max, hit_max, threat, groups: list[np.ndarray]):
+    """scan_tables() of parcels seen in several views (a dual-view scanner's two images):
+    `groups` holds each parcel's rows. A parcel alarms when any of its views does, is detected
+    when an alarm in any view lies on a labelled threat, and holds a threat when any view shows
+    one labelled."""
+    return (np.stack([any_max[g].max(0) for g in groups]), np.stack([hit_max[g].max(0) for g in groups]),
+            np.array([threat[g].any() for g in groups], bool))
+
+
+def screening(any_max, hit_max, threat, theta: np.ndarray, curve: dict | None = None) -> dict:
+    """Pd and Pfa at thresholds theta with their 95% intervals (from the counts behind them), and
+    the best Pd at Pfa <= 1, 5 and 10% with one threshold for every class (from `curve`, else
+    the pd_pfa_curve of these tables)."""
+    curve = curve or pd_pfa_curve(any_max, hit_max, threat)
+    th = np.asarray(theta, np.float32)[None, :]
+    detected = ((hit_max >= th) & (hit_max > 0)).any(1)
+    alarmed = ((any_max >= th) & (any_max > 0)).any(1)
+    pd, pfa = pd_pfa(any_max, hit_max, threat, theta)
+    out = {"pd": round(pd, 4), "pfa": round(pfa, 4)}
+    for key, k, n in (("pd_ci95", detected[threat].sum(), threat.sum()), ("pfa_ci95", alarmed[~threat].sum(), (~threat).sum())):
+        iv = rate_interval(int(k), int(n))
+        out[key] = None if iv is None else [round(iv[0], 4), round(iv[1], 4)]
+    for f in (0.01, 0.05, 0.10):
+        ok = [p for p, q in zip(curve["pd"], curve["pfa"], strict=True) if q <= f]
+        out[f"pd_at_pfa_{f:.2f}"] = max(ok) if ok else 0.0
+    out["detected"], out["alarmed"] = detected, alarmed
+    return out
+
+
 def pd_pfa_curve(any_max, hit_max, threat, steps: int = 200) -> dict:
     ts = np.linspace(0.0, 1.0, steps + 1)[1:]
     pts = [pd_pfa(any_max, hit_max, threat, np.full(any_max.shape[1], t)) for t in ts]

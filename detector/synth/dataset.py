@@ -97,11 +97,20 @@ def assign_splits(n: int, fractions: dict[str, float]) -> list[str]:
     return out
 
 
-def _render_one(args):
+def _render_one(args) -> list[dict]:
+    """One parcel's manifest records: its scan, and its side view after it when there is one."""
     seed, index, split, out, cfg_dict, raw = args
     cfg = SceneConfig(**cfg_dict)
     scan = simulate(seed, index, cfg, keep_raw=raw)
     name = f"{seed}_{index:06d}"
+    records = [_write_view(scan, name, split, out, raw)]
+    if scan.side is not None:
+        records[0]["parcel"] = name
+        records.append({**_write_view(scan.side, f"{name}_side", split, out, False), "parcel": name})
+    return records
+
+
+def _write_view(scan, name: str, split: str, out: str, raw: bool) -> dict:
     img_path = Path(out) / "images" / split / f"{name}.png"
     img = scan.image if scan.image.ndim == 2 else scan.image[..., ::-1]
     cv2.imwrite(str(img_path), img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
@@ -169,16 +178,17 @@ def write_dataset(out: str | Path, n: int, seed: int = 0, split: str = "train=0.
     progress = progress or _print_progress
     with _one_thread_each():
         if workers == 1:
-            for rec in map(_render_one, jobs):
-                records.append(rec)
-                progress(len(records), n, t0)
+            for recs in map(_render_one, jobs):
+                records += recs
+                progress(len(records) // len(recs), n, t0)
         else:
             with ProcessPoolExecutor(workers) as ex:
-                for rec in ex.map(_render_one, jobs, chunksize=4):
-                    records.append(rec)
-                    progress(len(records), n, t0)
+                for recs in ex.map(_render_one, jobs, chunksize=4):
+                    records += recs
+                    progress(len(records) // len(recs), n, t0)
     elapsed = time.time() - t0
     names = taxonomy.names()
+    image_splits = [r["split"] for r in records]
     counts = {c: 0 for c in names}
     for r in records:
         for b in r["objects"]:
@@ -186,8 +196,9 @@ def write_dataset(out: str | Path, n: int, seed: int = 0, split: str = "train=0.
     manifest = {
         "generator": GENERATOR_VERSION, "seed": seed, "n": n, "split": fractions,
         "config": asdict(cfg), "classes": names,
-        "counts": {"scans": {s: splits.count(s) for s in fractions}, "objects": counts,
-                   "clean_scans": sum(1 for r in records if not r["objects"])},
+        "counts": {"scans": {s: image_splits.count(s) for s in fractions}, "objects": counts,
+                   "clean_scans": sum(1 for r in records if not r["objects"]),
+                   **({"parcels": {s: splits.count(s) for s in fractions}} if cfg.side_view else {})},
         "seconds": round(elapsed, 2), "scans_per_second": round(n / max(elapsed, 1e-9), 2),
         "scans": records,
     }

@@ -62,7 +62,10 @@ from .shapes import (
 #         palette hue turns, grey renderings of colour scans, display curves, blur, edge enhancement
 #         and negatives of colour scans, on a share of scans, from their own random stream (labels
 #         unchanged). 0 (the default) keeps 3.3.0's images.
-GENERATOR_VERSION = "3.4.0"
+# 3.5.0 = 3.4.0 + the opt-in side view (`xfd synth --side-view`): a dual-view scanner's second,
+#         horizontal beam through the same parcel, with the same objects in the same 3D poses, as a
+#         second labelled image. Off (the default) keeps 3.4.0's images and labels.
+GENERATOR_VERSION = "3.5.0"
 
 # fit_contents: inner clearance of a container (walls, padding) across and along it, and under its lid
 FIT_CLEARANCE_MM = (10.0, 10.0, 5.0)
@@ -140,6 +143,11 @@ class SceneConfig:
     # e.g. more frames, magazines and printed parts than whole guns for a component-heavy training
     # set. None: THREAT_MIX. The draw consumes the same random numbers, so only the classes change.
     threat_mix: dict[str, float] | None = None
+    # also render the parcel as a dual-view scanner's second view sees it: a horizontal beam across
+    # the belt (side_view.py). The same objects in the same 3D poses, each at a height in its
+    # parcel, the container and soft goods seen from the side, the same spectrum, detector and
+    # palette; a second labelled image (Scan.side). Own random stream: the top view is unchanged.
+    side_view: bool = False
     blur_sigma: tuple[float, float] = (0.3, 1.1)  # detector blur (px)
     log10_i0: tuple[float, float] = (3.8, 5.0)  # photons per pixel at high energy: the noise level
 
@@ -168,6 +176,7 @@ class Scan:
     t_low: np.ndarray | None = None
     t_high: np.ndarray | None = None
     extras: dict = field(default_factory=dict)
+    side: Scan | None = None  # the side view of the same parcel (SceneConfig.side_view)
 
 
 # effective high-energy attenuation per basis coefficient, for label visibility
@@ -278,6 +287,7 @@ class Canvas:
         self.att_row = att_row
         self.px_area_cm2 = (mm_per_px / 10.0) ** 2
         self.fan = fan
+        self.record: list | None = None  # project()'s arguments, kept for a second view when a list
 
     def add_layer(self, material: str, areal: np.ndarray, heights_mm=(0.0,), y0: int = 0, x0: int = 0) -> None:
         """A flat layer (or a wall cut into slices) at the given heights, its areal density shared
@@ -334,6 +344,8 @@ class Canvas:
         """Project an object; returns its own high-energy attenuation map and its (y0, x0).
         Through a fan beam the object's lowest point rests at base_mm above the belt (default: a
         height drawn by the fan) and `magnification` is not used: each point's height sets it."""
+        if self.record is not None:
+            self.record.append((obj, cx_mm, cy_mm, rot, magnification, pitch))
         if self.fan is not None:
             return self._project_fan(obj, cx_mm, cy_mm, rot, pitch, base_mm)
         rt = np.ascontiguousarray(rot[:2].astype(np.float32).T)  # contiguous: same products, faster sgemm
@@ -476,9 +488,11 @@ def _fill(shape, poly_px, value=1.0):
     return m
 
 
-def draw_container(cv: Canvas, kind: str, cx, cy, L, W, H, ang, rng) -> dict:
+def draw_container(cv: Canvas, kind: str, cx, cy, L, W, H, ang, rng, view: str = "top") -> dict:
     """Container walls and packing as areal maps. Returns its footprint polygon (px).
-    Through a fan beam the lid shrinks towards the central ray and brings in parts of the
+    L x W is the container as the beam sees it and H its depth along the beam: a side view
+    (view="side") passes its length, height and width, and a suitcase's trolley rails and wheels,
+    in its bottom panel, then lie on one another along the bottom. Through a fan beam the lid shrinks towards the central ray and brings in parts of the
     parcel that lie outside the image rows: the maps get `pad` extra rows above and below."""
     pad = 0
     if cv.fan is not None:
@@ -537,13 +551,13 @@ def draw_container(cv: Canvas, kind: str, cx, cy, L, W, H, ang, rng) -> dict:
         cv.add_layer("abs", inside * 1.05 * 0.25 * 2, (0.0, H), y0=-pad)
         cv.add_wall("abs", rim * 1.05 * H / 10 * 0.3, H, y0=-pad)
         # trolley rails: two aluminium tubes along the length, wheels at corners
-        for off in (-0.3, 0.3):
+        for off in ((-0.3, 0.3) if view == "top" else (0.42, 0.42)):
             rail = np.zeros(shape, np.float32)
             a = poly[0] + (poly[3] - poly[0]) * (0.5 + off)
             b = poly[1] + (poly[2] - poly[1]) * (0.5 + off)
             cv2.line(rail, tuple(int(v) for v in a), tuple(int(v) for v in b), 1.0, max(1, int(12 / p)))
             cv.add_layer("aluminium", rail * 2.7 * 0.25, (0.0,), y0=-pad)
-        for c in poly:
+        for c in (poly if view == "top" else (poly[2], poly[3], poly[2], poly[3])):
             wh = np.zeros(shape, np.float32)
             cv2.circle(wh, (int(c[0]), int(c[1])), max(2, int(25 / p)), 1.0, -1)
             cv.add_layer("rubber", wh * 1.2 * 3.0, (0.0,), y0=-pad)
@@ -564,8 +578,10 @@ def _choose(rng, probs, items):
 
 
 def _add_soft_contents(cv: Canvas, cfg: SceneConfig, seed: int, index: int, ckind: str,
-                       cx: float, cy: float, L: float, W: float, ang: float) -> list[str] | None:
-    """Soft goods and small metal confusers (organic.py), from their own random stream."""
+                       cx: float, cy: float, L: float, W: float, ang: float, side=None) -> list[str] | None:
+    """Soft goods and small metal confusers (organic.py), from their own random stream. With
+    `side` (side_view.py), the same soft goods go to side(material, areal, x_mm, y_mm) instead
+    and the confusers are left to the projections the side view replays."""
     if cfg.p_soft <= 0:
         return None
     frng = np.random.default_rng([int(seed), int(index), 0x50F7])
@@ -588,6 +604,10 @@ def _add_soft_contents(cv: Canvas, cfg: SceneConfig, seed: int, index: int, ckin
         kind = names[int(frng.choice(len(names), p=w / w.sum()))]
         material, areal = organic.soft_item(frng, p, kind)
         x, y = spot()
+        if side is not None:
+            side(material, areal, x, y)
+            added.append(kind)
+            continue
         y0, x0 = int(y / p) - areal.shape[0] // 2, int(x / p) - areal.shape[1] // 2
         ys, xs = slice(max(y0, 0), min(y0 + areal.shape[0], cv.h)), slice(max(x0, 0), min(x0 + areal.shape[1], cv.w))
         if ys.stop <= ys.start or xs.stop <= xs.start:
@@ -595,6 +615,8 @@ def _add_soft_contents(cv: Canvas, cfg: SceneConfig, seed: int, index: int, ckin
         clip = areal[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0] * inside[ys, xs]
         cv.add_layer(material, clip, (cv.fan.base_height(30.0),) if cv.fan else (0.0,), ys.start, xs.start)
         added.append(kind)
+    if side is not None:
+        return added
     main_rng, cv.rng = cv.rng, frng  # projection jitter from this stream too
     try:
         for _ in range(int(frng.integers(0, 4))):
@@ -670,6 +692,67 @@ def fit_rotation(rot: np.ndarray, size: np.ndarray, dims: tuple[float, float, fl
     return None
 
 
+def wrap_mask(att: np.ndarray, pad: int) -> np.ndarray:
+    """Where a wrapping (foil, cloth) `pad` pixels round a threat's own attenuation map lies:
+    a soft-edged mask 2 * pad larger than the map each way."""
+    hh, ww = att.shape
+    wrap = np.zeros((hh + 2 * pad, ww + 2 * pad), np.float32)
+    m = (att > 0.02).astype(np.uint8)
+    m = cv2.dilate(m, np.ones((3, 3), np.uint8), iterations=max(1, pad // 2))
+    wrap[pad:pad + hh, pad:pad + ww] = m
+    return cv2.GaussianBlur(cv2.dilate(wrap, np.ones((5, 5), np.uint8), iterations=max(1, pad // 3)), (0, 0), 2)
+
+
+def detector_response(t: np.ndarray, i0: float, el: float, rng: np.random.Generator) -> np.ndarray:
+    """One energy channel's transmission as the detector reports it: photon and electronic noise
+    (i0 photons per pixel, el the electronic floor), on 30% of scans per-element gains (rows) and
+    per-line flicker (columns), a dark floor and a gain error, clipped to 0..1."""
+    t = t + rng.standard_normal(t.shape, dtype=np.float32) * np.sqrt(np.clip(t, 0, None) / i0 + el * el)
+    if rng.random() < 0.3:  # per detector element gain (rows) and per line flicker (columns)
+        t = t * (1 + rng.normal(0, rng.uniform(0.001, 0.005), (t.shape[0], 1))).astype(np.float32)
+        t = t * (1 + rng.normal(0, rng.uniform(0.0, 0.003), (1, t.shape[1]))).astype(np.float32)
+    dark = float(rng.uniform(0.001, 0.01))
+    t = dark + (1 - dark) * t * float(rng.uniform(1.0, 1.06))
+    return np.clip(t, 0, 1).astype(np.float32)
+
+
+def label_threats(objects: list[tuple], total_att: np.ndarray, wpx: int, hpx: int, n_clutter: int
+                  ) -> tuple[list[dict], list[tuple]]:
+    """Labels of one view: a tight box on each threat's visible projection (objects: (obj, its
+    orientation to the beam, its concealment, its own attenuation map, y0, x0)) with the metadata
+    the evaluation is stratified by; and the maps of the threats labelled."""
+    boxes, labelled_maps = [], []
+    for o, mode, conceal, att, y0, x0 in objects:
+        vis = att > 0.03
+        ys, xs = np.nonzero(vis)
+        if len(xs) == 0:
+            continue
+        gx, gy = xs + x0, ys + y0
+        ok = (gx >= 0) & (gx < wpx) & (gy >= 0) & (gy < hpx)
+        if ok.sum() < 0.5 * len(xs) or ok.sum() < 12:
+            continue
+        gx, gy = gx[ok], gy[ok]
+        bg = total_att[gy, gx] - att[ys[ok], xs[ok]]
+        occlusion = float(np.mean(bg > 2.5))
+        visible = visibility(att[ys[ok], xs[ok]], bg)
+        x1, y1, x2, y2 = int(gx.min()), int(gy.min()), int(gx.max()) + 1, int(gy.max()) + 1
+        printed = bool(o.meta.get("printed", False))
+        if conceal != "none" or occlusion > 0.5:
+            difficulty = "concealed"
+        elif mode in ("edge", "end") or occlusion > 0.2 or n_clutter > 25 or printed:
+            difficulty = "hard"
+        else:
+            difficulty = "easy"
+        labelled_maps.append((att, y0, x0))
+        boxes.append({
+            "class_id": taxonomy.class_id(o.label), "label": o.label, "box": [x1, y1, x2, y2],
+            "kind": o.kind, "material": o.meta.get("material"), "printed": printed, "orientation": mode,
+            "concealment": conceal, "occlusion": round(occlusion, 3), "visibility": round(visible, 3),
+            "difficulty": difficulty,
+        })
+    return boxes, labelled_maps
+
+
 def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bool = False) -> Scan:
     cfg = cfg or SceneConfig()
     rng = np.random.default_rng([int(seed), int(index)])
@@ -694,6 +777,8 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
     if cfg.p_fan > 0 and np.random.default_rng([int(seed), int(index), 0xFA5]).random() < cfg.p_fan:
         fan = FanBeam.random(seed, index, hpx * mmpp, max(5.0, H - 8.0))
     cv = Canvas(hpx, wpx, mmpp, rng, att_row, fan)
+    if cfg.side_view:
+        cv.record = []
     cx, cy = wpx * mmpp / 2 + rng.uniform(-20, 20), hpx * mmpp / 2 + rng.uniform(-30, 30)
     ang = float(np.radians(rng.normal(0, 6)) if rng.random() < 0.7 else rng.uniform(-np.pi / 6, np.pi / 6))
     if L > W * 1.1 and rng.random() < 0.15:
@@ -752,11 +837,12 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         x, y = place(ext, inside=cfg.fit_contents)
         mag = float(rng.uniform(1.0, 1.15))
         cv.project(o, x, y, rot, mag, cpitch)
-        placed.append((o.kind, x, y, ext))
+        placed.append((o.kind, x, y, ext, len(cv.record) - 1 if cv.record is not None else None))
         clutter_meta.append({"kind": o.kind, "orientation": mode})
 
     # threats
     objects = []
+    side_links = []  # per threat, for the side view: its record, its concealer's record, its wrap
     n_threat = 0
     if rng.random() < cfg.p_threat:
         n_threat = int(_choose(rng, (0.75, 0.2, 0.05), [1, 2, 3]))
@@ -772,31 +858,37 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
             ext = np.abs(rot[:2, :]) @ (hi - lo)
         conceal = _choose(rng, (0.55, 0.15, 0.15, 0.15), ["none", "under_dense", "inside", "wrapped"])
         concealers = [pl for pl in placed if pl[0] in clutter_mod.CONCEALERS or pl[0] in ("laptop", "electronics")]
+        link = {"concealer": None, "wrap": None}
         if conceal == "inside" and concealers:
             k = concealers[int(rng.integers(len(concealers)))]
             x, y = k[1] + rng.normal(0, 15), k[2] + rng.normal(0, 15)
+            link["concealer"] = k[4]
         else:
             if conceal == "inside":
                 conceal = "none"
             x, y = place(ext, inside=pose is not None)
         mag = float(rng.uniform(1.0, 1.15))
         att, y0, x0 = cv.project(o, x, y, rot, mag, pitch)
+        link["record"] = len(cv.record) - 1 if cv.record is not None else None
         if conceal == "under_dense":
             d = clutter_mod.make_clutter(rng, cpitch, str(rng.choice(["laptop", "book", "electronics", "power_bank", "drill", "hardware"])))
             cv.project(d, x + rng.normal(0, 20), y + rng.normal(0, 20), orientation_rotation(rng, "flat"), 1.0, cpitch)
+            link["above"] = len(cv.record) - 1 if cv.record is not None else None
         elif conceal == "wrapped":
-            hh, ww = att.shape
             pad = int(rng.uniform(5, 25) / mmpp)
-            wrap = np.zeros((hh + 2 * pad, ww + 2 * pad), np.float32)
-            m = (att > 0.02).astype(np.uint8)
-            m = cv2.dilate(m, np.ones((3, 3), np.uint8), iterations=max(1, pad // 2))
-            wrap[pad:pad + hh, pad:pad + ww] = m
-            wrap = cv2.GaussianBlur(cv2.dilate(wrap, np.ones((5, 5), np.uint8), iterations=max(1, pad // 3)), (0, 0), 2)
+            wrap = wrap_mask(att, pad)
+            # the factors multiplied one at a time, in this order, as before 3.5.0 (same float32 bytes)
             if rng.random() < 0.5:
-                cv.add_areal("aluminium", wrap * 2.7 * rng.uniform(0.002, 0.02) * rng.integers(2, 12), y0 - pad, x0 - pad)
+                material, factors = "aluminium", (2.7, rng.uniform(0.002, 0.02), rng.integers(2, 12))
             else:
-                cv.add_areal("textile", wrap * 1.4 * rng.uniform(0.2, 1.2), y0 - pad, x0 - pad)
+                material, factors = "textile", (1.4, rng.uniform(0.2, 1.2))
+            amount = wrap
+            for f in factors:
+                amount = amount * f
+            cv.add_areal(material, amount, y0 - pad, x0 - pad)
+            link["wrap"] = (material, factors, pad * mmpp)
         objects.append((o, mode, conceal, att, y0, x0))
+        side_links.append(link)
 
     soft_meta = _add_soft_contents(cv, cfg, seed, index, ckind, cx, cy, L, W, ang)
     tools_meta = _add_tools(cv, cfg, seed, index, cx, cy, L, W, ang)
@@ -811,16 +903,7 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
     i0_high = float(10 ** rng.uniform(*cfg.log10_i0))
     i0_low = i0_high * float(rng.uniform(0.3, 0.7))
     el = float(rng.uniform(0, 0.003))
-    out = []
-    for t, i0 in ((t_low, i0_low), (t_high, i0_high)):
-        t = t + rng.standard_normal(t.shape, dtype=np.float32) * np.sqrt(np.clip(t, 0, None) / i0 + el * el)
-        if rng.random() < 0.3:  # per detector element gain (rows) and per line flicker (columns)
-            t = t * (1 + rng.normal(0, rng.uniform(0.001, 0.005), (t.shape[0], 1))).astype(np.float32)
-            t = t * (1 + rng.normal(0, rng.uniform(0.0, 0.003), (1, t.shape[1]))).astype(np.float32)
-        dark = float(rng.uniform(0.001, 0.01))
-        t = dark + (1 - dark) * t * float(rng.uniform(1.0, 1.06))
-        out.append(np.clip(t, 0, 1).astype(np.float32))
-    t_low, t_high = out
+    t_low, t_high = (detector_response(t, i0, el, rng) for t, i0 in ((t_low, i0_low), (t_high, i0_high)))
 
     gray = rng.random() < cfg.p_gray
     if gray:
@@ -838,35 +921,7 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         pal = {"mode": "colour", **palette.as_dict()}
 
     # labels: tight boxes on each threat's visible projection
-    boxes, labelled_maps = [], []
-    for o, mode, conceal, att, y0, x0 in objects:
-        vis = att > 0.03
-        ys, xs = np.nonzero(vis)
-        if len(xs) == 0:
-            continue
-        gx, gy = xs + x0, ys + y0
-        ok = (gx >= 0) & (gx < wpx) & (gy >= 0) & (gy < hpx)
-        if ok.sum() < 0.5 * len(xs) or ok.sum() < 12:
-            continue
-        gx, gy = gx[ok], gy[ok]
-        bg = total_att[gy, gx] - att[ys[ok], xs[ok]]
-        occlusion = float(np.mean(bg > 2.5))
-        visible = visibility(att[ys[ok], xs[ok]], bg)
-        x1, y1, x2, y2 = int(gx.min()), int(gy.min()), int(gx.max()) + 1, int(gy.max()) + 1
-        printed = bool(o.meta.get("printed", False))
-        if conceal != "none" or occlusion > 0.5:
-            difficulty = "concealed"
-        elif mode in ("edge", "end") or occlusion > 0.2 or len(clutter_meta) > 25 or printed:
-            difficulty = "hard"
-        else:
-            difficulty = "easy"
-        labelled_maps.append((att, y0, x0))
-        boxes.append({
-            "class_id": taxonomy.class_id(o.label), "label": o.label, "box": [x1, y1, x2, y2],
-            "kind": o.kind, "material": o.meta.get("material"), "printed": printed, "orientation": mode,
-            "concealment": conceal, "occlusion": round(occlusion, 3), "visibility": round(visible, 3),
-            "difficulty": difficulty,
-        })
+    boxes, labelled_maps = label_threats(objects, total_att, wpx, hpx, len(clutter_meta))
 
     display = None
     if cfg.p_display > 0:
@@ -915,4 +970,16 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
     extras = {}
     if keep_raw:  # per-threat attenuation maps, for tests of label tightness
         extras["threat_maps"] = labelled_maps
-    return Scan(img, boxes, meta, t_low if keep_raw else None, t_high if keep_raw else None, extras)
+    side = None
+    if cfg.side_view:
+        from .side_view import render_side
+
+        meta["view"] = "top"
+        side = render_side({
+            "seed": seed, "index": index, "cfg": cfg, "mmpp": mmpp, "wpx": wpx, "spectrum": spectrum,
+            "att_row": att_row, "container": (ckind, cx, cy, L, W, H, ang), "records": cv.record,
+            "threats": [(ob[0], ob[2], link) for ob, link in zip(objects, side_links, strict=True)],
+            "detector": (sigma, i0_low, i0_high, el), "render": pal, "jpeg_q": jpeg_q,
+            "n_clutter": len(clutter_meta), "meta": meta,
+        })
+    return Scan(img, boxes, meta, t_low if keep_raw else None, t_high if keep_raw else None, extras, side)
