@@ -25,6 +25,7 @@ from typing import Literal
 import cv2
 import numpy as np
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as FPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -116,6 +117,11 @@ class DetectResponse(BaseModel):
     detections: list[DetectionModel]
     timing_ms: dict[str, float]
     lane: str | None = None
+    parcel: str | None = Field(None, description="the parcel this scan is a view of, as sent")
+    view: str | None = Field(None, description="which view of the parcel, as sent (e.g. top, side)")
+    parcel_verdict: Literal["alarm", "clear"] | None = Field(
+        None, description="with `parcel`: alarm when any view of the parcel stored so far alarms")
+    parcel_views: int | None = Field(None, description="with `parcel`: views of the parcel stored so far, this one included")
     created: float | None = None
 
     model_config = {"json_schema_extra": {"examples": [{
@@ -405,7 +411,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
               summary="Analyse one scan",
               description="Send the scan as multipart field `image`, or as the raw body with an image content type "
                           "(image/png, image/jpeg, image/tiff, image/bmp, or application/dicom for a DICOS/DICOM "
-                          "projection image). Optional query or form fields: `lane`, `tile` (auto|on|off). Boxes are "
+                          "projection image). Optional query or form fields: `lane`, `tile` (auto|on|off), and for "
+                          "a dual-view (or multi-view) scanner `parcel` (the parcel's id, the same for each of its "
+                          "views) and `view` (e.g. top, side): the answer then carries `parcel_verdict` over the "
+                          "views stored so far, and GET /v1/parcels/{parcel} gives the whole parcel. Boxes are "
                           "in the original image's pixels. The scan is stored before the response is sent. With "
                           "`Accept: application/dicom` the answer is the scan's DICOS Threat Detection Report "
                           "instead of JSON (scan id in the `X-Scan-Id` header).",
@@ -417,7 +426,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                          429: {"description": "rate limited"}, 503: {"description": "not ready or queue full"}})
     async def detect(request: Request, key=Depends(require("integrator")),
                      lane: str | None = Query(None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$"),
-                     tile: Literal["auto", "on", "off"] = Query("auto")):
+                     tile: Literal["auto", "on", "off"] = Query("auto"),
+                     parcel: str | None = Query(None, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$"),
+                     view: str | None = Query(None, max_length=32, pattern=r"^[A-Za-z0-9_.:-]+$")):
         if svc.engine is None or not svc.engine.ready:
             raise ApiError(503, "not_ready", svc.engine_error or "model is loading", {"Retry-After": "2"})
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -429,6 +440,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             data = await up.read()
             lane = form.get("lane") if isinstance(form.get("lane"), str) else lane
             tile = form.get("tile") if form.get("tile") in ("auto", "on", "off") else tile
+            parcel = form.get("parcel") if isinstance(form.get("parcel"), str) else parcel
+            view = form.get("view") if isinstance(form.get("view"), str) else view
             claimed = (up.content_type or "").lower()
         elif ctype in IMAGE_TYPES:
             data = await request.body()
@@ -438,8 +451,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else:
             raise ApiError(415, "unsupported_media_type", f"Content-Type {ctype!r} is not accepted; use multipart/form-data or "
                            + ", ".join(k for k in IMAGE_TYPES if k != "image/x-ms-bmp"))
-        if lane is not None and (len(lane) > 64 or not all(ch.isalnum() or ch in "_.:-" for ch in lane)):
-            raise ApiError(422, "invalid_request", "lane must be 1-64 characters of letters, digits, _ . : -")
+        for name, value, most in (("lane", lane, 64), ("parcel", parcel, 128), ("view", view, 32)):
+            if value is not None and not _is_name(value, most):
+                raise ApiError(422, "invalid_request", f"{name} must be 1-{most} characters of letters, digits, _ . : -")
         with svc.lock:
             if svc.pending >= svc.s.queue_size:
                 mx.REJECTED.inc()
@@ -448,7 +462,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mx.QUEUE.set(svc.pending)
         loop = asyncio.get_running_loop()
         try:
-            rec, ids = await loop.run_in_executor(svc.pool, _analyse_and_store, svc, data, claimed, lane, tile, key)
+            rec, ids = await loop.run_in_executor(svc.pool, _analyse_and_store, svc, data, claimed, lane, tile, key,
+                                                  parcel, view)
         finally:
             with svc.lock:
                 svc.pending -= 1
@@ -462,14 +477,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # ------------------------------------------------------------ scans
     @app.get("/v1/scans", tags=["scans"], summary="List scans (newest first)")
     async def list_scans(key=Depends(require("operator")), lane: str | None = None,
+                         parcel: str | None = Query(None, max_length=128, description="only the views of this parcel"),
                          verdict: Literal["alarm", "clear"] | None = None,
                          review: Literal["pending", "confirmed", "false_alarm"] | None = None,
                          since: float | None = Query(None, description="unix time, inclusive"),
                          until: float | None = Query(None, description="unix time, exclusive"),
                          limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)):
-        items, total = svc.store.list_scans(lane, verdict, review, since, until, limit, offset)
+        items, total = svc.store.list_scans(lane, verdict, review, since, until, limit, offset, parcel)
         nxt = offset + len(items) if offset + len(items) < total else None
         return {"items": items, "total": total, "limit": limit, "offset": offset, "next_offset": nxt}
+
+    @app.get("/v1/parcels/{parcel}", tags=["scans"], summary="One parcel over all its views (dual-view scanners)",
+             description="The parcel's verdict over every view stored with this `parcel` (alarm when any view "
+                         "alarms), the reasons of its alarming views, a review state over them, and each view in "
+                         "the order received. 404 when no scan was sent with this parcel id.")
+    async def get_parcel(parcel: str = FPath(..., max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$"),
+                         key=Depends(require("integrator", "operator"))):
+        views = svc.store.parcel_scans(parcel)
+        if not views:
+            raise ApiError(404, "not_found", f"no scan was sent for parcel {parcel}")
+        return parcel_summary(parcel, views)
 
     @app.get("/v1/scans/{scan_id}", tags=["scans"], summary="One scan with its detections and review")
     async def get_scan(scan_id: str, key=Depends(require("operator"))):
@@ -616,8 +643,28 @@ def self_test(eng: Engine) -> None:
 
 
 # ----------------------------------------------------------------- worker-thread work
+def _is_name(value: str, most: int) -> bool:
+    return 0 < len(value) <= most and value.isascii() and all(ch.isalnum() or ch in "_.:-" for ch in value)
+
+
+def parcel_summary(parcel: str, views: list[dict]) -> dict:
+    """One parcel over its stored views (a dual-view scanner's two, say): it alarms when any view
+    alarms, for the reasons its alarming views give; its review is confirmed when an operator
+    confirmed any view, a false alarm when every alarming view was marked one, else pending."""
+    alarming = [v for v in views if v["verdict"] == "alarm"]
+    states = [v["review"]["state"] for v in alarming]
+    review = ("confirmed" if "confirmed" in [v["review"]["state"] for v in views]
+              else "false_alarm" if states and all(x == "false_alarm" for x in states) else "pending")
+    return {"parcel": parcel, "verdict": "alarm" if alarming else "clear",
+            "reasons": list(dict.fromkeys(r for v in alarming for r in v["reasons"])), "review": review,
+            "views": [{"scan_id": v["scan_id"], "view": v["view"], "lane": v["lane"], "created": v["created"],
+                       "verdict": v["verdict"], "reasons": v["reasons"],
+                       "alarms": sum(1 for d in v["detections"] if d.get("alarm")), "review": v["review"]["state"]}
+                      for v in views]}
+
+
 def _analyse_and_store(svc: Service, data: bytes, claimed: str, lane: str | None, tile: str,
-                       key: dict) -> tuple[dict, dict | None]:
+                       key: dict, parcel: str | None = None, view: str | None = None) -> tuple[dict, dict | None]:
     """The stored record of one analysed scan, and the DICOS identifiers of its image when it was one."""
     eng = svc.engine
     t0 = time.perf_counter()
@@ -643,9 +690,13 @@ def _analyse_and_store(svc: Service, data: bytes, claimed: str, lane: str | None
     t2 = time.perf_counter()
     sha = hashlib.sha256(data).hexdigest()
     path = saving.result()  # the image is on disk (fsync'ed) before its record is committed
-    rec = {"scan_id": scan_id, "model": eng.info.public(), **res.to_dict(), "lane": lane, "created": time.time(),
-           "image_path": str(path), "image_sha256": sha, "content_type": ctype}
+    rec = {"scan_id": scan_id, "model": eng.info.public(), **res.to_dict(), "lane": lane, "parcel": parcel,
+           "view": view, "created": time.time(), "image_path": str(path), "image_sha256": sha, "content_type": ctype}
     svc.store.insert_scan(rec)
+    if parcel is not None:  # the parcel as far as its views have come in (this one included)
+        views = svc.store.parcel_scans(parcel)
+        rec["parcel_verdict"] = "alarm" if any(v["verdict"] == "alarm" for v in views) else "clear"
+        rec["parcel_views"] = len(views)
     rec["timing_ms"].pop("total", None)  # the engine's total; the scan's total (decode to stored) goes last
     rec["timing_ms"]["store"] = round((time.perf_counter() - t2) * 1e3, 2)
     rec["timing_ms"]["total"] = round((time.perf_counter() - t0) * 1e3, 2)

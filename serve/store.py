@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS scans (
   image_path TEXT NOT NULL, image_sha256 TEXT, content_type TEXT,
   timing TEXT,
   review_state TEXT NOT NULL DEFAULT 'pending',
-  review_note TEXT, review_boxes TEXT, reviewed_at REAL, reviewed_by TEXT
+  review_note TEXT, review_boxes TEXT, reviewed_at REAL, reviewed_by TEXT,
+  parcel TEXT, view TEXT
 );
 CREATE INDEX IF NOT EXISTS scans_created ON scans(created);
 CREATE INDEX IF NOT EXISTS scans_lane ON scans(lane, created);
@@ -63,6 +64,12 @@ class Store:
         self._touched: dict[str, float] = {}
         with self._conn() as c:
             c.executescript(SCHEMA)
+            # a database written before views of parcels were stored gains their columns, keeping its rows
+            have = {r["name"] for r in c.execute("PRAGMA table_info(scans)")}
+            for col in ("parcel", "view"):
+                if col not in have:
+                    c.execute(f"ALTER TABLE scans ADD COLUMN {col} TEXT")
+            c.execute("CREATE INDEX IF NOT EXISTS scans_parcel ON scans(parcel, created)")
 
     def _conn(self) -> sqlite3.Connection:
         c = getattr(self._local, "conn", None)
@@ -151,11 +158,11 @@ class Store:
         with self._write:
             self._conn().execute(
                 "INSERT INTO scans(id,created,lane,verdict,reasons,detections,width,height,model_name,model_version,"
-                "model_sha256,image_path,image_sha256,content_type,timing) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "model_sha256,image_path,image_sha256,content_type,timing,parcel,view) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (rec["scan_id"], rec["created"], rec.get("lane"), rec["verdict"], json.dumps(rec["reasons"]),
                  json.dumps(rec["detections"]), rec["image"]["width"], rec["image"]["height"], rec["model"]["name"],
                  rec["model"]["version"], rec["model"]["sha256"], rec["image_path"], rec.get("image_sha256"),
-                 rec.get("content_type"), json.dumps(rec.get("timing_ms", {}))))
+                 rec.get("content_type"), json.dumps(rec.get("timing_ms", {})), rec.get("parcel"), rec.get("view")))
 
     @staticmethod
     def new_id() -> str:
@@ -165,7 +172,7 @@ class Store:
         return {
             "scan_id": r["id"], "created": r["created"],
             "created_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r["created"])),
-            "lane": r["lane"], "verdict": r["verdict"], "reasons": json.loads(r["reasons"]),
+            "lane": r["lane"], "parcel": r["parcel"], "view": r["view"], "verdict": r["verdict"], "reasons": json.loads(r["reasons"]),
             "detections": json.loads(r["detections"]), "image": {"width": r["width"], "height": r["height"]},
             "model": {"name": r["model_name"], "version": r["model_version"], "sha256": r["model_sha256"]},
             "timing_ms": json.loads(r["timing"] or "{}"),
@@ -182,9 +189,10 @@ class Store:
         r = self._conn().execute("SELECT image_path, content_type FROM scans WHERE id=?", (scan_id,)).fetchone()
         return (Path(r["image_path"]), r["content_type"]) if r else None
 
-    def list_scans(self, lane=None, verdict=None, review=None, since=None, until=None, limit=50, offset=0) -> tuple[list[dict], int]:
+    def list_scans(self, lane=None, verdict=None, review=None, since=None, until=None, limit=50, offset=0,
+                   parcel=None) -> tuple[list[dict], int]:
         where, args = [], []
-        for col, val in (("lane", lane), ("verdict", verdict), ("review_state", review)):
+        for col, val in (("lane", lane), ("verdict", verdict), ("review_state", review), ("parcel", parcel)):
             if val is not None:
                 where.append(f"{col}=?")
                 args.append(val)
@@ -199,6 +207,11 @@ class Store:
         total = c.execute(f"SELECT COUNT(*) FROM scans{w}", args).fetchone()[0]
         rows = c.execute(f"SELECT * FROM scans{w} ORDER BY created DESC LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
         return [self._row(r) for r in rows], total
+
+    def parcel_scans(self, parcel: str) -> list[dict]:
+        """Every stored view of one parcel, oldest first."""
+        rows = self._conn().execute("SELECT * FROM scans WHERE parcel=? ORDER BY created, id", (parcel,)).fetchall()
+        return [self._row(r) for r in rows]
 
     def review(self, scan_id: str, state: str, note: str | None, boxes: list | None, key_id: str) -> dict | None:
         with self._write:

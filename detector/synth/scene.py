@@ -980,6 +980,6 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
             "att_row": att_row, "container": (ckind, cx, cy, L, W, H, ang), "records": cv.record,
             "threats": [(ob[0], ob[2], link) for ob, link in zip(objects, side_links, strict=True)],
             "detector": (sigma, i0_low, i0_high, el), "render": pal, "jpeg_q": jpeg_q,
-            "n_clutter": len(clutter_meta), "meta": meta,
+            "n_clutter": len(clutter_meta), "meta": meta, "keep_raw": keep_raw,
         })
     return Scan(img, boxes, meta, t_low if keep_raw else None, t_high if keep_raw else None, extras, side)

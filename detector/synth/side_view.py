@@ -79,7 +79,7 @@ def render_side(st: dict) -> Scan:
     set there: seed, index, cfg, mmpp, wpx, spectrum, att_row, container (kind, cx, cy, L, W, H,
     ang), records (every projection's arguments, in order), threats (obj, concealment, link),
     detector (blur sigma, i0_low, i0_high, el), render (the top view's `render` metadata), jpeg_q,
-    n_clutter, meta)."""
+    n_clutter, meta; keep_raw: keep the labelled threats' own maps in extras)."""
     seed, index, cfg, mmpp, wpx = st["seed"], st["index"], st["cfg"], st["mmpp"], st["wpx"]
     rng = np.random.default_rng([int(seed), int(index), 0x51DE])
     ckind, cx, cy, L, W, H, ang = st["container"]
@@ -160,7 +160,7 @@ def render_side(st: dict) -> Scan:
         dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
         img = dec if gray else dec[..., ::-1].copy()
 
-    boxes, _ = label_threats(objects, cv.attenuation(), wpx, hpx, st["n_clutter"])
+    boxes, labelled_maps = label_threats(objects, cv.attenuation(), wpx, hpx, st["n_clutter"])
     rank = {"easy": 0, "hard": 1, "concealed": 2}
     meta = dict(st["meta"])
     for k in ("display", "display_jitter", "fan_beam"):
@@ -173,4 +173,5 @@ def render_side(st: dict) -> Scan:
     })
     if cfg.p_soft > 0:
         meta["soft"] = soft_meta
-    return Scan(img, boxes, meta)
+    extras = {"threat_maps": labelled_maps} if st.get("keep_raw") else {}
+    return Scan(img, boxes, meta, extras=extras)
