@@ -192,3 +192,34 @@ def test_a_database_from_before_parcels_keeps_its_scans(tmp_path):
     rec = st.get_scan("old-1")
     assert rec["lane"] == "l1" and rec["verdict"] == "alarm" and rec["parcel"] is None and rec["view"] is None
     assert st.list_scans(parcel="anything")[1] == 0 and st.list_scans()[1] == 1
+
+
+def test_reviewed_views_import_with_their_parcel_in_one_split(tmp_path):
+    """Reviewed views go back into training with their parcel (so xfd eval and --calibrate
+    score parcels), and a parcel's views never straddle train and test."""
+    import time
+
+    from serve.store import Store
+    from training.importers import import_dataset
+
+    from .test_import import _img
+
+    st = Store(tmp_path / "svc")
+    kid, _ = st.create_key("operator")
+    for k in range(12):
+        for view in ("top", "side"):
+            sid = st.new_id()
+            path = st.save_image(sid, _img(tmp_path / f"{k}{view}.png", 10 * k + (view == "side")).read_bytes(), ".png")
+            st.insert_scan({"scan_id": sid, "created": time.time(), "lane": "l1", "verdict": "clear", "reasons": [],
+                            "detections": [], "image": {"width": 320, "height": 240}, "parcel": f"P{k}", "view": view,
+                            "model": {"name": "m", "version": "1", "sha256": "x"}, "image_path": str(path)})
+            st.review(sid, "false_alarm", None, None, kid)
+    import_dataset("reviews", None, tmp_path / "out", data_dir=str(tmp_path / "svc"))
+    scans = json.loads((tmp_path / "out" / "manifest.json").read_text())["scans"]
+    assert len(scans) == 24
+    split_of: dict[str, set] = {}
+    for s in scans:
+        split_of.setdefault(s["parcel"], set()).add(s["split"])
+    assert len(split_of) == 12 and all(len(v) == 1 for v in split_of.values())
+    assert len({next(iter(v)) for v in split_of.values()}) > 1  # parcels still spread over the splits
+    assert sorted(s["view"] for s in scans) == ["side"] * 12 + ["top"] * 12

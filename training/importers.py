@@ -292,7 +292,11 @@ def read_reviews(data_dir: Path) -> Iterator[Record]:
         else:
             boxes = [(d["label"], d["box"]["x1"], d["box"]["y1"], d["box"]["x2"], d["box"]["y2"])
                      for d in json.loads(r["detections"]) if d["alarm"]]
-        yield Record(r["id"], _read(p), boxes, None, {"review": r["review_state"], "lane": r["lane"]})
+        note = {"review": r["review_state"], "lane": r["lane"]}
+        for col in ("parcel", "view"):  # views of a parcel (dual-view scanners; a database from before has neither)
+            if col in r.keys() and r[col] is not None:
+                note[col] = r[col]
+        yield Record(r["id"], _read(p), boxes, None, note)
     con.close()
 
 
@@ -405,7 +409,10 @@ def import_dataset(fmt: str, source: str | Path | None, out: str | Path, class_m
             cid = names.index(target)
             counts[target] += 1
             lines.append(f"{cid} {(x1 + x2) / 2 / W:.6f} {(y1 + y2) / 2 / H:.6f} {(x2 - x1) / W:.6f} {(y2 - y1) / H:.6f}")
-        split = hash_split(h)
+        # the views of one parcel share a split (a parcel's side view in training and its top view in
+        # test would leak it); other images split by their content
+        parcel = r.note.get("parcel")
+        split = hash_split(hashlib.sha256(f"parcel:{parcel}".encode()).hexdigest() if parcel else h)
         per_split[split] += 1
         ext = imaging.EXTENSIONS[img.format]
         if img.bit_depth == 16 or img.format == "DICOM" or img.source_mode not in ("RGB", "L", "P"):
