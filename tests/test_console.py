@@ -184,3 +184,36 @@ def test_console_shows_tiff_and_dicos_scans(console_env, scans):
         page.wait_for_function(f"S.img !== null && S.img.width === {img.shape[1]} && S.img.height === {img.shape[0]}",
                                timeout=5000)
         assert page.is_hidden("#missing"), (ctype, page.inner_text("#missing"))
+
+
+def test_console_shows_the_views_of_a_parcel(console_env):
+    """A dual-view scanner's two views: the console names the parcel and view, and opens the
+    other view in one click."""
+    from detector.synth.scene import SceneConfig, simulate
+
+    srv, keys, page = console_env
+    _signed_in(srv, keys, page)
+    s = simulate(46, 1, SceneConfig(side_view=True, p_threat=1.0))
+    ids = []
+    for view, img in (("top", s.image), ("side", s.side.image)):
+        r = httpx.post(f"{srv.url}/v1/detect?lane=lane-v&parcel=DV-7&view={view}",
+                       headers={"Authorization": f"Bearer {keys['integrator']}", "Content-Type": "image/png"},
+                       content=png_bytes(img), timeout=60)
+        assert r.status_code == 200, r.text
+        ids.append(r.json()["scan_id"])
+    for _ in range(3):  # the live feed may still show the two new scans as they arrive: open the top view after them
+        page.evaluate(f"openScan('{ids[0]}')")
+        page.wait_for_selector(f"#status-line:has-text('{ids[0][:8]}')", timeout=5000)
+        page.wait_for_timeout(500)
+        if ids[0][:8] in page.inner_text("#status-line"):
+            break
+    assert "parcel DV-7 (top view)" in page.inner_text("#status-line")
+    page.wait_for_selector("#views:not([hidden]) .view-btn", timeout=5000)
+    buttons = page.query_selector_all("#views .view-btn")
+    assert [b.get_attribute("data-id") for b in buttons] == ids
+    assert "current" in buttons[0].get_attribute("class")
+    page.screenshot(path=str(ARTIFACTS / "08_parcel_views.png"))
+    buttons[1].click()
+    page.wait_for_selector(f"#status-line:has-text('{ids[1][:8]}')", timeout=5000)
+    assert "(side view)" in page.inner_text("#status-line")
+    page.wait_for_selector(f"#views .view-btn.current[data-id='{ids[1]}']", timeout=5000)

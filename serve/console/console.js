@@ -129,6 +129,7 @@ async function showScan(scan) {
   const st = $("status-line");
   st.className = "status-line " + scan.verdict;
   st.textContent = `${alarm ? "ALARM" : "CLEAR"} · scan ${short(scan.scan_id)} · lane ${scan.lane || "-"} · ` +
+    (scan.parcel ? `parcel ${scan.parcel}${scan.view ? " (" + scan.view + " view)" : ""} · ` : "") +
     `${new Date((scan.created || Date.now() / 1000) * 1000).toLocaleTimeString()}` +
     (scan.review.state !== "pending" ? ` · reviewed: ${scan.review.state.replace("_", " ")}` : "");
   $("scan-info").textContent = `Scan ${short(scan.scan_id)}: ${scan.image.width}×${scan.image.height}px, ${scan.detections.length} detection(s)`;
@@ -137,6 +138,7 @@ async function showScan(scan) {
   $("review-msg").textContent = "";
   renderDetList();
   renderQueue();
+  renderViews(scan);
   $("missing").hidden = true;
   try {
     const blob = await (await api(`/v1/scans/${scan.scan_id}/image?format=png`)).blob();
@@ -146,6 +148,21 @@ async function showScan(scan) {
     $("missing").textContent = e.status === 404 ? "Image missing for this scan" : "Cannot load image: " + e.message;
   }
   fitView(); process(); draw();
+}
+
+// a dual-view scanner's parcel: every view of it, one click away (the parcel alarms when any view does)
+async function renderViews(scan) {
+  const el = $("views");
+  if (!scan.parcel) { el.hidden = true; el.innerHTML = ""; return; }
+  try {
+    const p = await (await api("/v1/parcels/" + encodeURIComponent(scan.parcel))).json();
+    if (S.scan !== scan) return;  // another scan was opened meanwhile
+    el.innerHTML = `<span class="muted">Parcel ${p.parcel}: ${p.verdict.toUpperCase()}</span> ` + p.views.map((v) =>
+      `<button class="view-btn ${v.verdict}${v.scan_id === scan.scan_id ? " current" : ""}" data-id="${v.scan_id}">` +
+      `${v.view || short(v.scan_id)} · ${v.verdict}${v.review !== "pending" ? " · " + v.review.replace("_", " ") : ""}</button>`).join(" ");
+    el.querySelectorAll("button").forEach((b) => b.addEventListener("click", () => openScan(b.dataset.id)));
+    el.hidden = false;
+  } catch (e) { el.hidden = true; }
 }
 
 function renderDetList() {
