@@ -61,6 +61,7 @@ synth: setup
 	$(BIN)/xfd synth --out $(DATA)/synth-fan --n 200 --seed 6 --split test=1 --fan-beam 1
 	$(BIN)/xfd synth --out $(DATA)/synth-tools --n 200 --seed 7 --split test=1 --tools 1
 	$(BIN)/xfd synth --out $(DATA)/synth-fit --n 300 --seed 11 --split test=1 --fit-contents
+	$(BIN)/xfd synth --out $(DATA)/synth-dualview --n 300 --seed 12 --split test=1 --side-view
 
 # two stages: 15 epochs from scratch (configs/train.yaml), then a fine-tune at half the learning
 # rate with cached images (configs/finetune.yaml). RESUME=1 resumes whichever stage was interrupted.
@@ -141,12 +142,14 @@ eval: setup
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-tools/data.yaml --split test --out reports/tools
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-fit/data.yaml --split test --out reports/fit
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-cal/data.yaml --split val --out reports/cal
-	for r in val val-int8 test test-int8 shifted vendor fan tools fit cal; do mkdir -p $(MODEL)/eval/$$r && cp reports/$$r/report.md $(MODEL)/eval/$$r/; done
+	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-dualview/data.yaml --split test --out reports/dualview
+	for r in val val-int8 test test-int8 shifted vendor fan tools fit cal dualview; do mkdir -p $(MODEL)/eval/$$r && cp reports/$$r/report.md $(MODEL)/eval/$$r/; done
 	cp reports/test/*.png $(MODEL)/eval/test/
 	$(BIN)/xfd robustness --model $(MODEL) --data $(DATA)/synth-test/data.yaml --split test --out reports/robustness-test
 	$(BIN)/xfd robustness --model $(MODEL) --data $(DATA)/synth-cal/data.yaml --split val --out reports/robustness-cal
 	$(BIN)/python -m training.card $(MODEL) $(CARD_RUNS) --report test=reports/test --report test-int8=reports/test-int8 --report shifted=reports/shifted \
 	  --report vendor=reports/vendor --report fan=reports/fan --report tools=reports/tools --report fit=reports/fit --report cal=reports/cal \
+	  --report dualview=reports/dualview \
 	  --robustness reports/robustness-test --robustness reports/robustness-cal
 
 # the model on held-out scans altered as other scanners alter them (pixel size, JPEG, blur, noise, display

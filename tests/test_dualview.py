@@ -223,3 +223,17 @@ def test_reviewed_views_import_with_their_parcel_in_one_split(tmp_path):
     assert len(split_of) == 12 and all(len(v) == 1 for v in split_of.values())
     assert len({next(iter(v)) for v in split_of.values()}) > 1  # parcels still spread over the splits
     assert sorted(s["view"] for s in scans) == ["side"] * 12 + ["top"] * 12
+
+
+def test_card_quotes_parcels_over_views_and_pools_fullness_once():
+    from training import card
+
+    view = {"pd": 0.2, "pfa": 0.03, "pd_ci95": [0.1, 0.3], "pfa_ci95": [0.0, 0.1], "pd_at_pfa_0.05": 0.25}
+    dual = {"parcels": {"parcels": 300, "threat_parcels": 180, "views": ["side", "top"],
+                        "all_views": {**view, "pd": 0.3, "pfa": 0.06}, "each_view_alone": {"side": view, "top": view},
+                        "threat_parcels_caught_only_in": {"side": 7, "top": 20}}}
+    lines = "\n".join(card.parcel_lines({"test": {"parcels": None}, "dualview": dual}))
+    assert "| dualview | all views | 300 (180 threat) | 0.300 [0.10, 0.30] | 0.060 [0.00, 0.10] | 0.250 |" in lines
+    assert "| dualview | side alone |" in lines and "| dualview | top alone |" in lines
+    assert "side 7, top 20" in lines
+    assert card.parcel_lines({"test": {}}) == []

@@ -56,6 +56,29 @@ def fullness_note(reports: dict[str, dict], least: int = 20) -> str | None:
             f"with 25 or more items of clutter against {h0 / n0:.2f} ({h0} of {n0}) with under 10: see the clutter strata.")
 
 
+def parcel_lines(reps: dict[str, dict]) -> list[str]:
+    """The card's dual-view section: for each report on views of parcels (xfd eval's `parcels`),
+    the parcel's Pd and Pfa over all views against each view alone, at the same thresholds."""
+    out = []
+    for name, r in reps.items():
+        pc = r.get("parcels")
+        if not pc:
+            continue
+        if not out:
+            out += ["", "Dual-view parcels (a parcel alarms when any view alarms, and is detected when an alarm in any view "
+                    "lies on a labelled threat; two views are two chances to false-alarm):", "",
+                    "| test set | views | parcels | Pd | Pfa | Pd@Pfa5% |", "|---|---|---|---|---|---|"]
+        rows = [("all views", pc["all_views"])] + [(f"{v} alone", x) for v, x in pc["each_view_alone"].items()]
+        for label, x in rows:
+            out.append(f"| {name} | {label} | {pc['parcels']} ({pc['threat_parcels']} threat) | {x['pd']:.3f}{_ci(x.get('pd_ci95'))} | "
+                       f"{x['pfa']:.3f}{_ci(x.get('pfa_ci95'))} | {x['pd_at_pfa_0.05']:.3f} |")
+        only = pc.get("threat_parcels_caught_only_in")
+        if only:
+            out.append(f"| {name} | threat parcels caught in one view only | " + ", ".join(f"{v} {k}" for v, k in only.items())
+                       + " | | | |")
+    return out
+
+
 def write_card(model_dir: str | Path, reps: dict[str, dict], training: dict, targets_note: str,
                limits: list[str]) -> str:
     """The card from the reports (name -> xfd eval's report.json, first one: per-class table)."""
@@ -91,6 +114,7 @@ def write_card(model_dir: str | Path, reps: dict[str, dict], training: dict, tar
         "| test set | backend | scans | mAP50 | mAP50-95 | gun AP50 | Pd | Pfa | Pd@Pfa5% |", "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row(k, r) for k, r in reps.items()]
+    lines += parcel_lines(reps)
     made = [f"{k} {g}" for k, r in reps.items() if (g := _generator_of(r))]
     if made:
         lines += ["", "Generator of each test set (from its manifest): " + "; ".join(made) + "."]
@@ -355,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         "An alarm is a request for secondary inspection, not proof; a 'clear' verdict is not a clearance of the parcel.",
     ]
     other_test = "test" if served_key == "test-int8" else "test-int8"  # the same scans on the path not served
-    packed = fullness_note({k: r for k, r in reps.items() if k != other_test})
+    # each parcel once: a dual-view set's strata count its side views as scans too
+    packed = fullness_note({k: r for k, r in reps.items() if k != other_test and not r.get("parcels")})
     if packed:
         limits.insert(3, packed)
     robust = robustness_note(a.model_dir, a.robustness)
