@@ -237,3 +237,25 @@ def test_card_quotes_parcels_over_views_and_pools_fullness_once():
     assert "| dualview | side alone |" in lines and "| dualview | top alone |" in lines
     assert "side 7, top 20" in lines
     assert card.parcel_lines({"test": {}}) == []
+
+
+def test_calibrating_on_views_of_parcels_targets_the_parcels_false_alarm_rate(tmp_path, model_dir):
+    """--calibrate on a dual-view set: the target Pfa holds per parcel (over its views), and the
+    model records that it was calibrated so."""
+    import shutil
+
+    write_dataset(tmp_path / "d", 10, seed=47, split="val=1", workers=1, cfg=SceneConfig(side_view=True),
+                  coco=False, sheet=False, progress=lambda *a: None)
+    m = tmp_path / "m"
+    shutil.copytree(model_dir, m)
+    rep = evaluate(Engine(m, concurrency=1), str(tmp_path / "d" / "data.yaml"), "val", tmp_path / "r", calibrate=True,
+                   target_pfa=0.2, min_gain=0, plots_too=False)
+    assert rep["calibrated_on"] == "parcels"
+    assert rep["parcels"]["all_views"]["pfa"] <= 0.2 + 1e-9
+    from training.evaluate import store_thresholds
+
+    store_thresholds(str(m), rep)
+    cal = json.loads((m / "model.json").read_text())
+    cal = cal.get("backend_calibration", {}).get(rep["backend"]) or cal["calibration"]
+    assert cal["per"] == "parcel" and cal["parcels"] == 10 and cal["scans"] == 20
+    assert cal["pfa"] == rep["parcels"]["all_views"]["pfa"]

@@ -28,6 +28,8 @@ def _calibration_desc(c: dict) -> str:
     if not c:
         return "the validation split"
     n = f"{c['scans']} scans, {c['clean_scans']} clean" if "scans" in c else "scans"
+    if c.get("per") == "parcel":
+        n = f"{c['parcels']} parcels in {c['scans']} views, {c['clean_parcels']} clean; Pfa per parcel over its views"
     bound = (f"; the {c['pfa_confidence']:.0%} Clopper-Pearson upper bound of Pfa, not the point estimate, meets the target "
              f"(Pfa there {c['pfa']:.3f}, Pd {c['pd']:.3f})" if c.get("pfa_confidence") else "")
     if c.get("min_gain"):

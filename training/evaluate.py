@@ -419,7 +419,8 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
         "map50": det["map50"], "map50_95": det["map50_95"], "per_class": det["per_class"],
         "pd": pd, "pfa": pfa, **scr, "thresholds": thresholds,
         "parcels": None if groups is None else parcel_report(items, any_max, hit_max, threat, theta, groups),
-        "calibrated_here": calibrate, "calibrated_on": ("parcels" if groups is not None else "scans") if calibrate else None, "target_pfa": target_pfa if calibrate else None,
+        "calibrated_here": calibrate, "calibrated_on": ("parcels" if groups is not None else "scans") if calibrate else None,
+        "target_pfa": target_pfa if calibrate else None,
         "pfa_confidence": pfa_confidence if calibrate else None,
         "min_gain": min_gain if calibrate else None,
         "strata": strat, "threats_found_by": threats_found_by(items, preds, theta, names),
@@ -600,6 +601,10 @@ def store_thresholds(model: str, report: dict) -> None:
            "pfa_confidence": report.get("pfa_confidence"), "min_gain": report.get("min_gain"),
            "pd": report["pd"], "pfa": report["pfa"], "scans": report["scans"],
            "clean_scans": report["clean_scans"], "backend": report["backend"]}
+    if report.get("calibrated_on") == "parcels":  # the operating point holds per parcel, over its views
+        pc = report["parcels"]
+        cal.update({"per": "parcel", "pd": pc["all_views"]["pd"], "pfa": pc["all_views"]["pfa"], "parcels": pc["parcels"],
+                    "clean_parcels": pc["parcels"] - pc["threat_parcels"]})
     if report["backend"] in OWN_OPERATING_POINT:
         # INT8 gets its own thresholds beside the FP32 ones (which every FP32 path shares)
         meta.setdefault("backend_thresholds", {})[report["backend"]] = report["thresholds"]

@@ -492,8 +492,9 @@ def draw_container(cv: Canvas, kind: str, cx, cy, L, W, H, ang, rng, view: str =
     """Container walls and packing as areal maps. Returns its footprint polygon (px).
     L x W is the container as the beam sees it and H its depth along the beam: a side view
     (view="side") passes its length, height and width, and a suitcase's trolley rails and wheels,
-    in its bottom panel, then lie on one another along the bottom. Through a fan beam the lid shrinks towards the central ray and brings in parts of the
-    parcel that lie outside the image rows: the maps get `pad` extra rows above and below."""
+    in its bottom panel, then lie on one another along the bottom. Through a fan beam the lid
+    shrinks towards the central ray and brings in parts of the parcel that lie outside the image
+    rows: the maps get `pad` extra rows above and below."""
     pad = 0
     if cv.fan is not None:
         pad = int(np.ceil(cv.h * (1.0 / min(1.0, float(cv.fan.mag(H))) - 1.0))) + 2
