@@ -110,9 +110,12 @@ FT_SYNTH  = $(FT_MIX) $(if $(FT_THREATS),--threat-mix $(FT_THREATS))
 # FT_OPTS_A="--clutter 20,60" for densely packed parcels
 FT_OPTS_A ?=
 FT_OPTS_B ?=
+# parcels drawn for each half (with FT_OPTS_A="--side-view" each parcel of the first half is two images)
+FT_N_A ?= 2400
+FT_N_B ?= 2400
 train-cpu-ft: setup
-	$(BIN)/xfd synth --out $(FT_DATA)-a --n 2400 --seed $(FT_SEED_A) --split train=0.9,val=0.1 $(FT_SYNTH) $(FT_OPTS_A)
-	$(BIN)/xfd synth --out $(FT_DATA)-b --n 2400 --seed $(FT_SEED_B) --split train=0.9,val=0.1 $(FT_SYNTH) --wide $(FT_OPTS_B)
+	$(BIN)/xfd synth --out $(FT_DATA)-a --n $(FT_N_A) --seed $(FT_SEED_A) --split train=0.9,val=0.1 $(FT_SYNTH) $(FT_OPTS_A)
+	$(BIN)/xfd synth --out $(FT_DATA)-b --n $(FT_N_B) --seed $(FT_SEED_B) --split train=0.9,val=0.1 $(FT_SYNTH) --wide $(FT_OPTS_B)
 	$(BIN)/xfd mix --data $(FT_DATA)-a/data.yaml --data $(FT_DATA)-b/data.yaml --out $(FT_DATA)
 	$(BIN)/xfd train --config configs/finetune-cpu.yaml --weights $(FT_FROM) \
 	  --data $(FT_DATA)/data.yaml --hours $(FT_HOURS) --name $(FT_NAME)
