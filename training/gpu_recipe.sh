@@ -26,7 +26,10 @@
 # The next run should draw parcels whose contents fit (generator 3.3.0; README, "Part of that was
 # the simulator's") and vary the display wider (3.4.0; README, "Robustness to other scanners"):
 # WIDE=1 SEED0=400 SYNTH_OPTS="--display-effects 0.3 --soft-contents 0.5 --fit-contents --display-jitter 0.3"
-# and, to see more packed parcels, PLAIN_OPTS="--clutter 10,50".
+# and, to see more packed parcels, PLAIN_OPTS="--clutter 10,50". Worth adding there: `--side-view`
+# (3.5.0: each plain parcel also as a dual-view scanner's side view, where most things lie on their
+# edge or end, the shipped model's weakest poses; three CPU epochs could not learn them, README,
+# "Side views did not help as a CPU fine-tune"; a GPU run can), i.e. PLAIN_OPTS="--clutter 10,50 --side-view".
 set -euo pipefail
 T0=$(date +%s)
 el() { echo $(( $(date +%s) - T0 )); }
