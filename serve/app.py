@@ -411,7 +411,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
               summary="Analyse one scan",
               description="Send the scan as multipart field `image`, or as the raw body with an image content type "
                           "(image/png, image/jpeg, image/tiff, image/bmp, or application/dicom for a DICOS/DICOM "
-                          "projection image). Optional query or form fields: `lane`, `tile` (auto|on|off), and for "
+                          "projection image), or as multipart fields `low` and `high`: a scanner's raw 16-bit "
+                          "low- and high-energy images (PNG or TIFF, same size), rendered to the model's colours "
+                          "by the simulator's physics. Optional query or form fields: `lane`, `tile` (auto|on|off), and for "
                           "a dual-view (or multi-view) scanner `parcel` (the parcel's id, the same for each of its "
                           "views) and `view` (e.g. top, side): the answer then carries `parcel_verdict` over the "
                           "views stored so far, and GET /v1/parcels/{parcel} gives the whole parcel. Boxes are "
@@ -433,11 +435,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(503, "not_ready", svc.engine_error or "model is loading", {"Retry-After": "2"})
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "multipart/form-data":
-            form = await request.form(max_files=1, max_fields=10)
-            up = form.get("image")
-            if up is None or isinstance(up, str):
-                raise ApiError(422, "invalid_request", "multipart body has no file field 'image'")
-            data = await up.read()
+            form = await request.form(max_files=2, max_fields=10)
+            up, low, high = form.get("image"), form.get("low"), form.get("high")
+            if (up is None or isinstance(up, str)) and not (low is None or isinstance(low, str)) \
+                    and not (high is None or isinstance(high, str)):
+                up, data = low, (await low.read(), await high.read())  # a raw dual-energy pair
+            elif up is None or isinstance(up, str):
+                raise ApiError(422, "invalid_request", "multipart body has no file field 'image' (or 'low' and 'high' "
+                               "for a raw dual-energy pair)")
+            else:
+                data = await up.read()
             lane = form.get("lane") if isinstance(form.get("lane"), str) else lane
             tile = form.get("tile") if form.get("tile") in ("auto", "on", "off") else tile
             parcel = form.get("parcel") if isinstance(form.get("parcel"), str) else parcel
@@ -663,32 +670,36 @@ def parcel_summary(parcel: str, views: list[dict]) -> dict:
                       for v in views]}
 
 
-def _analyse_and_store(svc: Service, data: bytes, claimed: str, lane: str | None, tile: str,
+def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed: str, lane: str | None, tile: str,
                        key: dict, parcel: str | None = None, view: str | None = None) -> tuple[dict, dict | None]:
     """The stored record of one analysed scan, and the DICOS identifiers of its image when it was one."""
     eng = svc.engine
     t0 = time.perf_counter()
+    raw = isinstance(data, tuple)  # (low, high): a raw dual-energy pair
     try:
-        img = imaging.decode(data, svc.s.max_pixels)
+        img = imaging.decode_raw_pair(*data, svc.s.max_pixels) if raw else imaging.decode(data, svc.s.max_pixels)
     except imaging.ImageError as e:
         mx.BAD_INPUT.labels(e.code).inc()
         raise ApiError(IMAGE_ERROR_STATUS.get(e.code, 400), e.code, str(e)) from None
     t1 = time.perf_counter()
     scan_id = svc.store.new_id()
-    ext = imaging.EXTENSIONS[img.format]
-    ctype = imaging.FORMATS[img.format]
-    saving = svc.io_pool.submit(svc.store.save_image, scan_id, data, ext)  # in parallel with the model
+    if raw:  # the scan's image is what the model saw; the pair is kept beside it, byte for byte
+        stored, ext, ctype = imaging.encode_png(img.rgb), ".png", "image/png"
+        saving = svc.io_pool.submit(svc.store.save_raw_pair, scan_id, stored, *data)
+    else:
+        stored, ext, ctype = data, imaging.EXTENSIONS[img.format], imaging.FORMATS[img.format]
+        saving = svc.io_pool.submit(svc.store.save_image, scan_id, data, ext)  # in parallel with the model
     try:
         res = eng.detect(img, tile)
     except EngineError as e:
         try:
-            saving.result().unlink(missing_ok=True)  # no record will point at it
+            svc.store.discard_files(saving.result())  # no record will point at them
         except OSError:
             pass
         raise ApiError(500, "analysis_failed", f"the scan could not be analysed (not cleared): {e}") from None
     res.timing_ms = {"decode": (t1 - t0) * 1e3, **res.timing_ms}
     t2 = time.perf_counter()
-    sha = hashlib.sha256(data).hexdigest()
+    sha = hashlib.sha256(stored).hexdigest()
     path = saving.result()  # the image is on disk (fsync'ed) before its record is committed
     rec = {"scan_id": scan_id, "model": eng.info.public(), **res.to_dict(), "lane": lane, "parcel": parcel,
            "view": view, "created": time.time(), "image_path": str(path), "image_sha256": sha, "content_type": ctype}

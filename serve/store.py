@@ -154,6 +154,19 @@ class Store:
             os.close(dfd)
         return path
 
+    def save_raw_pair(self, scan_id: str, rendered_png: bytes, low: bytes, high: bytes) -> Path:
+        """A raw dual-energy scan: its two originals (SCANID_low / SCANID_high, PNG or TIFF as sent)
+        beside the PNG the model saw, which is the scan's image. Returns the PNG's path."""
+        for name, data in (("low", low), ("high", high)):
+            self.save_image(f"{scan_id}_{name}", data, ".tif" if data[:2] in (b"II", b"MM") else ".png")
+        return self.save_image(scan_id, rendered_png, ".png")
+
+    @staticmethod
+    def discard_files(image_path: Path) -> None:
+        """Remove a scan's stored files (its image, and a raw pair's originals beside it)."""
+        for p in [image_path, *image_path.parent.glob(image_path.stem + "_low.*"), *image_path.parent.glob(image_path.stem + "_high.*")]:
+            p.unlink(missing_ok=True)
+
     def insert_scan(self, rec: dict) -> None:
         with self._write:
             self._conn().execute(
