@@ -682,6 +682,8 @@ def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed:
         mx.BAD_INPUT.labels(e.code).inc()
         raise ApiError(IMAGE_ERROR_STATUS.get(e.code, 400), e.code, str(e)) from None
     t1 = time.perf_counter()
+    if parcel is None and img.ids and _is_name(img.ids.get("StudyInstanceUID", ""), 128):
+        parcel = img.ids["StudyInstanceUID"]  # DICOS: a study is one scan of one object, all its views
     scan_id = svc.store.new_id()
     if raw:  # the scan's image is what the model saw; the pair is kept beside it, byte for byte
         stored, ext, ctype = imaging.encode_png(img.rgb), ".png", "image/png"

@@ -259,3 +259,35 @@ def test_calibrating_on_views_of_parcels_targets_the_parcels_false_alarm_rate(tm
     cal = cal.get("backend_calibration", {}).get(rep["backend"]) or cal["calibration"]
     assert cal["per"] == "parcel" and cal["parcels"] == 10 and cal["scans"] == 20
     assert cal["pfa"] == rep["parcels"]["all_views"]["pfa"]
+
+
+def test_dicos_views_of_one_scan_are_one_parcel(server):
+    """DICOS files are the views of one scan of one object when they share a study: sent without
+    a parcel id, they are grouped by their StudyInstanceUID."""
+    import io
+
+    import httpx
+    import pydicom
+
+    from .test_dicos import dx_rgb
+
+    s = simulate(48, 2, SceneConfig(side_view=True))
+    study = pydicom.uid.generate_uid()
+    ids = []
+    for img in (s.image, s.side.image):
+        rgb = img if img.ndim == 3 else np.dstack([img] * 3)
+        ds = pydicom.dcmread(io.BytesIO(dx_rgb(np.ascontiguousarray(rgb))))
+        ds.StudyInstanceUID = study
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        r = httpx.post(server.url + "/v1/detect", headers={**_H(server.keys["integrator"]), "Content-Type": "application/dicom"},
+                       content=buf.getvalue(), timeout=60)
+        assert r.status_code == 200, r.text
+        ids.append(r.json())
+    assert [j["parcel"] for j in ids] == [study, study] and [j["parcel_views"] for j in ids] == [1, 2]
+    p = httpx.get(server.url + f"/v1/parcels/{study}", headers=_H(server.keys["operator"])).json()
+    assert [v["scan_id"] for v in p["views"]] == [j["scan_id"] for j in ids]
+    # an explicit parcel id wins over the study
+    r = httpx.post(server.url + "/v1/detect?parcel=MINE-1", headers={**_H(server.keys["integrator"]), "Content-Type": "application/dicom"},
+                   content=buf.getvalue(), timeout=60)
+    assert r.json()["parcel"] == "MINE-1"
