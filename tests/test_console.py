@@ -217,3 +217,29 @@ def test_console_shows_the_views_of_a_parcel(console_env):
     page.wait_for_selector(f"#status-line:has-text('{ids[1][:8]}')", timeout=5000)
     assert "(side view)" in page.inner_text("#status-line")
     page.wait_for_selector(f"#views .view-btn.current[data-id='{ids[1]}']", timeout=5000)
+
+
+def test_console_lists_a_view_that_arrives_behind_an_unreviewed_alarm(console_env, scans):
+    """An unreviewed alarm stays on screen when a clear scan arrives; a clear view of the same
+    parcel arriving then still appears in its list of views."""
+    srv, keys, page = console_env
+    _signed_in(srv, keys, page)
+
+    def send(img, view):
+        r = httpx.post(f"{srv.url}/v1/detect?lane=lane-w&parcel=DV-8&view={view}",
+                       headers={"Authorization": f"Bearer {keys['integrator']}", "Content-Type": "image/png"},
+                       content=png_bytes(img), timeout=60)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    alarm = next((j for j in (send(x.image, "top") for x in _threat_scans(scans)) if j["verdict"] == "alarm"), None)
+    assert alarm, "the shipped model raised no alarm on the threat scans"
+    page.evaluate(f"openScan('{alarm['scan_id']}')")
+    page.wait_for_selector(f"#status-line:has-text('{alarm['scan_id'][:8]}')", timeout=5000)
+    page.wait_for_selector("#views:not([hidden]) .view-btn", timeout=5000)
+    n = len(page.query_selector_all("#views .view-btn"))
+    clear = send(scans["clean"][0].image, "side")
+    assert clear["verdict"] == "clear"
+    page.wait_for_function(f"document.querySelectorAll('#views .view-btn').length === {n + 1}", timeout=5000)
+    assert page.evaluate("S.scan.scan_id") == alarm["scan_id"]  # the alarm is still the scan shown
+    assert page.query_selector(f"#views .view-btn[data-id='{clear['scan_id']}']") is not None

@@ -97,6 +97,9 @@ function setConn(ok) {
 }
 
 function onEvent(type, scan) {
+  if (type === "scan" && scan.parcel && S.scan && S.scan.parcel === scan.parcel && S.scan.scan_id !== scan.scan_id) {
+    renderViews(S.scan);  // another view of the parcel on screen has come in
+  }
   if (type === "scan") {
     if (scan.verdict === "alarm") {
       S.queue.unshift({ scan_id: scan.scan_id, lane: scan.lane, reasons: scan.reasons, created: scan.created });
