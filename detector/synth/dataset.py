@@ -178,14 +178,14 @@ def write_dataset(out: str | Path, n: int, seed: int = 0, split: str = "train=0.
     progress = progress or _print_progress
     with _one_thread_each():
         if workers == 1:
-            for recs in map(_render_one, jobs):
+            for done, recs in enumerate(map(_render_one, jobs), 1):
                 records += recs
-                progress(len(records) // len(recs), n, t0)
+                progress(done, n, t0)
         else:
             with ProcessPoolExecutor(workers) as ex:
-                for recs in ex.map(_render_one, jobs, chunksize=4):
+                for done, recs in enumerate(ex.map(_render_one, jobs, chunksize=4), 1):
                     records += recs
-                    progress(len(records) // len(recs), n, t0)
+                    progress(done, n, t0)
     elapsed = time.time() - t0
     names = taxonomy.names()
     image_splits = [r["split"] for r in records]

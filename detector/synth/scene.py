@@ -289,6 +289,10 @@ class Canvas:
         self.fan = fan
         self.record: list | None = None  # project()'s arguments, kept for a second view when a list
 
+    def last_record(self) -> int | None:
+        """Index of the last projection recorded (None when not recording)."""
+        return None if self.record is None else len(self.record) - 1
+
     def add_layer(self, material: str, areal: np.ndarray, heights_mm=(0.0,), y0: int = 0, x0: int = 0) -> None:
         """A flat layer (or a wall cut into slices) at the given heights, its areal density shared
         between them. Without a fan beam the heights do not matter: one add_areal, as before."""
@@ -838,7 +842,7 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         x, y = place(ext, inside=cfg.fit_contents)
         mag = float(rng.uniform(1.0, 1.15))
         cv.project(o, x, y, rot, mag, cpitch)
-        placed.append((o.kind, x, y, ext, len(cv.record) - 1 if cv.record is not None else None))
+        placed.append((o.kind, x, y, ext, cv.last_record()))
         clutter_meta.append({"kind": o.kind, "orientation": mode})
 
     # threats
@@ -870,11 +874,11 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
             x, y = place(ext, inside=pose is not None)
         mag = float(rng.uniform(1.0, 1.15))
         att, y0, x0 = cv.project(o, x, y, rot, mag, pitch)
-        link["record"] = len(cv.record) - 1 if cv.record is not None else None
+        link["record"] = cv.last_record()
         if conceal == "under_dense":
             d = clutter_mod.make_clutter(rng, cpitch, str(rng.choice(["laptop", "book", "electronics", "power_bank", "drill", "hardware"])))
             cv.project(d, x + rng.normal(0, 20), y + rng.normal(0, 20), orientation_rotation(rng, "flat"), 1.0, cpitch)
-            link["above"] = len(cv.record) - 1 if cv.record is not None else None
+            link["above"] = cv.last_record()
         elif conceal == "wrapped":
             pad = int(rng.uniform(5, 25) / mmpp)
             wrap = wrap_mask(att, pad)

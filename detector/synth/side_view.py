@@ -113,7 +113,8 @@ def render_side(st: dict) -> Scan:
         z0 = float(rng.random() ** 2) * max(0.0, H - thick)
         y0 = int(round((belt - z0 - thick) / mmpp))
         x0 = int(x_mm / mmpp) - areal.shape[1] // 2
-        keep = ((np.arange(len(cols)) + x0 >= x_lo) & (np.arange(len(cols)) + x0 < x_hi)).astype(np.float32)
+        xs = np.arange(len(cols)) + x0
+        keep = ((xs >= x_lo) & (xs < x_hi)).astype(np.float32)
         cv.add_areal(material, (layer * keep[None, :]).astype(np.float32), y0, x0)
 
     soft_meta = _add_soft_contents(cv, cfg, seed, index, ckind, cx, cy, L, W, ang, side=soft)
