@@ -436,15 +436,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "multipart/form-data":
             form = await request.form(max_files=2, max_fields=10)
-            up, low, high = form.get("image"), form.get("low"), form.get("high")
-            if (up is None or isinstance(up, str)) and not (low is None or isinstance(low, str)) \
-                    and not (high is None or isinstance(high, str)):
+            up, low, high = (form.get(k) for k in ("image", "low", "high"))
+            if _is_file(up):
+                data = await up.read()
+            elif _is_file(low) and _is_file(high):
                 up, data = low, (await low.read(), await high.read())  # a raw dual-energy pair
-            elif up is None or isinstance(up, str):
+            else:
                 raise ApiError(422, "invalid_request", "multipart body has no file field 'image' (or 'low' and 'high' "
                                "for a raw dual-energy pair)")
-            else:
-                data = await up.read()
             lane = form.get("lane") if isinstance(form.get("lane"), str) else lane
             tile = form.get("tile") if form.get("tile") in ("auto", "on", "off") else tile
             parcel = form.get("parcel") if isinstance(form.get("parcel"), str) else parcel
@@ -650,6 +649,11 @@ def self_test(eng: Engine) -> None:
 
 
 # ----------------------------------------------------------------- worker-thread work
+def _is_file(field) -> bool:
+    """A multipart field that is an uploaded file (form text comes as str)."""
+    return field is not None and not isinstance(field, str)
+
+
 def _is_name(value: str, most: int) -> bool:
     return 0 < len(value) <= most and value.isascii() and all(ch.isalnum() or ch in "_.:-" for ch in value)
 
@@ -685,31 +689,33 @@ def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed:
     if parcel is None and img.ids and _is_name(img.ids.get("StudyInstanceUID", ""), 128):
         parcel = img.ids["StudyInstanceUID"]  # DICOS: a study is one scan of one object, all its views
     scan_id = svc.store.new_id()
-    if raw:  # the scan's image is what the model saw; the pair is kept beside it, byte for byte
-        stored, ext, ctype = imaging.encode_png(img.rgb), ".png", "image/png"
-        saving = svc.io_pool.submit(svc.store.save_raw_pair, scan_id, stored, *data)
-    else:
-        stored, ext, ctype = data, imaging.EXTENSIONS[img.format], imaging.FORMATS[img.format]
-        saving = svc.io_pool.submit(svc.store.save_image, scan_id, data, ext)  # in parallel with the model
+    ctype = "image/png" if raw else imaging.FORMATS[img.format]
+
+    def store_image() -> tuple[Path, str]:  # in parallel with the model: encode, hash, write, fsync
+        if raw:  # the scan's image is the PNG the model saw; the pair is kept beside it, byte for byte
+            png = imaging.encode_png(img.rgb)
+            pair = [(d, imaging.EXTENSIONS[imaging.sniff_format(d)]) for d in data]
+            return svc.store.save_raw_pair(scan_id, png, *pair), hashlib.sha256(png).hexdigest()
+        return svc.store.save_image(scan_id, data, imaging.EXTENSIONS[img.format]), hashlib.sha256(data).hexdigest()
+
+    saving = svc.io_pool.submit(store_image)
     try:
         res = eng.detect(img, tile)
     except EngineError as e:
         try:
-            svc.store.discard_files(saving.result())  # no record will point at them
+            svc.store.discard_files(saving.result()[0])  # no record will point at them
         except OSError:
             pass
         raise ApiError(500, "analysis_failed", f"the scan could not be analysed (not cleared): {e}") from None
     res.timing_ms = {"decode": (t1 - t0) * 1e3, **res.timing_ms}
     t2 = time.perf_counter()
-    sha = hashlib.sha256(stored).hexdigest()
-    path = saving.result()  # the image is on disk (fsync'ed) before its record is committed
+    path, sha = saving.result()  # the image is on disk (fsync'ed) before its record is committed
     rec = {"scan_id": scan_id, "model": eng.info.public(), **res.to_dict(), "lane": lane, "parcel": parcel,
            "view": view, "created": time.time(), "image_path": str(path), "image_sha256": sha, "content_type": ctype}
     svc.store.insert_scan(rec)
     if parcel is not None:  # the parcel as far as its views have come in (this one included)
-        views = svc.store.parcel_scans(parcel)
-        rec["parcel_verdict"] = "alarm" if any(v["verdict"] == "alarm" for v in views) else "clear"
-        rec["parcel_views"] = len(views)
+        n, alarms = svc.store.parcel_tally(parcel)
+        rec["parcel_verdict"], rec["parcel_views"] = ("alarm" if alarms else "clear"), n
     rec["timing_ms"].pop("total", None)  # the engine's total; the scan's total (decode to stored) goes last
     rec["timing_ms"]["store"] = round((time.perf_counter() - t2) * 1e3, 2)
     rec["timing_ms"]["total"] = round((time.perf_counter() - t0) * 1e3, 2)

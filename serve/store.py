@@ -154,11 +154,11 @@ class Store:
             os.close(dfd)
         return path
 
-    def save_raw_pair(self, scan_id: str, rendered_png: bytes, low: bytes, high: bytes) -> Path:
-        """A raw dual-energy scan: its two originals (SCANID_low / SCANID_high, PNG or TIFF as sent)
-        beside the PNG the model saw, which is the scan's image. Returns the PNG's path."""
-        for name, data in (("low", low), ("high", high)):
-            self.save_image(f"{scan_id}_{name}", data, ".tif" if data[:2] in (b"II", b"MM") else ".png")
+    def save_raw_pair(self, scan_id: str, rendered_png: bytes, low: tuple[bytes, str], high: tuple[bytes, str]) -> Path:
+        """A raw dual-energy scan: its two originals ((bytes, extension) each, kept as SCANID_low and
+        SCANID_high) beside the PNG the model saw, which is the scan's image. Returns the PNG's path."""
+        for name, (data, ext) in (("low", low), ("high", high)):
+            self.save_image(f"{scan_id}_{name}", data, ext)
         return self.save_image(scan_id, rendered_png, ".png")
 
     @staticmethod
@@ -220,6 +220,12 @@ class Store:
         total = c.execute(f"SELECT COUNT(*) FROM scans{w}", args).fetchone()[0]
         rows = c.execute(f"SELECT * FROM scans{w} ORDER BY created DESC LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
         return [self._row(r) for r in rows], total
+
+    def parcel_tally(self, parcel: str) -> tuple[int, int]:
+        """Views of a parcel stored so far, and how many of them alarm (for each detect's answer)."""
+        n, alarms = self._conn().execute(
+            "SELECT COUNT(*), COALESCE(SUM(verdict='alarm'), 0) FROM scans WHERE parcel=?", (parcel,)).fetchone()
+        return int(n), int(alarms)
 
     def parcel_scans(self, parcel: str) -> list[dict]:
         """Every stored view of one parcel, oldest first."""

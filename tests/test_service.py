@@ -360,3 +360,19 @@ def test_raw_dual_energy_pair_over_http(server, model_dir):
         r = httpx.post(server.url + "/v1/detect", headers=ik, files=files, timeout=60)
         assert r.status_code == status and words in r.json()["error"]["message"], r.text
     assert httpx.get(server.url + "/v1/scans", headers=ok).json()["total"] == before
+
+
+def test_store_keeps_a_raw_pair_beside_its_scan_and_discards_all_of_it(tmp_path):
+    """What a failed analysis undoes: the rendered scan and the raw pair beside it go together,
+    and nothing of another scan."""
+    from serve.store import Store
+
+    st = Store(tmp_path)
+    png = b"\x89PNG-rendered"
+    path = st.save_raw_pair("s1", png, (b"\x89PNG-low", ".png"), (b"II*\x00-high", ".tif"))
+    other = st.save_image("s10", b"\x89PNG-other", ".png")  # a name that starts like s1's
+    assert path.read_bytes() == png
+    assert (path.parent / "s1_low.png").read_bytes() == b"\x89PNG-low"
+    assert (path.parent / "s1_high.tif").read_bytes() == b"II*\x00-high"
+    st.discard_files(path)
+    assert sorted(p.name for p in path.parent.iterdir()) == [other.name]
