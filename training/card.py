@@ -61,6 +61,8 @@ def fullness_note(reports: dict[str, dict], least: int = 20) -> str | None:
 def parcel_lines(reps: dict[str, dict]) -> list[str]:
     """The card's dual-view section: for each report on views of parcels (xfd eval's `parcels`),
     the parcel's Pd and Pfa over all views against each view alone, at the same thresholds."""
+    from training.evaluate import caught_in_one_view, parcel_rows
+
     out = []
     for name, r in reps.items():
         pc = r.get("parcels")
@@ -70,14 +72,11 @@ def parcel_lines(reps: dict[str, dict]) -> list[str]:
             out += ["", "Dual-view parcels (a parcel alarms when any view alarms, and is detected when an alarm in any view "
                     "lies on a labelled threat; two views are two chances to false-alarm):", "",
                     "| test set | views | parcels | Pd | Pfa | Pd@Pfa5% |", "|---|---|---|---|---|---|"]
-        rows = [("all views", pc["all_views"])] + [(f"{v} alone", x) for v, x in pc["each_view_alone"].items()]
-        for label, x in rows:
+        for label, x in parcel_rows(pc):
             out.append(f"| {name} | {label} | {pc['parcels']} ({pc['threat_parcels']} threat) | {x['pd']:.3f}{_ci(x.get('pd_ci95'))} | "
                        f"{x['pfa']:.3f}{_ci(x.get('pfa_ci95'))} | {x['pd_at_pfa_0.05']:.3f} |")
-        only = pc.get("threat_parcels_caught_only_in")
-        if only:
-            out.append(f"| {name} | threat parcels caught in one view only | " + ", ".join(f"{v} {k}" for v, k in only.items())
-                       + " | | | |")
+        if only := caught_in_one_view(pc):
+            out.append(f"| {name} | threat parcels caught in one view only | {only} | | | |")
     return out
 
 

@@ -257,6 +257,17 @@ def parcel_groups(items: list[dict]) -> list[np.ndarray] | None:
     return [np.array(r) for r in rows.values()]
 
 
+def parcel_rows(pc: dict) -> list[tuple[str, dict]]:
+    """A report's `parcels` as table rows: all views, then each view alone."""
+    return [("all views", pc["all_views"])] + [(f"{v} alone", x) for v, x in pc["each_view_alone"].items()]
+
+
+def caught_in_one_view(pc: dict) -> str | None:
+    """'side 8, top 28': threat parcels only one view caught, when there were two views."""
+    only = pc.get("threat_parcels_caught_only_in")
+    return ", ".join(f"{v} {k}" for v, k in only.items()) if only else None
+
+
 def parcel_report(items: list[dict], any_max, hit_max, threat, theta, groups: list[np.ndarray]) -> dict:
     """Screening per parcel over all its views, against each view alone on the same parcels
     (what a single-view scanner would show of them), at the same thresholds. A parcel holds a
@@ -471,13 +482,11 @@ def markdown(r: dict) -> str:
                   "A parcel alarms when any of its views alarms; it is detected when an alarm in any view lies on a "
                   "labelled threat. Two views give two chances to false-alarm: compare Pd at the same Pfa.", "",
                   "| views | Pd | Pfa | Pd at Pfa<=0.05 | Pd at Pfa<=0.10 |", "|---|---|---|---|---|"]
-        rows = [("all views", pc["all_views"])] + [(f"{v} alone", x) for v, x in pc["each_view_alone"].items()]
-        for name, x in rows:
+        for name, x in parcel_rows(pc):
             lines.append(f"| {name} | {x['pd']:.3f}{_ci(x.get('pd_ci95'))} | {x['pfa']:.3f}{_ci(x.get('pfa_ci95'))} | "
                          f"{x['pd_at_pfa_0.05']:.3f} | {x['pd_at_pfa_0.10']:.3f} |")
-        only = pc.get("threat_parcels_caught_only_in")
-        if only:
-            lines += ["", "Threat parcels caught in one view only: " + ", ".join(f"{v} {k}" for v, k in only.items()) + "."]
+        if only := caught_in_one_view(pc):
+            lines += ["", f"Threat parcels caught in one view only: {only}."]
     found = r.get("threats_found_by") or {}
     for field, rows in found.items():
         lines += ["", f"## Threats found, by {field} (object level, at the operating point; per class, least often found first)", "",
