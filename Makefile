@@ -113,11 +113,13 @@ FT_OPTS_B ?=
 # parcels drawn for each half (with FT_OPTS_A="--side-view" each parcel of the first half is two images)
 FT_N_A ?= 2400
 FT_N_B ?= 2400
+# the training configuration, e.g. FT_CONFIG=configs/finetune-cpu-head.yaml (backbone frozen)
+FT_CONFIG ?= configs/finetune-cpu.yaml
 train-cpu-ft: setup
 	$(BIN)/xfd synth --out $(FT_DATA)-a --n $(FT_N_A) --seed $(FT_SEED_A) --split train=0.9,val=0.1 $(FT_SYNTH) $(FT_OPTS_A)
 	$(BIN)/xfd synth --out $(FT_DATA)-b --n $(FT_N_B) --seed $(FT_SEED_B) --split train=0.9,val=0.1 $(FT_SYNTH) --wide $(FT_OPTS_B)
 	$(BIN)/xfd mix --data $(FT_DATA)-a/data.yaml --data $(FT_DATA)-b/data.yaml --out $(FT_DATA)
-	$(BIN)/xfd train --config configs/finetune-cpu.yaml --weights $(FT_FROM) \
+	$(BIN)/xfd train --config $(FT_CONFIG) --weights $(FT_FROM) \
 	  --data $(FT_DATA)/data.yaml --hours $(FT_HOURS) --name $(FT_NAME)
 
 WEIGHTS ?= runs/train/gpu/weights/best.pt
@@ -155,7 +157,7 @@ eval: setup
 	  --report dualview=reports/dualview \
 	  --robustness reports/robustness-test --robustness reports/robustness-cal
 
-# the model on held-out scans altered as other scanners alter them (pixel size, JPEG, blur, noise, display
+# the model on held-out scans altered as other scanners alter them (pixel size, non-square pixels, JPEG, blur, noise, display
 # curve, hue, grey, negative, edge enhancement), at its own thresholds: reports/robustness-*/robustness.md
 # (make eval runs the same and puts the largest losses in the card)
 robustness: setup
