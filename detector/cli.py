@@ -50,6 +50,9 @@ xfd synth --out data/shifted --n 200 --seed 3 --split test=1 --shifted --raw""")
                    help="share of scans whose display is varied wider than the palette: hue turned up to 35 deg, "
                         "colour shown in grey, gamma 0.5-2, blur, edge enhancement, negatives (what xfd robustness "
                         "found costly; default 0: none)")
+    s.add_argument("--belt-stretch", type=float, default=None, metavar="P",
+                   help="share of scans with non-square pixels: along the belt stretched or squashed by 0.75-1.33x, "
+                        "as a belt speed or line rate off the vendor's setting does (default 0: square pixels)")
     s.add_argument("--fan-beam", type=float, default=None, metavar="P",
                    help="share of scans projected through a line scanner's fan beam (rows scale with height above "
                         "the belt; walls become bands). Default 0 (a parallel projection); --wide: 0.7")
@@ -176,7 +179,7 @@ xfd import reviews --data-dir var --out data/reviews""")
     i.add_argument("--data-dir", default=None)
 
     rb = _sub(sp, "robustness", "evaluate a model on held-out scans altered as other scanners alter them "
-              "(pixel size, JPEG, blur, noise, display curve, palette, grey, negative, edge enhancement)", """
+              "(pixel size, non-square pixels, JPEG, blur, noise, display curve, palette, grey, negative, edge enhancement)", """
 xfd robustness --model models/default --data data/synth-test/data.yaml --split test --out reports/robustness
 xfd robustness --model models/default --data data/synth-test/data.yaml --out reports/rb --perturbations scale:0.5,jpeg:25""")
     rb.add_argument("--model", default="models/default", help="model directory (default: models/default)")
@@ -184,7 +187,7 @@ xfd robustness --model models/default --data data/synth-test/data.yaml --out rep
     rb.add_argument("--split", default="test")
     rb.add_argument("--out", required=True, help="report directory: robustness.md / .json, one eval report per perturbation")
     rb.add_argument("--perturbations", default=None, metavar="P1,P2,...",
-                    help="comma-separated NAME[:PARAM] (default: scale:0.5,0.75,1.5, jpeg:25, blur:2, noise:12, "
+                    help="comma-separated NAME[:PARAM] (default: scale:0.5,0.75,1.5, stretch:0.8,1.25, jpeg:25, blur:2, noise:12, "
                          "gamma:0.6,1.6, hue:30, gray, invert, sharpen:1.5)")
     rb.add_argument("--backend", default=None, help="default: the model's served backend")
     rb.add_argument("--tile", default="auto", choices=["auto", "on", "off"])
@@ -260,7 +263,7 @@ def cmd_synth(a) -> int:
     cfg = SceneConfig.shifted() if a.shifted else SceneConfig.wide() if a.wide else SceneConfig()
     # shares of scans: flag -> SceneConfig field
     for flag, field in (("gray", "p_gray"), ("display_effects", "p_display"), ("display_jitter", "p_display_jitter"),
-                        ("fan_beam", "p_fan"),
+                        ("fan_beam", "p_fan"), ("belt_stretch", "p_belt_stretch"),
                         ("tools", "p_tools"), ("soft_contents", "p_soft")):
         value = getattr(a, flag)
         if value is None:

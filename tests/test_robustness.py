@@ -32,7 +32,7 @@ def small_set(tmp_path_factory):
 def test_perturbation_specs_are_checked():
     assert R.parse("scale:0.5") == ("scale", 0.5) and R.parse("gray") == ("gray", None) and R.parse("jpeg") == ("jpeg", 25)
     for bad, msg in (("zoom:2", "unknown perturbation"), ("gray:2", "takes no parameter"), ("jpeg:high", "not a number"),
-                     ("scale:9", "must be in")):
+                     ("scale:9", "must be in"), ("stretch:0.1", "must be in")):
         with pytest.raises(R.PerturbError, match=msg):
             R.parse(bad)
 
@@ -42,6 +42,7 @@ def test_perturbations_do_what_they_say():
     img = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
     img[:10] = 255
     assert R.make("scale:0.5")(img, 0).shape == (30, 40, 3)
+    assert R.make("stretch:1.25")(img, 0).shape == (60, 100, 3) and R.make("stretch:0.5")(img, 0).shape == (60, 40, 3)
     assert (R.make("invert")(img, 0) == 255 - img).all()
     g = R.make("gray")(img, 0)
     assert (g[..., 0] == g[..., 1]).all() and (g[..., 1] == g[..., 2]).all()
@@ -58,9 +59,11 @@ def test_scaled_scans_carry_their_boxes(engine, small_set):
     items = [it for it in items if it["label"].read_text().strip()][:3]
     _, gts, _ = predict(engine, items, progress=False)
     _, half, _ = predict(engine, items, progress=False, perturb=R.make("scale:0.5"))
-    for a, b in zip(gts, half, strict=True):
+    _, longer, _ = predict(engine, items, progress=False, perturb=R.make("stretch:1.5"))
+    for a, b, c in zip(gts, half, longer, strict=True):
         assert len(a) and (a[:, 0] == b[:, 0]).all()
         assert np.allclose(b[:, 1:], a[:, 1:] * 0.5, atol=1.0)
+        assert np.allclose(c[:, [1, 3]], a[:, [1, 3]] * 1.5, atol=1.0) and np.allclose(c[:, [2, 4]], a[:, [2, 4]])
 
 
 def test_robustness_report_and_negatives_are_read_the_right_way_round(engine, small_set, tmp_path):

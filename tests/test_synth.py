@@ -168,6 +168,9 @@ def test_cli_reports_bad_parameters():
     r = subprocess.run([sys.executable, "-m", "detector.cli", "synth", "--out", "/tmp/xfd-never", "--n", "2",
                         "--fan-beam", "-0.1"], capture_output=True, text=True)
     assert r.returncode == 2 and "--fan-beam must be between 0 and 1" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "synth", "--out", "/tmp/xfd-never", "--n", "2",
+                        "--belt-stretch", "2"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--belt-stretch must be between 0 and 1" in r.stderr
     assert not Path("/tmp/xfd-never").exists()
 
 
@@ -232,6 +235,40 @@ def test_display_jitter_changes_the_display_not_the_scan():
     grey = img.mean(axis=2).astype(np.uint8)
     out, applied = render.display_jitter(grey, np.random.default_rng(5))
     assert out.shape == grey.shape and "hue_deg" not in applied and "luma" not in applied
+
+
+def test_belt_stretch_resamples_along_the_belt_only():
+    """Non-square pixels (SceneConfig.p_belt_stretch, xfd synth --belt-stretch): the same scan with
+    everything along the belt (x) f times as many pixels; rows, palette, JPEG and labels' rows as
+    without it; boxes scaled; the mean transmission (the detector's line integrals) kept."""
+    for i in range(4):
+        plain = simulate(21, i, keep_raw=True)
+        off = simulate(21, i, SceneConfig(p_belt_stretch=0.0))
+        assert (off.image == plain.image).all() and "belt_stretch" not in off.meta  # 0: 3.5.0's images
+        for f in (0.75, 1.3):
+            s = simulate(21, i, SceneConfig(p_belt_stretch=1.0, belt_stretch=(f, f)), keep_raw=True)
+            h, w = plain.image.shape[:2]
+            assert s.image.shape[:2] == (h, round(w * f)) and s.meta["width"] == round(w * f)
+            assert s.meta["belt_stretch"] == f and abs(s.meta["mm_per_px_along_belt"] - plain.meta["mm_per_px"] / f) < 2e-4
+            for k in ("render", "jpeg_quality", "grayscale", "mm_per_px", "height", "n_threats", "clutter"):
+                assert s.meta[k] == plain.meta[k], k  # the stretch is the only difference
+            assert len(s.boxes) == len(plain.boxes)
+            for a, b in zip(plain.boxes, s.boxes, strict=True):
+                assert (a["label"], a["box"][1], a["box"][3]) == (b["label"], b["box"][1], b["box"][3])
+                assert abs(b["box"][0] - a["box"][0] * f) <= 1 and abs(b["box"][2] - a["box"][2] * f) <= 1
+                assert 0 <= b["box"][0] < b["box"][2] <= s.image.shape[1]
+            # the detector reads each line's mean transmission: each row's mean is kept (up to the new
+            # reading's gain error, up to 6 %), not scaled, and the rows are the same rows
+            rows_plain, rows = plain.t_high.mean(axis=1), s.t_high.mean(axis=1)
+            assert np.corrcoef(rows_plain, rows)[0, 1] > 0.99 and abs(float(rows.mean() - rows_plain.mean())) < 0.04
+    # about the share asked for, from its own stream, and both views of a parcel share one factor
+    drawn = [simulate(22, i, SceneConfig(p_belt_stretch=0.5)).meta["belt_stretch"] for i in range(24)]
+    assert 6 <= sum(d is not None for d in drawn) <= 18
+    assert all(0.75 <= d <= 1.33 for d in drawn if d is not None)
+    both = simulate(22, next(i for i, d in enumerate(drawn) if d is not None), SceneConfig(p_belt_stretch=0.5, side_view=True))
+    assert both.side.meta["belt_stretch"] == both.meta["belt_stretch"] is not None
+    assert both.side.image.shape[1] == both.image.shape[1]
+    assert all(0 <= b["box"][0] < b["box"][2] <= both.side.image.shape[1] for b in both.side.boxes)
 
 
 def test_display_effects_change_pixels_not_labels():

@@ -30,6 +30,8 @@
 # (3.5.0: each plain parcel also as a dual-view scanner's side view, where most things lie on their
 # edge or end, the shipped model's weakest poses; three CPU epochs could not learn them, README,
 # "Side views did not help as a CPU fine-tune"; a GPU run can), i.e. PLAIN_OPTS="--clutter 10,50 --side-view".
+# And `--belt-stretch 0.3` in SYNTH_OPTS (3.6.0: non-square pixels, 0.75-1.33x along the belt, which
+# cost the shipped model 3-7 points of Pd in `xfd robustness`; README, "Generator 3.6.0").
 set -euo pipefail
 T0=$(date +%s)
 el() { echo $(( $(date +%s) - T0 )); }

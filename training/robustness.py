@@ -24,6 +24,8 @@ from detector.xray import render
 # name -> (default parameter, what it models)
 PERTURBATIONS: dict[str, tuple[float | None, str]] = {
     "scale": (0.5, "pixels S times the size (S < 1: a coarser detector pitch, objects smaller in pixels; the boxes follow)"),
+    "stretch": (1.25, "along the belt only (image x) F times as many pixels: a belt speed or line rate that makes "
+                      "non-square pixels (F > 1 stretches, < 1 squashes; the boxes follow)"),
     "jpeg": (25, "re-encoded as JPEG at quality Q (exports, screenshots, video grabbers)"),
     "blur": (2.0, "Gaussian detector unsharpness of sigma px"),
     "noise": (12.0, "Gaussian noise of sigma grey levels (a low-dose or noisy detector)"),
@@ -33,7 +35,7 @@ PERTURBATIONS: dict[str, tuple[float | None, str]] = {
     "invert": (None, "negative display (dark air, bright metal)"),
     "sharpen": (1.5, "unsharp-mask edge enhancement of amount A (vendors' 'edge' display mode)"),
 }
-DEFAULT_SET = ("scale:0.5", "scale:0.75", "scale:1.5", "jpeg:25", "blur:2", "noise:12", "gamma:0.6", "gamma:1.6",
+DEFAULT_SET = ("scale:0.5", "scale:0.75", "scale:1.5", "stretch:0.8", "stretch:1.25", "jpeg:25", "blur:2", "noise:12", "gamma:0.6", "gamma:1.6",
                "hue:30", "gray", "invert", "sharpen:1.5")
 
 
@@ -54,7 +56,7 @@ def parse(spec: str) -> tuple[str, float | None]:
         v = float(arg)
     except ValueError:
         raise PerturbError(f"perturbation {spec!r}: parameter {arg!r} is not a number") from None
-    limits = {"scale": (0.1, 4.0), "jpeg": (1, 100), "blur": (0.1, 20), "noise": (0.1, 128), "gamma": (0.1, 10),
+    limits = {"scale": (0.1, 4.0), "stretch": (0.25, 4.0), "jpeg": (1, 100), "blur": (0.1, 20), "noise": (0.1, 128), "gamma": (0.1, 10),
               "hue": (-180, 180), "sharpen": (0.1, 10)}[name]
     if not limits[0] <= v <= limits[1]:
         raise PerturbError(f"perturbation {spec!r}: {name} must be in [{limits[0]}, {limits[1]}]")
@@ -71,6 +73,9 @@ def make(spec: str) -> Callable[[np.ndarray, int], np.ndarray]:
             h, w = rgb.shape[:2]
             size = (max(8, int(round(w * v))), max(8, int(round(h * v))))
             return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if v < 1 else cv2.INTER_LINEAR)
+        if name == "stretch":
+            h, w = rgb.shape[:2]
+            return cv2.resize(rgb, (max(8, int(round(w * v))), h), interpolation=cv2.INTER_AREA if v < 1 else cv2.INTER_LINEAR)
         if name == "jpeg":
             ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(v)])
             return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)

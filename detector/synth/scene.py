@@ -65,7 +65,7 @@ from .shapes import (
 # 3.5.0 = 3.4.0 + the opt-in side view (`xfd synth --side-view`): a dual-view scanner's second,
 #         horizontal beam through the same parcel, with the same objects in the same 3D poses, as a
 #         second labelled image. Off (the default) keeps 3.4.0's images and labels.
-GENERATOR_VERSION = "3.5.0"
+GENERATOR_VERSION = "3.6.0"
 
 # fit_contents: inner clearance of a container (walls, padding) across and along it, and under its lid
 FIT_CLEARANCE_MM = (10.0, 10.0, 5.0)
@@ -148,6 +148,13 @@ class SceneConfig:
     # parcel, the container and soft goods seen from the side, the same spectrum, detector and
     # palette; a second labelled image (Scan.side). Own random stream: the top view is unchanged.
     side_view: bool = False
+    # share of scans whose pixels are not square: a line scanner samples along the belt at its line
+    # rate and across it at the detector pitch, so a belt speed or line rate off the vendor's setting
+    # stretches or squashes everything along the belt (image x) by a factor drawn log-uniformly in
+    # belt_stretch (>1: more pixels along the belt). `xfd robustness` (stretch:F) found the shipped
+    # model losing Pd to it. Own random stream: 0 keeps 3.5.0's images; boxes follow the stretch.
+    p_belt_stretch: float = 0.0
+    belt_stretch: tuple[float, float] = (0.75, 1.33)
     blur_sigma: tuple[float, float] = (0.3, 1.1)  # detector blur (px)
     log10_i0: tuple[float, float] = (3.8, 5.0)  # photons per pixel at high energy: the noise level
 
@@ -708,6 +715,33 @@ def wrap_mask(att: np.ndarray, pad: int) -> np.ndarray:
     return cv2.GaussianBlur(cv2.dilate(wrap, np.ones((5, 5), np.uint8), iterations=max(1, pad // 3)), (0, 0), 2)
 
 
+def belt_stretch(seed: int, index: int, cfg: SceneConfig) -> float | None:
+    """The factor by which this scan's line rate stretches it along the belt (None: square pixels),
+    from its own random stream (both views of a parcel pass the belt together: one factor)."""
+    if cfg.p_belt_stretch <= 0:
+        return None
+    brng = np.random.default_rng([int(seed), int(index), 0xBE17])
+    if brng.random() >= cfg.p_belt_stretch:
+        return None
+    lo, hi = cfg.belt_stretch
+    return float(np.exp(brng.uniform(np.log(lo), np.log(hi))))
+
+
+def along_belt(a: np.ndarray, f: float) -> np.ndarray:
+    """A map sampled f times as densely along the belt (image x): the detector reads each line's
+    mean transmission, so squashing averages (area) and stretching interpolates."""
+    h, w = a.shape[:2]
+    return cv2.resize(a, (max(1, int(round(w * f))), h), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+
+
+def stretch_boxes(boxes: list[dict], f: float, width: int) -> None:
+    """Labels drawn on square pixels moved onto the stretched image, in place (a box's pixel edges
+    x1 and x2 map to x1 * f and x2 * f)."""
+    for b in boxes:
+        x1, y1, x2, y2 = b["box"]
+        b["box"] = [int(np.floor(x1 * f)), y1, min(width, int(np.ceil(x2 * f))), y2]
+
+
 def detector_response(t: np.ndarray, i0: float, el: float, rng: np.random.Generator) -> np.ndarray:
     """One energy channel's transmission as the detector reports it: photon and electronic noise
     (i0 photons per pixel, el the electronic floor), on 30% of scans per-element gains (rows) and
@@ -908,7 +942,19 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
     i0_high = float(10 ** rng.uniform(*cfg.log10_i0))
     i0_low = i0_high * float(rng.uniform(0.3, 0.7))
     el = float(rng.uniform(0, 0.003))
-    t_low, t_high = (detector_response(t, i0, el, rng) for t, i0 in ((t_low, i0_low), (t_high, i0_high)))
+    pair = ((t_low, i0_low), (t_high, i0_high))
+    stretch = belt_stretch(seed, index, cfg)
+    if stretch is None:
+        t_low, t_high = (detector_response(t, i0, el, rng) for t, i0 in pair)
+    else:
+        # resampled after the blur (a property of the detector, in mm) and read with noise per pixel, a
+        # shorter line along the belt counting fewer photons. The square-pixel reading is still drawn
+        # from the scan's stream and dropped, so the palette, grey mode and JPEG drawn after it stay
+        # the same scan's: the stretch is the only difference.
+        for t, i0 in pair:
+            detector_response(t, i0, el, rng)
+        nrng = np.random.default_rng([int(seed), int(index), 0xBE18])
+        t_low, t_high = (detector_response(along_belt(t, stretch), i0 / stretch, el, nrng) for t, i0 in pair)
 
     gray = rng.random() < cfg.p_gray
     if gray:
@@ -927,6 +973,8 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
 
     # labels: tight boxes on each threat's visible projection
     boxes, labelled_maps = label_threats(objects, total_att, wpx, hpx, len(clutter_meta))
+    if stretch is not None:
+        stretch_boxes(boxes, stretch, t_high.shape[1])
 
     display = None
     if cfg.p_display > 0:
@@ -951,7 +999,7 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
     difficulty = max((b["difficulty"] for b in boxes), key=lambda d: rank[d], default="clean")
     meta = {
         "seed": int(seed), "index": int(index), "generator": GENERATOR_VERSION,
-        "width": int(wpx), "height": int(hpx), "mm_per_px": round(mmpp, 4), "container": ckind,
+        "width": int(t_high.shape[1]), "height": int(hpx), "mm_per_px": round(mmpp, 4), "container": ckind,
         "render": pal, "jpeg_quality": jpeg_q, "kvp": round(spectrum.kvp, 1),
         "effective_kev": [round(e, 1) for e in spectrum.effective_energies()],
         "noise_i0": round(i0_high, 1), "blur_sigma": round(sigma, 3), "n_clutter": len(clutter_meta),
@@ -962,6 +1010,9 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         meta["display"] = display
     if cfg.p_display_jitter > 0:
         meta["display_jitter"] = jitter
+    if cfg.p_belt_stretch > 0:
+        meta["belt_stretch"] = None if stretch is None else round(stretch, 4)
+        meta["mm_per_px_along_belt"] = round(mmpp / (stretch or 1.0), 4)
     if cfg.p_soft > 0:
         meta["soft"] = soft_meta
     if cfg.p_tools > 0:
@@ -984,7 +1035,7 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
             "seed": seed, "index": index, "cfg": cfg, "mmpp": mmpp, "wpx": wpx, "spectrum": spectrum,
             "att_row": att_row, "container": (ckind, cx, cy, L, W, H, ang), "records": cv.record,
             "threats": [(ob[0], ob[2], link) for ob, link in zip(objects, side_links, strict=True)],
-            "detector": (sigma, i0_low, i0_high, el), "render": pal, "jpeg_q": jpeg_q,
+            "detector": (sigma, i0_low, i0_high, el), "stretch": stretch, "render": pal, "jpeg_q": jpeg_q,
             "n_clutter": len(clutter_meta), "meta": meta, "keep_raw": keep_raw,
         })
     return Scan(img, boxes, meta, t_low if keep_raw else None, t_high if keep_raw else None, extras, side)

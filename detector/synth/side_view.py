@@ -31,9 +31,11 @@ from .scene import (
     Scan,
     _add_soft_contents,
     _scene_solids,
+    along_belt,
     detector_response,
     draw_container,
     label_threats,
+    stretch_boxes,
     wrap_mask,
 )
 from .shapes import smooth_noise
@@ -147,8 +149,14 @@ def render_side(st: dict) -> Scan:
 
     t_low, t_high = physics.transmissions(cv.maps, st["spectrum"])
     sigma, i0_low, i0_high, el = st["detector"]
-    t_low, t_high = (detector_response(cv2.GaussianBlur(t, (0, 0), sigma), i0, el, rng)
-                     for t, i0 in ((t_low, i0_low), (t_high, i0_high)))
+    stretch = st.get("stretch")  # the same belt and line rate as the top view's
+    dwell = 1.0 if stretch is None else 1.0 / stretch
+
+    def read(t: np.ndarray, i0: float) -> np.ndarray:
+        t = cv2.GaussianBlur(t, (0, 0), sigma)
+        return detector_response(t if stretch is None else along_belt(t, stretch), i0 * dwell, el, rng)
+
+    t_low, t_high = read(t_low, i0_low), read(t_high, i0_high)
     pal = st["render"]
     if pal["mode"] == "gray":
         img = render.grayscale(t_low, t_high, pal["gamma"], pal["low_weight"])
@@ -162,6 +170,8 @@ def render_side(st: dict) -> Scan:
         img = dec if gray else dec[..., ::-1].copy()
 
     boxes, labelled_maps = label_threats(objects, cv.attenuation(), wpx, hpx, st["n_clutter"])
+    if stretch is not None:
+        stretch_boxes(boxes, stretch, t_high.shape[1])
     rank = {"easy": 0, "hard": 1, "concealed": 2}
     meta = dict(st["meta"])
     for k in ("display", "display_jitter", "fan_beam"):
