@@ -126,6 +126,9 @@ xfd eval --model runs/train/default/weights/best.pt --data data/synth/data.yaml 
     e.add_argument("--perturb", default=None, metavar="NAME[:P]",
                    help="alter every scan before the model, as another scanner might (scale:0.5, jpeg:25, blur:2, "
                         "noise:12, gamma:1.6, hue:30, gray, invert, sharpen:1.5; see xfd robustness)")
+    e.add_argument("--declare-pixels", action="store_true",
+                   help="tell the engine each scan's pixel size from its manifest (mm_per_px, mm_per_px_along_belt; "
+                        "altered with --perturb scale/stretch), as a scanner sending pixel_mm would")
 
     x = _sub(sp, "export", "export to ONNX and OpenVINO FP32/INT8, checked against PyTorch", """
 xfd export --weights runs/train/default/weights/best.pt --out models/default --data data/synth/data.yaml""")
@@ -154,6 +157,10 @@ xfd detect --raw-low low.png --raw-high high.png""")
                    "(<name>_tdr.dcm; it references the DICOS image when the scan was one)")
     d.add_argument("--backend", default=None)
     d.add_argument("--tile", default="auto", choices=["auto", "on", "off"])
+    d.add_argument("--pixel-mm", default=None, metavar="S|ROW,COL",
+                   help="the scanner's pixel size in mm ('1.0', or '1.0,0.8': between rows, between columns, i.e. "
+                        "across and along the belt); non-square or untrained sizes are analysed resampled (DICOS: "
+                        "read from PixelSpacing when not given)")
     d.add_argument("--raw-low", default=None, help="16-bit low-energy image of a raw dual-energy pair")
     d.add_argument("--raw-high", default=None, help="16-bit high-energy image of a raw dual-energy pair")
 
@@ -190,6 +197,9 @@ xfd robustness --model models/default --data data/synth-test/data.yaml --out rep
                     help="comma-separated NAME[:PARAM] (default: scale:0.5,0.75,1.5, stretch:0.8,1.25, jpeg:25, blur:2, noise:12, "
                          "gamma:0.6,1.6, hue:30, gray, invert, sharpen:1.5)")
     rb.add_argument("--backend", default=None, help="default: the model's served backend")
+    rb.add_argument("--declare-pixels", action="store_true",
+                    help="tell the engine each scan's altered pixel size (from the manifest), as a scanner sending "
+                         "pixel_mm would: what a site declaring its pixel size gets")
     rb.add_argument("--tile", default="auto", choices=["auto", "on", "off"])
 
     c = _sub(sp, "compare", "evaluate an old and a new model on the same held-out scans, side by side", """

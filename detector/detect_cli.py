@@ -40,6 +40,13 @@ def detect_cli(a) -> int:
     if not a.images and not (a.raw_low and a.raw_high):
         print("xfd detect: error: give one or more images, or --raw-low and --raw-high", file=sys.stderr)
         return 2
+    pixel_mm = None
+    if getattr(a, "pixel_mm", None):
+        try:
+            pixel_mm = imaging.parse_pixel_mm(a.pixel_mm)
+        except ValueError as e:
+            print(f"xfd detect: error: --pixel-mm: {e}", file=sys.stderr)
+            return 2
     engine = Engine(a.model, backend=a.backend, concurrency=1)
     save = Path(a.save_dir) if a.save_dir else None
     if save:
@@ -58,7 +65,7 @@ def detect_cli(a) -> int:
                 img = imaging.decode(Path(path).read_bytes())
             else:
                 img = imaging.decode_raw_pair(Path(path).read_bytes(), Path(high).read_bytes())
-            res = engine.detect(img, a.tile)
+            res = engine.detect(img, a.tile, pixel_mm=pixel_mm)
             rec.update(res.to_dict())
             if save:
                 out = save / (Path(path).stem + "_detections.png")

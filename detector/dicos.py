@@ -45,6 +45,24 @@ class DicosImage:
     bit_depth: int
     mode: str  # e.g. "DX MONOCHROME1", "RGB"
     ids: dict = field(default_factory=dict)  # the UIDs and OOI id a report refers back to
+    pixel_mm: tuple[float, float] | None = None  # (between rows, between columns) from the header, if it says
+
+
+def pixel_spacing(ds) -> tuple[float, float] | None:
+    """The detector pixel size in mm the header declares, (row spacing, column spacing) as DICOM
+    orders it: PixelSpacing, else ImagerPixelSpacing (the DX detector's own). None when neither is
+    present or usable (the scan is then analysed as it comes)."""
+    for k in ("PixelSpacing", "ImagerPixelSpacing"):
+        v = ds.get(k)
+        if v is None:
+            continue
+        try:
+            row, col = (float(x) for x in v)
+        except (TypeError, ValueError):
+            continue
+        if 0.01 <= row <= 20 and 0.01 <= col <= 20:
+            return row, col
+    return None
 
 
 def is_dicom(data: bytes) -> bool:
@@ -180,7 +198,7 @@ def _decode(ds, max_pixels: int) -> DicosImage:
     else:
         raise DicosError(f"unexpected DICOM pixel array of shape {arr.shape}", "unsupported_format")
     mode = " ".join(x for x in (str(ds.get("Modality", "")), photometric) if x)
-    return DicosImage(np.ascontiguousarray(rgb), int(ds.get("BitsStored", 8) or 8), mode, identifiers(ds))
+    return DicosImage(np.ascontiguousarray(rgb), int(ds.get("BitsStored", 8) or 8), mode, identifiers(ds), pixel_spacing(ds))
 
 
 # ----------------------------------------------------------------- writing

@@ -50,6 +50,26 @@ class DecodedImage:
     width: int
     height: int
     ids: dict | None = None  # DICOS: the image's UIDs and object-of-inspection id, for reports
+    pixel_mm: tuple[float, float] | None = None  # DICOS: the pixel size its header declares (rows, columns)
+
+
+PIXEL_MM_LIMITS = (0.05, 10.0)
+
+
+def parse_pixel_mm(text: str) -> tuple[float, float]:
+    """A scanner's pixel size as sent: "S" (square pixels of S mm) or "ROW,COL" (mm between rows,
+    mm between columns, DICOM's PixelSpacing order; on a line scan, across the belt and along it)."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"pixel_mm {text!r} is not a number or two numbers 'ROW,COL' (mm)") from None
+    if len(vals) not in (1, 2):
+        raise ValueError(f"pixel_mm {text!r}: give one size (square pixels) or two, 'ROW,COL' in mm")
+    lo, hi = PIXEL_MM_LIMITS
+    if not all(lo <= v <= hi and np.isfinite(v) for v in vals):
+        raise ValueError(f"pixel_mm {text!r}: each size must be between {lo} and {hi} mm")
+    return (vals[0], vals[-1])
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -176,7 +196,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
             d = dicos.decode(data, max_pixels)
         except dicos.DicosError as e:
             raise ImageError(str(e), e.code) from None
-        return DecodedImage(d.array, "DICOM", d.mode, d.bit_depth, d.array.shape[1], d.array.shape[0], d.ids)
+        return DecodedImage(d.array, "DICOM", d.mode, d.bit_depth, d.array.shape[1], d.array.shape[0], d.ids, d.pixel_mm)
     fmt, im = read_header(data, max_pixels)
     mode = im.mode
     if mode in ("F", "I") or mode.startswith("I;32") or "F;" in mode:

@@ -77,6 +77,10 @@ def error_body(status: int, code: str, message: str) -> dict:
     return {"error": {"status": status, "code": code, "message": message}}
 
 
+PIXEL_MM_HELP = ("the scanner's pixel size in mm: 'S' for square pixels, or 'ROW,COL' (mm between rows, mm between "
+                 "columns: on a line scan, across the belt and along it). A scan whose pixels are not square, or of a "
+                 "size the model did not train on, is analysed resampled; boxes stay in the scan's own pixels. A DICOS "
+                 "scan's PixelSpacing is used when this is not sent")
 IMAGE_ERROR_STATUS = {"empty": 400, "truncated": 400, "bad_image": 400, "unsupported_format": 415,
                       "unsupported_depth": 415, "too_large": 413}
 
@@ -108,6 +112,13 @@ class ImageSize(BaseModel):
     height: int
 
 
+class PixelGeometry(BaseModel):
+    declared: list[float] = Field(..., description="mm between rows, mm between columns, as sent or declared")
+    resampled: bool = Field(..., description="analysed resampled to square pixels of a size the model trained on")
+    analysed_mm: float = Field(..., description="the pixel size (mm) it was analysed at")
+    analysed_size: list[int] = Field(..., description="width, height it was analysed at (boxes are in the scan's own pixels)")
+
+
 class DetectResponse(BaseModel):
     scan_id: str
     model: ModelRef
@@ -122,6 +133,8 @@ class DetectResponse(BaseModel):
     parcel_verdict: Literal["alarm", "clear"] | None = Field(
         None, description="with `parcel`: alarm when any view of the parcel stored so far alarms")
     parcel_views: int | None = Field(None, description="with `parcel`: views of the parcel stored so far, this one included")
+    pixel_mm: PixelGeometry | None = Field(
+        None, description="when the scan's pixel size was sent (`pixel_mm`) or its DICOS header declared it: how it was analysed")
     created: float | None = None
 
     model_config = {"json_schema_extra": {"examples": [{
@@ -416,7 +429,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                           "by the simulator's physics. Optional query or form fields: `lane`, `tile` (auto|on|off), and for "
                           "a dual-view (or multi-view) scanner `parcel` (the parcel's id, the same for each of its "
                           "views) and `view` (e.g. top, side): the answer then carries `parcel_verdict` over the "
-                          "views stored so far, and GET /v1/parcels/{parcel} gives the whole parcel. Boxes are "
+                          "views stored so far, and GET /v1/parcels/{parcel} gives the whole parcel; `pixel_mm`, the "
+                          "scanner's pixel size ('S' or 'ROW,COL' mm), for scanners whose pixels are not square (a "
+                          "belt speed or line rate off the vendor's setting) or far finer or coarser than the model "
+                          "trained on: the scan is analysed resampled (DICOS: read from PixelSpacing). Boxes are "
                           "in the original image's pixels. The scan is stored before the response is sent. With "
                           "`Accept: application/dicom` the answer is the scan's DICOS Threat Detection Report "
                           "instead of JSON (scan id in the `X-Scan-Id` header).",
@@ -430,7 +446,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                      lane: str | None = Query(None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$"),
                      tile: Literal["auto", "on", "off"] = Query("auto"),
                      parcel: str | None = Query(None, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$"),
-                     view: str | None = Query(None, max_length=32, pattern=r"^[A-Za-z0-9_.:-]+$")):
+                     view: str | None = Query(None, max_length=32, pattern=r"^[A-Za-z0-9_.:-]+$"),
+                     pixel_mm: str | None = Query(None, max_length=40, description=PIXEL_MM_HELP)):
         if svc.engine is None or not svc.engine.ready:
             raise ApiError(503, "not_ready", svc.engine_error or "model is loading", {"Retry-After": "2"})
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -448,6 +465,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tile = form.get("tile") if form.get("tile") in ("auto", "on", "off") else tile
             parcel = form.get("parcel") if isinstance(form.get("parcel"), str) else parcel
             view = form.get("view") if isinstance(form.get("view"), str) else view
+            pixel_mm = form.get("pixel_mm") if isinstance(form.get("pixel_mm"), str) else pixel_mm
             claimed = (up.content_type or "").lower()
         elif ctype in IMAGE_TYPES:
             data = await request.body()
@@ -460,6 +478,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for name, value, most in (("lane", lane, 64), ("parcel", parcel, 128), ("view", view, 32)):
             if value is not None and not _is_name(value, most):
                 raise ApiError(422, "invalid_request", f"{name} must be 1-{most} characters of letters, digits, _ . : -")
+        pixels = None
+        if pixel_mm is not None:
+            try:
+                pixels = imaging.parse_pixel_mm(pixel_mm)
+            except ValueError as e:
+                raise ApiError(422, "invalid_request", str(e)) from None
         with svc.lock:
             if svc.pending >= svc.s.queue_size:
                 mx.REJECTED.inc()
@@ -469,7 +493,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         loop = asyncio.get_running_loop()
         try:
             rec, ids = await loop.run_in_executor(svc.pool, _analyse_and_store, svc, data, claimed, lane, tile, key,
-                                                  parcel, view)
+                                                  parcel, view, pixels)
         finally:
             with svc.lock:
                 svc.pending -= 1
@@ -675,7 +699,8 @@ def parcel_summary(parcel: str, views: list[dict]) -> dict:
 
 
 def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed: str, lane: str | None, tile: str,
-                       key: dict, parcel: str | None = None, view: str | None = None) -> tuple[dict, dict | None]:
+                       key: dict, parcel: str | None = None, view: str | None = None,
+                       pixel_mm: tuple[float, float] | None = None) -> tuple[dict, dict | None]:
     """The stored record of one analysed scan, and the DICOS identifiers of its image when it was one."""
     eng = svc.engine
     t0 = time.perf_counter()
@@ -688,6 +713,14 @@ def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed:
     t1 = time.perf_counter()
     if parcel is None and img.ids and _is_name(img.ids.get("StudyInstanceUID", ""), 128):
         parcel = img.ids["StudyInstanceUID"]  # DICOS: a study is one scan of one object, all its views
+    pixel_mm = pixel_mm or img.pixel_mm  # as sent, else as its DICOS header declares
+    if pixel_mm is not None:
+        nw, nh = eng.analysis_size(img.width, img.height, pixel_mm)
+        if nw * nh > svc.s.max_pixels:
+            mx.BAD_INPUT.labels("too_large").inc()
+            raise ApiError(413, "too_large", f"resampled to square pixels of the size the model trained on, this "
+                           f"{img.width}x{img.height} scan of {pixel_mm[0]:g} x {pixel_mm[1]:g} mm pixels would be "
+                           f"{nw}x{nh} pixels, over the limit of {svc.s.max_pixels}")
     scan_id = svc.store.new_id()
     ctype = "image/png" if raw else imaging.FORMATS[img.format]
 
@@ -700,7 +733,7 @@ def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed:
 
     saving = svc.io_pool.submit(store_image)
     try:
-        res = eng.detect(img, tile)
+        res = eng.detect(img, tile, pixel_mm=pixel_mm)
     except EngineError as e:
         try:
             svc.store.discard_files(saving.result()[0])  # no record will point at them

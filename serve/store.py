@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS scans (
   timing TEXT,
   review_state TEXT NOT NULL DEFAULT 'pending',
   review_note TEXT, review_boxes TEXT, reviewed_at REAL, reviewed_by TEXT,
-  parcel TEXT, view TEXT
+  parcel TEXT, view TEXT,
+  pixel_mm TEXT
 );
 CREATE INDEX IF NOT EXISTS scans_created ON scans(created);
 CREATE INDEX IF NOT EXISTS scans_lane ON scans(lane, created);
@@ -64,9 +65,10 @@ class Store:
         self._touched: dict[str, float] = {}
         with self._conn() as c:
             c.executescript(SCHEMA)
-            # a database written before views of parcels were stored gains their columns, keeping its rows
+            # a database written before views of parcels (or pixel sizes) were stored gains their columns,
+            # keeping its rows
             have = {r["name"] for r in c.execute("PRAGMA table_info(scans)")}
-            for col in ("parcel", "view"):
+            for col in ("parcel", "view", "pixel_mm"):
                 if col not in have:
                     c.execute(f"ALTER TABLE scans ADD COLUMN {col} TEXT")
             c.execute("CREATE INDEX IF NOT EXISTS scans_parcel ON scans(parcel, created)")
@@ -171,11 +173,13 @@ class Store:
         with self._write:
             self._conn().execute(
                 "INSERT INTO scans(id,created,lane,verdict,reasons,detections,width,height,model_name,model_version,"
-                "model_sha256,image_path,image_sha256,content_type,timing,parcel,view) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "model_sha256,image_path,image_sha256,content_type,timing,parcel,view,pixel_mm) "
+                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (rec["scan_id"], rec["created"], rec.get("lane"), rec["verdict"], json.dumps(rec["reasons"]),
                  json.dumps(rec["detections"]), rec["image"]["width"], rec["image"]["height"], rec["model"]["name"],
                  rec["model"]["version"], rec["model"]["sha256"], rec["image_path"], rec.get("image_sha256"),
-                 rec.get("content_type"), json.dumps(rec.get("timing_ms", {})), rec.get("parcel"), rec.get("view")))
+                 rec.get("content_type"), json.dumps(rec.get("timing_ms", {})), rec.get("parcel"), rec.get("view"),
+                 json.dumps(rec["pixel_mm"]) if rec.get("pixel_mm") else None))
 
     @staticmethod
     def new_id() -> str:
@@ -189,6 +193,7 @@ class Store:
             "detections": json.loads(r["detections"]), "image": {"width": r["width"], "height": r["height"]},
             "model": {"name": r["model_name"], "version": r["model_version"], "sha256": r["model_sha256"]},
             "timing_ms": json.loads(r["timing"] or "{}"),
+            "pixel_mm": json.loads(r["pixel_mm"]) if r["pixel_mm"] else None,
             "review": {"state": r["review_state"], "note": r["review_note"],
                        "boxes": json.loads(r["review_boxes"]) if r["review_boxes"] else None,
                        "reviewed_at": r["reviewed_at"], "reviewed_by": r["reviewed_by"]},

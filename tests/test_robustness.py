@@ -119,3 +119,34 @@ def test_service_counts_negative_scans(server, scans):
     assert [d["label"] for d in b["detections"]] == [d["label"] for d in a["detections"]] and b["verdict"] == a["verdict"]
     m = httpx.get(server.url + "/metrics", headers=k).text
     assert "xfd_negative_scans_total 1.0" in m
+
+
+def test_declared_pixel_sizes_follow_the_alteration(engine, small_set, tmp_path):
+    """--declare-pixels: each scan's manifest pixel size, altered as the scan was, is given to the
+    engine, which analyses a stretched scan resampled back to square pixels."""
+    meta = {"mm_per_px": 1.2}
+    assert R.declared_pixels(None, meta) == (1.2, 1.2) and R.declared_pixels("jpeg:25", meta) == (1.2, 1.2)
+    assert np.allclose(R.declared_pixels("stretch:1.5", meta), (1.2, 0.8)) and np.allclose(R.declared_pixels("scale:2", meta), (0.6, 0.6))
+    assert np.allclose(R.declared_pixels("stretch:2", {"mm_per_px": 1.0, "mm_per_px_along_belt": 0.8}), (1.0, 0.4))
+    assert R.declared_pixels(None, {}) is None
+    rep = R.robustness(engine, str(small_set), "test", tmp_path / "rb", specs=("stretch:1.5",), declare_pixels=True)
+    assert rep["declared_pixels"] and "pixel size declared" in (tmp_path / "rb" / "robustness.md").read_text()
+    r = json.loads((tmp_path / "rb" / "stretch_1.5" / "report.json").read_text())
+    assert r["declared_pixels"] is True and r["perturbation"] == "stretch:1.5"
+    # declared, the stretched scans score what the square ones do (the engine resamples them back);
+    # as they come, the stretch costs this model (README: xfd robustness)
+    plain = R.robustness(engine, str(small_set), "test", tmp_path / "rb-plain", specs=("stretch:1.5",))
+    d, p = rep["rows"][1], plain["rows"][1]
+    assert abs(d["map50"] - rep["rows"][0]["map50"]) < abs(p["map50"] - plain["rows"][0]["map50"]) + 0.02
+    # a set whose manifest has no pixel size cannot be declared
+    items, _ = load_split(small_set, "test")
+    bare = tmp_path / "bare"
+    (bare / "images" / "test").mkdir(parents=True)
+    (bare / "labels" / "test").mkdir(parents=True)
+    import shutil
+
+    shutil.copy(items[0]["image"], bare / "images" / "test" / "a.png")
+    shutil.copy(items[0]["label"], bare / "labels" / "test" / "a.txt")
+    (bare / "data.yaml").write_text(f"path: {bare}\ntest: images/test\nnames: {dict(enumerate(engine.names))}\n")
+    with pytest.raises(EvalError, match="no mm_per_px"):
+        evaluate(engine, str(bare / "data.yaml"), "test", tmp_path / "bare-rep", declare_pixels=True, plots_too=False)

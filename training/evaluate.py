@@ -176,9 +176,11 @@ def read_gt(label: Path, w: int, h: int) -> np.ndarray:
     return np.stack([c, (x - bw / 2) * w, (y - bh / 2) * h, (x + bw / 2) * w, (y + bh / 2) * h], 1)
 
 
-def predict(engine, items: list[dict], tile: str = "auto", conf: float = 0.001, progress: bool = True, perturb=None):
+def predict(engine, items: list[dict], tile: str = "auto", conf: float = 0.001, progress: bool = True, perturb=None,
+            pixel_mm: list | None = None):
     """perturb: a function (rgb, index) -> rgb applied before the model (training.robustness);
-    when it resizes, the labelled boxes are scaled with it."""
+    when it resizes, the labelled boxes are scaled with it. pixel_mm: per scan, the pixel size
+    declared to the engine (Engine.detect), or None."""
     preds, gts, times = [], [], []
     t0 = time.time()
     for i, it in enumerate(items):
@@ -192,7 +194,7 @@ def predict(engine, items: list[dict], tile: str = "auto", conf: float = 0.001, 
             rgb = np.ascontiguousarray(perturb(rgb, i))
             if rgb.shape[:2] != (h0, w0):
                 gt = gt * np.array([1, rgb.shape[1] / w0, rgb.shape[0] / h0, rgb.shape[1] / w0, rgb.shape[0] / h0], np.float32)
-        res = engine.detect(rgb, tile=tile, conf=conf)
+        res = engine.detect(rgb, tile=tile, conf=conf, **({"pixel_mm": pixel_mm[i]} if pixel_mm else {}))
         times.append(res.timing_ms["total"])
         p = np.array([[d.box.x1, d.box.y1, d.box.x2, d.box.y2, d.confidence, d.class_id] for d in res.detections],
                      np.float32).reshape(-1, 6)
@@ -366,7 +368,7 @@ def false_alarms_by_content(items: list[dict], threat: np.ndarray, alarmed: np.n
 
 def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = False, target_pfa: float = 0.05,
              tile: str = "auto", pfa_confidence: float | None = None, min_gain: int = 3, perturb: str | None = None,
-             plots_too: bool = True) -> dict:
+             plots_too: bool = True, declare_pixels: bool = False) -> dict:
     if calibrate and split == "test":
         raise EvalError("refusing to calibrate thresholds on the test split: use --split val")
     if calibrate and perturb:
@@ -395,7 +397,15 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
     if leak["not_found"]:
         print(f"note: the model's training set {', '.join(leak['not_found'])} is not on this machine: "
               "no leakage check against it", file=sys.stderr, flush=True)
-    preds, gts, times = predict(engine, items, tile, perturb=transform)
+    declared = None
+    if declare_pixels:
+        from training import robustness
+
+        declared = [robustness.declared_pixels(perturb, it["meta"]) for it in items]
+        if any(d is None for d in declared):
+            raise EvalError(f"--declare-pixels: {sum(d is None for d in declared)} of the {len(items)} scans have no "
+                            "mm_per_px in their manifest to declare")
+    preds, gts, times = predict(engine, items, tile, perturb=transform, pixel_mm=declared)
     nc = len(names)
     any_max, hit_max, threat = M.scan_tables(preds, gts, nc)
     groups = parcel_groups(items)
@@ -426,7 +436,7 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
                 for it, t, d, a in zip(items, threat, detected, alarmed, strict=True)]
     report = {
         "model": engine.info.public(), "backend": engine.backend, "data": str(Path(data).resolve()), "split": split,
-        "perturbation": perturb, "scans": len(items), "threat_scans": int(threat.sum()), "clean_scans": int((~threat).sum()),
+        "perturbation": perturb, "declared_pixels": declare_pixels, "scans": len(items), "threat_scans": int(threat.sum()), "clean_scans": int((~threat).sum()),
         "map50": det["map50"], "map50_95": det["map50_95"], "per_class": det["per_class"],
         "pd": pd, "pfa": pfa, **scr, "thresholds": thresholds,
         "parcels": None if groups is None else parcel_report(items, any_max, hit_max, threat, theta, groups),
@@ -455,7 +465,8 @@ def _ci(iv) -> str:
 def markdown(r: dict) -> str:
     lines = [f"# Evaluation: {r['model']['name']} {r['model']['version']} on {Path(r['data']).parent.name}/{r['split']}", "",
              f"{r['scans']} scans ({r['threat_scans']} with threats, {r['clean_scans']} clean), backend {r['backend']}."
-             + (f" **Each scan altered: {r['perturbation']}** (training/robustness.py)." if r.get("perturbation") else ""), "",
+             + (f" **Each scan altered: {r['perturbation']}** (training/robustness.py)." if r.get("perturbation") else "")
+             + (" Each scan's pixel size declared to the engine (--declare-pixels)." if r.get("declared_pixels") else ""), "",
              "| metric | value |", "|---|---|",
              f"| mAP50 | {r['map50']:.3f} |", f"| mAP50-95 | {r['map50_95']:.3f} |",
              f"| **Pd at the operating point** | **{r['pd']:.3f}**{_ci(r.get('pd_ci95'))} |",
@@ -578,7 +589,7 @@ def evaluate_cli(a) -> int:
 
     engine = Engine(a.model, backend=a.backend)
     r = evaluate(engine, a.data, a.split, a.out, a.calibrate, a.target_pfa, a.tile, a.pfa_confidence, a.min_gain,
-                 a.perturb)
+                 a.perturb, declare_pixels=getattr(a, "declare_pixels", False))
     if a.calibrate:
         store_thresholds(a.model, r)
     print(json.dumps({k: r[k] for k in ("map50", "map50_95", "pd", "pfa", "pd_at_pfa_0.05", "thresholds")}, indent=1))

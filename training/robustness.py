@@ -63,6 +63,23 @@ def parse(spec: str) -> tuple[str, float | None]:
     return name, v
 
 
+def declared_pixels(spec: str | None, meta: dict) -> tuple[float, float] | None:
+    """The pixel size (mm between rows, mm between columns) a scanner would declare for a scan whose
+    manifest records its pixel size (mm_per_px, and mm_per_px_along_belt for non-square ones), once
+    altered by `spec` (scale and stretch change it; the rest do not). None when the manifest does not say."""
+    mm = meta.get("mm_per_px")
+    if not mm:
+        return None
+    row, col = float(mm), float(meta.get("mm_per_px_along_belt") or mm)
+    if spec:
+        name, v = parse(spec)
+        if name == "scale":
+            row, col = row / v, col / v
+        elif name == "stretch":
+            col = col / v
+    return row, col
+
+
 def make(spec: str) -> Callable[[np.ndarray, int], np.ndarray]:
     """A function (rgb uint8, scan index) -> altered rgb uint8; the index seeds any noise, so a
     perturbed set is the same on every run."""
@@ -99,8 +116,10 @@ def make(spec: str) -> Callable[[np.ndarray, int], np.ndarray]:
     return f
 
 
-def robustness(engine, data: str, split: str, out: str | Path, specs=DEFAULT_SET, tile: str = "auto") -> dict:
-    """Evaluate clean and each perturbation at the model's thresholds; robustness.json / .md."""
+def robustness(engine, data: str, split: str, out: str | Path, specs=DEFAULT_SET, tile: str = "auto",
+               declare_pixels: bool = False) -> dict:
+    """Evaluate clean and each perturbation at the model's thresholds; robustness.json / .md.
+    declare_pixels: tell the engine each scan's (altered) pixel size, as a scanner declaring it would."""
     from training.evaluate import evaluate
 
     for s in specs:
@@ -111,7 +130,7 @@ def robustness(engine, data: str, split: str, out: str | Path, specs=DEFAULT_SET
     for spec in ("none", *specs):
         t0 = time.time()
         r = evaluate(engine, data, split, out / spec.replace(":", "_"), tile=tile, perturb=None if spec == "none" else spec,
-                     plots_too=False)
+                     plots_too=False, declare_pixels=declare_pixels)
         pc = r["per_class"].get("gun", {})
         rows.append({"perturbation": spec, "what": "the scans as simulated" if spec == "none" else PERTURBATIONS[parse(spec)[0]][1],
                      "map50": r["map50"], "gun_ap50": pc.get("ap50"), "pd": r["pd"], "pfa": r["pfa"],
@@ -123,6 +142,7 @@ def robustness(engine, data: str, split: str, out: str | Path, specs=DEFAULT_SET
         for k in ("map50", "pd", "pfa", "pd_at_pfa_0.05"):
             row[f"d_{k}"] = round(row[k] - base[k], 4)
     rep = {"model": engine.info.public(), "backend": engine.backend, "data": str(Path(data).resolve()), "split": split,
+           "declared_pixels": declare_pixels,
            "scans": r["scans"], "threat_scans": r["threat_scans"], "clean_scans": r["clean_scans"],
            "thresholds": r["thresholds"], "rows": rows}
     (out / "robustness.json").write_text(json.dumps(rep, indent=1))
@@ -134,7 +154,8 @@ def markdown(rep: dict) -> str:
     m = rep["model"]
     lines = [f"# Robustness of {m['name']} {m['version']} ({rep['backend']})", "",
              f"{rep['scans']} scans of `{rep['data']}` ({rep['split']}; {rep['threat_scans']} with threats, "
-             f"{rep['clean_scans']} clean), each altered as named, at the model's own thresholds (not re-chosen).",
+             f"{rep['clean_scans']} clean), each altered as named, at the model's own thresholds (not re-chosen)"
+             + ("; each scan's pixel size declared to the engine, as altered." if rep.get("declared_pixels") else "."),
              "Pd and Pfa are per scan; Pd at Pfa<=5% is from the single-threshold curve.", "",
              "| perturbation | mAP50 | gun AP50 | Pd | Pfa | Pd at Pfa<=5% | what it models |", "|---|---|---|---|---|---|---|"]
     def cell(r: dict, k: str) -> str:
@@ -154,6 +175,6 @@ def robustness_cli(a) -> int:
 
     specs = tuple(s for s in (a.perturbations.split(",") if a.perturbations else DEFAULT_SET) if s.strip())
     engine = Engine(a.model, backend=a.backend)
-    robustness(engine, a.data, a.split, a.out, specs, a.tile)
+    robustness(engine, a.data, a.split, a.out, specs, a.tile, getattr(a, "declare_pixels", False))
     print(f"report: {Path(a.out) / 'robustness.md'}")
     return 0
