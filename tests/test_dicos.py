@@ -362,15 +362,17 @@ def test_import_dicos_archive_uses_human_reports_only(tmp_path, scans):
     src = tmp_path / "archive"
     src.mkdir()
 
-    def image(name, s, study=None):
+    def image(name, s, study=None, spacing=None):
         data = dx_rgb(s.image)
         ds = pydicom.dcmread(io.BytesIO(data))
         if study:
             ds.StudyInstanceUID = study
+        if spacing:
+            ds.PixelSpacing = spacing
         (src / name).write_bytes(_save(ds))
         return ds
 
-    a = image("a.dcs", scans["threat"][0])
+    a = image("a.dcs", scans["threat"][0], spacing=[1.0, 0.8])
     (src / "a_truth.dcs").write_bytes(_tdr("GROUND_TRUTH", a.StudyInstanceUID, "ALARM",
                                            [("Handgun", (20, 30, 120, 90), a.SOPInstanceUID)]))
     (src / "a_atr.dcs").write_bytes(_tdr("MACHINE", a.StudyInstanceUID, "ALARM", [("gun", (0, 0, 9, 9), a.SOPInstanceUID)]))
@@ -402,3 +404,5 @@ def test_import_dicos_archive_uses_human_reports_only(tmp_path, scans):
     w, h = m["a.dcs"]["width"], m["a.dcs"]["height"]
     assert lab[0] == "0" and abs(float(lab[1]) - 70 / w) < 1e-4 and abs(float(lab[4]) - 60 / h) < 1e-4
     assert m["a.dcs"]["file"].endswith(".png")  # stored as what the model sees
+    # the pixel size its header declares goes with it (xfd eval --declare-pixels); none where none is said
+    assert (m["a.dcs"]["mm_per_px"], m["a.dcs"]["mm_per_px_along_belt"]) == (1.0, 0.8) and "mm_per_px" not in m["c.dcs"]

@@ -128,10 +128,15 @@ def test_reviews_export(tmp_path):
         det = [{"label": "gun", "class_id": 0, "confidence": 0.8, "box": {"x1": 10, "y1": 10, "x2": 60, "y2": 50}, "alarm": True}]
         st.insert_scan({"scan_id": sid, "created": time.time(), "lane": "l1", "verdict": "alarm", "reasons": ["assembled firearm"],
                         "detections": det, "image": {"width": 320, "height": 240},
-                        "model": {"name": "m", "version": "1", "sha256": "x"}, "image_path": str(path)})
+                        "model": {"name": "m", "version": "1", "sha256": "x"}, "image_path": str(path),
+                        **({"pixel_mm": {"declared": [1.2, 1.0], "resampled": True, "analysed_mm": 1.0,
+                                         "analysed_size": [320, 288]}} if i == 0 else {})})
         if state != "pending":
             boxes = [{"label": "frame", "box": {"x1": 5, "y1": 5, "x2": 100, "y2": 90}}] if state == "confirmed" else None
             st.review(sid, state, "n", boxes, kid)
         ids.append(sid)
     r = import_dataset("reviews", None, tmp_path / "out", data_dir=str(tmp_path / "svc"))
     assert r["images"] == 2 and r["objects"] == {"frame": 1} and r["background_images"] == 1
+    m = {x["source"]: x for x in json.loads((tmp_path / "out" / "manifest.json").read_text())["scans"]}
+    assert (m[ids[0]]["mm_per_px"], m[ids[0]]["mm_per_px_along_belt"]) == (1.2, 1.0)  # the pixel size it was sent with
+    assert "mm_per_px" not in m[ids[1]] and "pixel_mm" not in m[ids[0]]

@@ -296,6 +296,8 @@ def read_reviews(data_dir: Path) -> Iterator[Record]:
         for col in ("parcel", "view"):  # views of a parcel (dual-view scanners; a database from before has neither)
             if col in r.keys() and r[col] is not None:
                 note[col] = r[col]
+        if "pixel_mm" in r.keys() and r["pixel_mm"]:  # the pixel size the scan was sent with (or its DICOS header's)
+            note["pixel_mm"] = json.loads(r["pixel_mm"])["declared"]
         yield Record(r["id"], _read(p), boxes, None, note)
     con.close()
 
@@ -422,6 +424,11 @@ def import_dataset(fmt: str, source: str | Path | None, out: str | Path, class_m
         else:
             (out / "images" / split / f"{h[:16]}{ext}").write_bytes(r.data)
         (out / "labels" / split / f"{h[:16]}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+        # the scanner's pixel size, where its file (DICOS PixelSpacing) or the service's record says:
+        # `xfd eval --declare-pixels` gives it to the engine as a scanner sending pixel_mm would
+        pixels = r.note.pop("pixel_mm", None) or img.pixel_mm  # as the service was told wins, as the service does
+        if pixels:
+            r.note.update({"mm_per_px": round(float(pixels[0]), 4), "mm_per_px_along_belt": round(float(pixels[1]), 4)})
         manifest.append({"file": f"images/{split}/{h[:16]}{ext}", "split": split, "source": r.source, "sha256": h,
                          "source_split": r.split, "n_threats": len(lines), "width": W, "height": H, **r.note})
     for h, splits in source_split_of.items():
