@@ -377,6 +377,12 @@ def pixel_geometry(pixel_mm: tuple[float, float], trained: tuple[float, float] =
     return fx, fy, target
 
 
+def _resampled_size(width: int, height: int, geo: tuple[float, float, float] | None) -> tuple[int, int]:
+    if geo is None:
+        return width, height
+    return max(8, int(round(width * geo[0]))), max(8, int(round(height * geo[1])))
+
+
 def verdict_reasons(dets: list[Detection]) -> list[str]:
     labels = {d.label for d in dets if d.alarm}
     reasons = []
@@ -477,10 +483,7 @@ class Engine:
 
     def analysis_size(self, width: int, height: int, pixel_mm: tuple[float, float] | None) -> tuple[int, int]:
         """The size a scan of this pixel size is analysed at (its own when it needs no resampling)."""
-        geo = pixel_geometry(pixel_mm, self.pixel_range) if pixel_mm else None
-        if geo is None:
-            return width, height
-        return max(8, int(round(width * geo[0]))), max(8, int(round(height * geo[1])))
+        return _resampled_size(width, height, pixel_geometry(pixel_mm, self.pixel_range) if pixel_mm else None)
 
     def detect(self, img: np.ndarray | imaging.DecodedImage, tile: str = "auto", conf: float | None = None,
                pixel_mm: tuple[float, float] | None = None) -> Result:
@@ -497,8 +500,8 @@ class Engine:
             return self._detect_either_way(rgb, tile, conf)
         t0 = time.perf_counter()
         h, w = rgb.shape[:2]
-        nw, nh = self.analysis_size(w, h, pixel_mm)
         geo = pixel_geometry(pixel_mm, self.pixel_range)
+        nw, nh = _resampled_size(w, h, geo)
         info = {"declared": [round(float(v), 4) for v in pixel_mm], "resampled": geo is not None,
                 "analysed_mm": round(geo[2], 4) if geo else round(float(pixel_mm[0]), 4), "analysed_size": [nw, nh]}
         if geo is None:
