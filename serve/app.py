@@ -51,6 +51,13 @@ def _env(name: str, default, cast=str):
     return cast(v) if v not in (None, "") else default
 
 
+def _site_pixel_mm(text: str) -> tuple[float, float]:
+    try:
+        return imaging.parse_pixel_mm(text)
+    except ValueError as e:
+        raise ValueError(f"XFD_PIXEL_MM: {e}") from None
+
+
 @dataclass
 class Settings:
     host: str = field(default_factory=lambda: _env("XFD_HOST", "127.0.0.1"))
@@ -65,6 +72,9 @@ class Settings:
     rate_per_key: float = field(default_factory=lambda: _env("XFD_RATE_PER_KEY", 100.0, float))
     cors_origins: str = field(default_factory=lambda: _env("XFD_CORS_ORIGINS", ""))
     warmup_delay_s: float = field(default_factory=lambda: _env("XFD_WARMUP_DELAY", 0.0, float))
+    # this installation's scanner pixel size ('S' or 'ROW,COL' mm), for scans sent without pixel_mm
+    # and without a DICOS PixelSpacing: one service per scanner line need not send it every time
+    pixel_mm: tuple[float, float] | None = field(default_factory=lambda: _env("XFD_PIXEL_MM", None, _site_pixel_mm))
 
 
 # ----------------------------------------------------------------- errors
@@ -713,7 +723,7 @@ def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed:
     t1 = time.perf_counter()
     if parcel is None and img.ids and _is_name(img.ids.get("StudyInstanceUID", ""), 128):
         parcel = img.ids["StudyInstanceUID"]  # DICOS: a study is one scan of one object, all its views
-    pixel_mm = pixel_mm or img.pixel_mm  # as sent, else as its DICOS header declares
+    pixel_mm = pixel_mm or img.pixel_mm or svc.s.pixel_mm  # as sent, else its DICOS header's, else the site's
     if pixel_mm is not None:
         nw, nh = eng.analysis_size(img.width, img.height, pixel_mm)
         if nw * nh > svc.s.max_pixels:
@@ -824,7 +834,11 @@ def build_settings(a=None) -> Settings:
 def run_server(a=None) -> int:
     import uvicorn
 
-    s = build_settings(a)
+    try:
+        s = build_settings(a)
+    except ValueError as e:
+        print(f"xfd serve: error: {e}", file=sys.stderr)
+        return 2
     if not Path(s.model).exists():
         print(f"xfd serve: error: model not found: {s.model}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ the CLI, the service (query and form fields, DICOS PixelSpacing) and bad values.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ import pytest
 
 from detector import dicos, imaging
 from detector.engine import TRAINED_PIXEL_MM, Engine, pixel_geometry
-from tests.conftest import REPO, png_bytes
+from tests.conftest import REPO, Server, make_key, png_bytes
 from tests.test_dicos import _dataset, _save
 
 
@@ -149,3 +150,23 @@ def test_cli_pixel_mm(tmp_path, scans):
     r = subprocess.run([sys.executable, "-m", "detector.cli", "detect", str(p), "--pixel-mm", "1,x"],
                        capture_output=True, text=True, cwd=REPO, timeout=300)
     assert r.returncode == 2 and "--pixel-mm" in r.stderr and "not a number" in r.stderr
+
+
+def test_site_pixel_size_setting(tmp_path, model_dir, scans):
+    """XFD_PIXEL_MM: the installation's scanner, for scans that do not say; a bad value stops the start."""
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "serve", "--model", str(model_dir), "--data-dir", str(tmp_path / "bad")],
+                       capture_output=True, text=True, cwd=REPO, timeout=120, env={**os.environ, "XFD_PIXEL_MM": "1,0"})
+    assert r.returncode == 2 and "XFD_PIXEL_MM" in r.stderr and "between" in r.stderr
+    d = tmp_path / "site"
+    key = make_key(d, "integrator")
+    srv = Server(d, model_dir, env={"XFD_PIXEL_MM": "1.0,0.8"}).start()
+    try:
+        s = scans["threat"][0]
+        url = srv.url + "/v1/detect"
+        j = httpx.post(url, headers={**H(key), "Content-Type": "image/png"}, content=png_bytes(s.image), timeout=60).json()
+        assert j["pixel_mm"]["declared"] == [1.0, 0.8] and j["pixel_mm"]["resampled"]
+        j = httpx.post(url, params={"pixel_mm": "1"}, headers={**H(key), "Content-Type": "image/png"},
+                       content=png_bytes(s.image), timeout=60).json()
+        assert j["pixel_mm"]["declared"] == [1.0, 1.0] and not j["pixel_mm"]["resampled"]  # what is sent wins
+    finally:
+        srv.stop()
