@@ -284,7 +284,9 @@ def robustness_note(model_dir: str | Path, dirs: list[str]) -> str | None:
         return None
     return ("Scans altered as other scanners alter them (xfd robustness, at this operating point): " + "; ".join(parts)
             + ". The display (blur, display curve, grey rendering of colour, edge enhancement, palette) matters more "
-              "than pixel size, JPEG or noise; a site whose display differs should calibrate on its own clean scans.")
+              "than pixel size, JPEG or noise, and so do pixels stretched along the belt (stretch): a site whose display "
+              "differs should calibrate on its own clean scans, and one whose pixels are not square should declare "
+              "them (pixel_mm, or XFD_PIXEL_MM), which has the scans analysed resampled to square pixels.")
 
 
 def _served_thresholds(meta: dict) -> dict:
