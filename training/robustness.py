@@ -23,7 +23,8 @@ from detector.xray import render
 
 # name -> (default parameter, what it models)
 PERTURBATIONS: dict[str, tuple[float | None, str]] = {
-    "scale": (0.5, "pixels S times the size (S < 1: a coarser detector pitch, objects smaller in pixels; the boxes follow)"),
+    "scale": (0.5, "the scan S times as many pixels each way (S < 1: a coarser detector pitch, objects smaller in "
+                   "pixels; S > 1: a finer one; the boxes follow)"),
     "stretch": (1.25, "along the belt only (image x) F times as many pixels: a belt speed or line rate that makes "
                       "non-square pixels (F > 1 stretches, < 1 squashes; the boxes follow)"),
     "jpeg": (25, "re-encoded as JPEG at quality Q (exports, screenshots, video grabbers)"),
