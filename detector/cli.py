@@ -184,6 +184,9 @@ xfd import reviews --data-dir var --out data/reviews""")
     i.add_argument("--out", required=True)
     i.add_argument("--class-map", default=None)
     i.add_argument("--data-dir", default=None)
+    i.add_argument("--pixel-mm", default=None, metavar="S|ROW,COL",
+                   help="the scanner's pixel size in mm for images whose file does not say (DICOS PixelSpacing and "
+                        "the service's records win), kept in the manifest for xfd eval --declare-pixels")
 
     rb = _sub(sp, "robustness", "evaluate a model on held-out scans altered as other scanners alter them "
               "(pixel size, non-square pixels, JPEG, blur, noise, display curve, palette, grey, negative, edge enhancement)", """

@@ -109,6 +109,14 @@ def test_yolo_textlines_gdxray(tmp_path):
     (g / "ground_truth.txt").write_text("1 10 110 20 90\n2 30 130 40 100\n")
     r = import_dataset("gdxray", tmp_path / "gdx", tmp_path / "gd")
     assert r["objects"] == {"gun": 2}
+    # a set whose files do not say their pixel size: --pixel-mm records the scanner's for xfd eval --declare-pixels
+    r = import_dataset("gdxray", tmp_path / "gdx", tmp_path / "gd-mm", pixel_mm="0.9,0.75")
+    assert {(m["mm_per_px"], m["mm_per_px_along_belt"]) for m in
+            json.loads((tmp_path / "gd-mm" / "manifest.json").read_text())["scans"]} == {(0.9, 0.75)}
+    assert "mm_per_px" not in json.loads((tmp_path / "gd" / "manifest.json").read_text())["scans"][0]
+    with pytest.raises(ImportDataError, match="--pixel-mm"):
+        import_dataset("gdxray", tmp_path / "gdx", tmp_path / "gd-bad", pixel_mm="wide")
+    assert not (tmp_path / "gd-bad").exists()
     with pytest.raises(ImportDataError, match="not empty"):
         import_dataset("gdxray", tmp_path / "gdx", tmp_path / "gd")
     with pytest.raises(ImportDataError, match="unknown format"):

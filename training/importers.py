@@ -332,9 +332,17 @@ def hash_split(h: str, fractions=(("train", 0.8), ("val", 0.1), ("test", 0.1))) 
 
 
 def import_dataset(fmt: str, source: str | Path | None, out: str | Path, class_map: str | None = None,
-                   data_dir: str | None = None) -> dict:
+                   data_dir: str | None = None, pixel_mm: str | None = None) -> dict:
+    """pixel_mm: the scanner's pixel size ('S' or 'ROW,COL' mm) for images whose file or record does
+    not say (a DICOS header's or the service's record wins), kept in the manifest."""
     if fmt not in FORMATS:
         raise ImportDataError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    site_pixels = None
+    if pixel_mm is not None:
+        try:
+            site_pixels = imaging.parse_pixel_mm(pixel_mm)
+        except ValueError as e:
+            raise ImportDataError(f"--pixel-mm: {e}") from None
     if fmt == "reviews":
         src = Path(data_dir or source or "")
         if not src.exists():
@@ -426,7 +434,8 @@ def import_dataset(fmt: str, source: str | Path | None, out: str | Path, class_m
         (out / "labels" / split / f"{h[:16]}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
         # the scanner's pixel size, where its file (DICOS PixelSpacing) or the service's record says:
         # `xfd eval --declare-pixels` gives it to the engine as a scanner sending pixel_mm would
-        pixels = r.note.pop("pixel_mm", None) or img.pixel_mm  # as the service was told wins, as the service does
+        # as the service was told wins, as the service does; then the file's header; then --pixel-mm
+        pixels = r.note.pop("pixel_mm", None) or img.pixel_mm or site_pixels
         if pixels:
             r.note.update({"mm_per_px": round(float(pixels[0]), 4), "mm_per_px_along_belt": round(float(pixels[1]), 4)})
         manifest.append({"file": f"images/{split}/{h[:16]}{ext}", "split": split, "source": r.source, "sha256": h,
@@ -465,7 +474,7 @@ def _report_md(r: dict) -> str:
 
 
 def import_cli(a) -> int:
-    r = import_dataset(a.format, a.source, a.out, a.class_map, a.data_dir)
+    r = import_dataset(a.format, a.source, a.out, a.class_map, a.data_dir, getattr(a, "pixel_mm", None))
     print(json.dumps({k: r[k] for k in ("images", "per_split", "objects", "background_images")}))
     issues = len(r["unreadable"]) + len(r["duplicates"]) + len(r["leakage"]) + len(r["boxes_outside_image"]) + \
         len(r["empty_or_degenerate_boxes"]) + sum(r["unknown_classes"].values())
