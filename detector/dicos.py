@@ -48,10 +48,15 @@ class DicosImage:
     pixel_mm: tuple[float, float] | None = None  # (between rows, between columns) from the header, if it says
 
 
+# pixel sizes (mm) taken as a scanner's: a header, a request or a setting outside them is not one
+PIXEL_MM_LIMITS = (0.05, 10.0)
+
+
 def pixel_spacing(ds) -> tuple[float, float] | None:
     """The detector pixel size in mm the header declares, (row spacing, column spacing) as DICOM
     orders it: PixelSpacing, else ImagerPixelSpacing (the DX detector's own). None when neither is
     present or usable (the scan is then analysed as it comes)."""
+    lo, hi = PIXEL_MM_LIMITS
     for k in ("PixelSpacing", "ImagerPixelSpacing"):
         v = ds.get(k)
         if v is None:
@@ -60,7 +65,7 @@ def pixel_spacing(ds) -> tuple[float, float] | None:
             row, col = (float(x) for x in v)
         except (TypeError, ValueError):
             continue
-        if 0.01 <= row <= 20 and 0.01 <= col <= 20:
+        if lo <= row <= hi and lo <= col <= hi:
             return row, col
     return None
 

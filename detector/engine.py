@@ -508,7 +508,7 @@ class Engine:
             res = self._detect_either_way(rgb, tile, conf)
             res.extra["pixel_mm"] = info
             return res
-        scaled = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if nw * nh < w * h else cv2.INTER_LINEAR)
+        scaled = imaging.resample(rgb, nw, nh)
         t1 = time.perf_counter()
         res = self._detect_either_way(scaled, tile, conf)
         sx, sy = nw / w, nh / h

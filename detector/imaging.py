@@ -53,7 +53,13 @@ class DecodedImage:
     pixel_mm: tuple[float, float] | None = None  # DICOS: the pixel size its header declares (rows, columns)
 
 
-PIXEL_MM_LIMITS = (0.05, 10.0)
+PIXEL_MM_LIMITS = dicos.PIXEL_MM_LIMITS
+
+
+def resample(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """An image resampled to width x height: averaged where it shrinks (area), interpolated where it grows."""
+    h, w = img.shape[:2]
+    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if width * height < w * h else cv2.INTER_LINEAR)
 
 
 def parse_pixel_mm(text: str) -> tuple[float, float]:

@@ -432,9 +432,8 @@ def import_dataset(fmt: str, source: str | Path | None, out: str | Path, class_m
         else:
             (out / "images" / split / f"{h[:16]}{ext}").write_bytes(r.data)
         (out / "labels" / split / f"{h[:16]}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
-        # the scanner's pixel size, where its file (DICOS PixelSpacing) or the service's record says:
-        # `xfd eval --declare-pixels` gives it to the engine as a scanner sending pixel_mm would
-        # as the service was told wins, as the service does; then the file's header; then --pixel-mm
+        # the scanner's pixel size, for `xfd eval --declare-pixels`: what the service was told (it won
+        # there too), else the file's DICOS header, else --pixel-mm
         pixels = r.note.pop("pixel_mm", None) or img.pixel_mm or site_pixels
         if pixels:
             r.note.update({"mm_per_px": round(float(pixels[0]), 4), "mm_per_px_along_belt": round(float(pixels[1]), 4)})

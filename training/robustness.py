@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detector import imaging
 from detector.xray import render
 
 # name -> (default parameter, what it models)
@@ -87,13 +88,9 @@ def make(spec: str) -> Callable[[np.ndarray, int], np.ndarray]:
     name, v = parse(spec)
 
     def f(rgb: np.ndarray, index: int) -> np.ndarray:
-        if name == "scale":
+        if name in ("scale", "stretch"):  # stretch: along the belt (x) only
             h, w = rgb.shape[:2]
-            size = (max(8, int(round(w * v))), max(8, int(round(h * v))))
-            return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if v < 1 else cv2.INTER_LINEAR)
-        if name == "stretch":
-            h, w = rgb.shape[:2]
-            return cv2.resize(rgb, (max(8, int(round(w * v))), h), interpolation=cv2.INTER_AREA if v < 1 else cv2.INTER_LINEAR)
+            return imaging.resample(rgb, max(8, int(round(w * v))), h if name == "stretch" else max(8, int(round(h * v))))
         if name == "jpeg":
             ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(v)])
             return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
