@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 DATA    ?= data
 SEED    ?= 1
 
-.PHONY: setup setup-browser serve test test-fast lint bench synth train train-ft train-gpu train-cpu-ft eval export robustness help
+.PHONY: setup setup-browser serve test test-fast lint bench synth train train-ft train-gpu train-cpu-ft train-cpu-long eval export robustness help
 
 help:
 	@echo "make setup   - create .venv and install the project with test extras (idempotent)"
@@ -17,6 +17,7 @@ help:
 	@echo "make train   - CPU stages 1-2 of the default model on $(DATA)/synth-train (resumable: make train RESUME=1)"
 	@echo "make train-gpu - stage 3 on a CUDA GPU: fresh scans on every core, fine-tune stage 2 (training/gpu_recipe.sh)"
 	@echo "make train-cpu-ft - fine-tune the shipped weights on 4,800 fresh scans on this CPU (FT_HOURS, default 1.3)"
+	@echo "make train-cpu-long - stage 7: 16 epochs on 7,200 fresh scans on this CPU, ~6.5 h over sessions (run again to resume)"
 	@echo "make eval    - calibrate on val, then evaluate models/default on the test sets"
 	@echo "make robustness - models/default on synth-test and synth-cal altered as other scanners alter scans"
 
@@ -88,6 +89,24 @@ VERSION ?= 2026.11.28
 train-gpu: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH OUT=logs/gpu RUNS=runs/train CHUNKS=4 EPOCHS=47 \
 	  WEIGHTS=runs/train/default-ft/weights/best.pt DATA=$(DATA)/gpu-train bash training/gpu_recipe.sh
+
+# Stage 7: the GPU stage's recipe on this CPU (configs/cpu-long.yaml), from the shipped weights: 400
+# validation and 6 x 800 training parcels of generator 3.6 (every second chunk --wide; the others
+# packed, fitted and also drawn in a dual-view scanner's side view: 7,200 training images), about
+# 15 minutes of simulation, then 16 epochs, ~6.5 h. Run it again to resume: a session that ends
+# mid-run loses at most the epoch in progress (logs/$(LONG_NAME)/last.pt is a copy kept as it goes).
+LONG_NAME ?= cpu-long
+LONG_THREATS ?= gun=0.22,barrel=0.12,slide=0.08,frame=0.16,magazine=0.14,printed_part=0.14,ammunition=0.14
+train-cpu-long: setup
+	@if [ -f runs/train/$(LONG_NAME)/weights/last.pt ]; then \
+	  $(BIN)/xfd train --resume --name $(LONG_NAME); \
+	else \
+	  PATH=$(CURDIR)/$(BIN):$$PATH OUT=logs/$(LONG_NAME) RUNS=runs/train NAME=$(LONG_NAME) DEVICE=cpu \
+	  CONFIG=configs/cpu-long.yaml EPOCHS=16 CHUNKS=6 CHUNK=800 VAL_N=400 WIDE=1 SEED0=318 \
+	  WEIGHTS=models/default/model.pt DATA=$(DATA)/$(LONG_NAME) \
+	  SYNTH_OPTS="--display-effects 0.3 --soft-contents 0.5 --fit-contents --display-jitter 0.3 --belt-stretch 0.3 --tools 0.3 --threat-mix $(LONG_THREATS)" \
+	  PLAIN_OPTS="--clutter 10,50 --side-view --fan-beam 0.3" bash training/gpu_recipe.sh; \
+	fi
 
 # CPU fine-tune of the shipped weights on fresh generator-3.1 scans: 2 x 2,400 scans (seeds
 # FT_SEED_A and FT_SEED_B, the second --wide; fan beam, gun-shaped tools, soft contents and display
