@@ -155,9 +155,9 @@ export: setup
 # (default: whichever of the stage runs default, default-ft and gpu exist here)
 CARD_RUNS ?= $(foreach r,default default-ft gpu,$(if $(wildcard runs/train/$(r)/results.csv),--run runs/train/$(r)))
 eval: setup
-	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-calmix/data.yaml --split val --calibrate --pfa-confidence 0.9 --out reports/val
+	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-calmix/data.yaml --split val --calibrate --pfa-confidence 0.9 $(if $(FLIPS),--flips $(FLIPS)) --out reports/val
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-test/data.yaml --split test --out reports/test
-	$(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(DATA)/synth-calmix/data.yaml --split val --calibrate --pfa-confidence 0.9 --out reports/val-int8
+	$(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(DATA)/synth-calmix/data.yaml --split val --calibrate --pfa-confidence 0.9 $(if $(FLIPS),--flips $(FLIPS)) --out reports/val-int8
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(DATA)/synth-test/data.yaml --split test --out reports/test-int8
 	$(BIN)/python -m training.card $(MODEL) --report test=reports/test --report test-int8=reports/test-int8 --backend-only
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-shifted/data.yaml --split test --out reports/shifted

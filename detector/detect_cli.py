@@ -47,7 +47,7 @@ def detect_cli(a) -> int:
         except ValueError as e:
             print(f"xfd detect: error: --pixel-mm: {e}", file=sys.stderr)
             return 2
-    engine = Engine(a.model, backend=a.backend, concurrency=1)
+    engine = Engine(a.model, backend=a.backend, concurrency=1, flips=a.flips)
     save = Path(a.save_dir) if a.save_dir else None
     if save:
         save.mkdir(parents=True, exist_ok=True)

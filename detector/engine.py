@@ -341,6 +341,61 @@ def decode_output(out: np.ndarray, conf: float, nc: int, iou: float = 0.7, max_d
     return np.concatenate([boxes[keep], sc[keep, None], cls[keep, None]], 1).astype(np.float32)
 
 
+# test-time flips: each crop is also read mirrored left-right, top-bottom and both (a scan has no
+# "up" or "left": the belt runs either way and parcels lie any way round)
+FLIPS = {1: ((False, False),), 2: ((False, False), (True, False)),
+         4: ((False, False), (True, False), (False, True), (True, True))}
+
+
+def flip_views(crop: np.ndarray, n: int) -> list[np.ndarray]:
+    return [crop[::-1 if fy else 1, ::-1 if fx else 1] for fx, fy in FLIPS[n]]
+
+
+def fuse_flips(outs: list[np.ndarray], size: int, iou: float = 0.55) -> np.ndarray:
+    """Readings of one square crop and its mirror images -> one set of rows [x1, y1, x2, y2, score, cls].
+    Each reading's boxes are mirrored back; boxes of a class that overlap (IoU >= iou) across readings
+    are one object, whose box is the score-weighted mean and whose score is the sum of each reading's
+    best score on it divided by the number of readings: a thing seen in every reading keeps its
+    score, a thing one reading imagined keeps a fraction of it."""
+    n = len(outs)
+    rows = []
+    for k, (o, (fx, fy)) in enumerate(zip(outs, FLIPS[n], strict=True)):
+        if len(o) == 0:
+            continue
+        o = o[:, :6].copy()
+        if fx:
+            o[:, [0, 2]] = size - o[:, [2, 0]]
+        if fy:
+            o[:, [1, 3]] = size - o[:, [3, 1]]
+        rows.append(np.concatenate([o, np.full((len(o), 1), k, np.float32)], 1))
+    if not rows:
+        return np.zeros((0, 6), np.float32)
+    a = np.concatenate(rows)
+    a = a[np.argsort(-a[:, 4], kind="stable")]
+    fused = []
+    for c in np.unique(a[:, 5]):
+        b = a[a[:, 5] == c]
+        x1, y1, x2, y2 = (b[:, j] for j in range(4))
+        inter = (np.clip(np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1), 0, None)
+                 * np.clip(np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1), 0, None))
+        area = (x2 - x1) * (y2 - y1)
+        near = inter >= iou * np.maximum(area[:, None] + area - inter, 1e-9)  # IoU >= iou, without dividing
+        used = np.zeros(len(b), bool)
+        for i in range(len(b)):  # greedy, strongest first: each unused box gathers the unused boxes near it
+            if used[i]:
+                continue
+            members = np.nonzero(near[i] & ~used)[0]
+            used[members] = True
+            if len(members) == 1:  # seen by one reading only (most of the faint ones)
+                fused.append([*b[i, :4], b[i, 4] / n, c])
+                continue
+            _, first = np.unique(b[members, 6], return_index=True)  # one box per reading: its best
+            best = b[members[first]]
+            w = best[:, 4:5]
+            fused.append([*((best[:, :4] * w).sum(0) / w.sum()), best[:, 4].sum() / n, c])
+    return np.array(fused, np.float32).reshape(-1, 6)
+
+
 def tiles_for(h: int, w: int, tile: int, overlap: float = 0.25) -> list[tuple[int, int, int, int]]:
     """Overlapping square tiles (x0, y0, x1, y1) covering an h x w image."""
     step = max(1, int(tile * (1 - overlap)))
@@ -406,7 +461,8 @@ def verdict_reasons(dets: list[Detection]) -> list[str]:
 # ----------------------------------------------------------------- the engine
 class Engine:
     def __init__(self, model: str | Path | None = None, backend: str | None = None, threads: int | None = None,
-                 concurrency: int = 2, tile_size: int | None = None, warmup: bool = True, undo_negative: bool = True):
+                 concurrency: int = 2, tile_size: int | None = None, warmup: bool = True, undo_negative: bool = True,
+                 flips: int | None = None):
         self.info = load_model_info(model or DEFAULT_MODEL_DIR)
         # a scan with a dark border may be a negative (dark air), which the model cannot read (it finds
         # nothing in negatives of colour scans: xfd robustness), or a normal scan padded with black:
@@ -424,6 +480,11 @@ class Engine:
             self.info = replace(self.info, thresholds={n: float(own.get(n, self.info.thresholds[n])) for n in self.info.names},
                                 meta={**self.info.meta, "calibration": (self.info.meta.get("backend_calibration") or {})
                                       .get(self.backend, self.info.meta.get("calibration"))})
+        # how many mirror images each crop is read in (FLIPS): as the thresholds were calibrated,
+        # unless the caller says otherwise (a measurement; the thresholds then hold only roughly)
+        self.flips = flips if flips is not None else int((self.info.meta.get("calibration") or {}).get("flips", 1))
+        if self.flips not in FLIPS:
+            raise ModelError(f"flips must be one of {', '.join(map(str, FLIPS))}, got {self.flips!r}")
         self.names = self.info.names
         self.imgsz = self.info.imgsz
         self.pixel_range = tuple(self.info.meta.get("pixel_mm_range") or TRAINED_PIXEL_MM)
@@ -466,8 +527,14 @@ class Engine:
         try:
             outs = []
             for c in crops:  # batch 1: static shapes are fastest on CPU backends
-                y = runner(c)
-                outs.append(decode_output(y[0], conf, len(self.names)))
+                if self.flips == 1:
+                    outs.append(decode_output(runner(c)[0], conf, len(self.names)))
+                    continue
+                # each mirror image read with a lower floor: a fused score is a mean over readings
+                reads = [decode_output(runner(np.ascontiguousarray(v))[0], conf / self.flips, len(self.names))
+                         for v in flip_views(c, self.flips)]
+                f = fuse_flips(reads, c.shape[0])
+                outs.append(f[f[:, 4] >= conf] if len(f) else f)
             return outs
         finally:
             self._pool.put(runner)

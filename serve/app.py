@@ -58,6 +58,12 @@ def _site_pixel_mm(text: str) -> tuple[float, float]:
         raise ValueError(f"XFD_PIXEL_MM: {e}") from None
 
 
+def _site_flips(text: str) -> int:
+    if text.strip() not in ("1", "2", "4"):
+        raise ValueError(f"XFD_FLIPS: {text!r} is not 1, 2 or 4 (readings of each scan, mirrored)")
+    return int(text)
+
+
 @dataclass
 class Settings:
     host: str = field(default_factory=lambda: _env("XFD_HOST", "127.0.0.1"))
@@ -75,6 +81,9 @@ class Settings:
     # this installation's scanner pixel size ('S' or 'ROW,COL' mm), for scans sent without pixel_mm
     # and without a DICOS PixelSpacing: one service per scanner line need not send it every time
     pixel_mm: tuple[float, float] | None = field(default_factory=lambda: _env("XFD_PIXEL_MM", None, _site_pixel_mm))
+    # readings of each scan, mirrored (1, 2 or 4; detector.engine.FLIPS): unset, as the model's
+    # thresholds were calibrated; another value trades speed for detections at thresholds that then hold only roughly
+    flips: int | None = field(default_factory=lambda: _env("XFD_FLIPS", None, _site_flips))
 
 
 # ----------------------------------------------------------------- errors
@@ -249,15 +258,17 @@ class Service:
         self.stopping = threading.Event()
 
     def _new_engine(self, path: str | Path) -> Engine:
-        eng = Engine(path, backend=self.s.backend, concurrency=max(1, self.s.workers), warmup=True)
+        eng = Engine(path, backend=self.s.backend, concurrency=max(1, self.s.workers), warmup=True, flips=self.s.flips)
         self_test(eng)
         return eng
 
     def _set_engine(self, eng: Engine, version: str | None) -> None:
         self.engine = eng  # one reference assignment: in-flight requests keep the engine they started with
         self.registry_version = version
-        mx.MODEL_INFO.info({"name": eng.info.name, "version": eng.info.version, "sha256": eng.info.sha256, "backend": eng.backend})
-        log.info("model %s %s ready (%s)", eng.info.name, eng.info.version, eng.backend)
+        mx.MODEL_INFO.info({"name": eng.info.name, "version": eng.info.version, "sha256": eng.info.sha256, "backend": eng.backend,
+                            "flips": str(eng.flips)})
+        log.info("model %s %s ready (%s, %d reading%s a scan)", eng.info.name, eng.info.version, eng.backend, eng.flips,
+                 "s" if eng.flips > 1 else "")
 
     def load_engine(self) -> None:
         try:
@@ -419,7 +430,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
              responses={503: {"description": "not ready yet (or the model failed to load)"}})
     async def readyz():
         if svc.engine is not None and svc.engine.ready:
-            return {"status": "ready", "model": svc.engine.info.public(), "backend": svc.engine.backend}
+            return {"status": "ready", "model": svc.engine.info.public(), "backend": svc.engine.backend, "flips": svc.engine.flips}
         body = error_body(503, "not_ready", svc.engine_error or "model loading and warming up")
         return JSONResponse(body, 503, headers={"Retry-After": "2"})
 
@@ -632,7 +643,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(503, "not_ready", svc.engine_error or "model is loading", {"Retry-After": "2"})
         i = svc.engine.info
         colors = {c.name: c.color for c in taxonomy.classes()}
-        return {"active": {**i.public(), "backend": svc.engine.backend, "imgsz": i.imgsz, "classes": i.names, "colors": colors,
+        return {"active": {**i.public(), "backend": svc.engine.backend, "flips": svc.engine.flips, "imgsz": i.imgsz, "classes": i.names, "colors": colors,
                            "thresholds": i.thresholds, "card": i.card, "calibration": i.meta.get("calibration"),
                            "metrics": i.meta.get("metrics"), "registry_version": svc.registry_version},
                 "registry": {"versions": svc.registry.versions(), "last_swap_error": svc.swap_error}}

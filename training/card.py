@@ -101,6 +101,11 @@ def write_card(model_dir: str | Path, reps: dict[str, dict], training: dict, tar
            f"calibrated on {_calibration_desc(meta.get('backend_calibration', {}).get('openvino-int8', {}))} (INT8 scores run "
            "lower than FP32's; the test-int8 row is measured there)."]
           if meta.get("backend_thresholds", {}).get("openvino-int8") else []),
+        *([f"- Readings: each scan is read {flips} times (as sent{', mirrored left-right' if flips >= 2 else ''}"
+           f"{', top-bottom and both' if flips == 4 else ''}); boxes of a class that overlap across the readings are one "
+           "object whose score is its mean over the readings (a reading that missed it counts 0). The thresholds were "
+           f"calibrated so, the results below measured so, and the service reads so unless XFD_FLIPS says otherwise "
+           f"({flips} times the model's time per scan)."] if (flips := int(meta.get("calibration", {}).get("flips", 1))) > 1 else []),
         f"- Served path: `{meta.get('default_backend', 'openvino')}` (model.json `default_backend`). OpenVINO runs the FP32 IR at "
         "its default inference precision, which is bfloat16 on CPUs with AVX512-BF16 or AMX (this project's machine has it): "
         "the metrics below were measured that way.",

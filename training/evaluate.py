@@ -435,7 +435,7 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
     per_scan = [{"file": str(it["image"]), "threat": bool(t), "detected": bool(d), "alarm": bool(a)}
                 for it, t, d, a in zip(items, threat, detected, alarmed, strict=True)]
     report = {
-        "model": engine.info.public(), "backend": engine.backend, "data": str(Path(data).resolve()), "split": split,
+        "model": engine.info.public(), "backend": engine.backend, "flips": engine.flips, "data": str(Path(data).resolve()), "split": split,
         "perturbation": perturb, "declared_pixels": declare_pixels, "scans": len(items), "threat_scans": int(threat.sum()), "clean_scans": int((~threat).sum()),
         "map50": det["map50"], "map50_95": det["map50_95"], "per_class": det["per_class"],
         "pd": pd, "pfa": pfa, **scr, "thresholds": thresholds,
@@ -587,7 +587,7 @@ def plots(out: Path, preds, gts, names, curve, conf, pd, pfa) -> None:
 def evaluate_cli(a) -> int:
     from detector.engine import Engine
 
-    engine = Engine(a.model, backend=a.backend)
+    engine = Engine(a.model, backend=a.backend, flips=a.flips)
     r = evaluate(engine, a.data, a.split, a.out, a.calibrate, a.target_pfa, a.tile, a.pfa_confidence, a.min_gain,
                  a.perturb, declare_pixels=getattr(a, "declare_pixels", False))
     if a.calibrate:
@@ -620,7 +620,7 @@ def store_thresholds(model: str, report: dict) -> None:
     cal = {"data": _portable(report["data"]), "split": report["split"], "target_pfa": report["target_pfa"],
            "pfa_confidence": report.get("pfa_confidence"), "min_gain": report.get("min_gain"),
            "pd": report["pd"], "pfa": report["pfa"], "scans": report["scans"],
-           "clean_scans": report["clean_scans"], "backend": report["backend"]}
+           "clean_scans": report["clean_scans"], "backend": report["backend"], "flips": report.get("flips", 1)}
     if report.get("calibrated_on") == "parcels":  # the operating point holds per parcel, over its views
         pc = report["parcels"]
         cal.update({"per": "parcel", "pd": pc["all_views"]["pd"], "pfa": pc["all_views"]["pfa"], "parcels": pc["parcels"],

@@ -300,13 +300,13 @@ def check_exports(model_dir: Path, data: str | Path, n: int = 20, conf: float = 
         items, _ = load_split(data, "train")
     items = items[:n]
     imgs = [cv2.cvtColor(cv2.imread(str(it["image"])), cv2.COLOR_BGR2RGB) for it in items]
-    ref_engine = Engine(model_dir, backend="torch", concurrency=1)
+    ref_engine = Engine(model_dir, backend="torch", concurrency=1, flips=1)
     ref = [_dets(ref_engine, im, conf) for im in imgs]
     out = {"images": len(imgs), "conf": conf}
     for b in ("onnx", "openvino", "openvino-int8"):
         if b not in ref_engine.info.files:
             continue
-        e = Engine(model_dir, backend=b, concurrency=1)
+        e = Engine(model_dir, backend=b, concurrency=1, flips=1)
         got = [_dets(e, im, conf) for im in imgs]
         matched, total, gap = 0, 0, 0.0
         for r, g in zip(ref, got, strict=True):

@@ -172,7 +172,7 @@ def robustness_cli(a) -> int:
     from detector.engine import Engine
 
     specs = tuple(s for s in (a.perturbations.split(",") if a.perturbations else DEFAULT_SET) if s.strip())
-    engine = Engine(a.model, backend=a.backend)
+    engine = Engine(a.model, backend=a.backend, flips=a.flips)
     robustness(engine, a.data, a.split, a.out, specs, a.tile, getattr(a, "declare_pixels", False))
     print(f"report: {Path(a.out) / 'robustness.md'}")
     return 0
