@@ -266,13 +266,36 @@ def decode_raw_pair(low: bytes, high: bytes, max_pixels: int = DEFAULT_MAX_PIXEL
     return DecodedImage(rgb, "RAW", "raw-dual-energy", 16, rgb.shape[1], rgb.shape[0])
 
 
+def dark_margins(rgb: np.ndarray, dark: int = 48, keep: float = 0.2) -> tuple[int, int, int, int] | None:
+    """The scan inside its dark margins: (x0, y0, x1, y1) without the rows and columns at its edges
+    whose pixels are nearly all dark (95th percentile of the darkest channel under `dark`), or None
+    when there are none (or cutting them would leave under `keep` of the scan). A black frame around
+    a scan (a screen grab, a letterboxed export) is such a margin, and so is the dark air of a
+    negative display, up to the parcel."""
+    g = rgb.min(2) if rgb.ndim == 3 else rgb
+    h, w = g.shape
+    if h < 16 or w < 16:
+        return None
+    rows = np.percentile(g, 95, axis=1) < dark
+    cols = np.percentile(g, 95, axis=0) < dark
+
+    def run(flags: np.ndarray) -> int:
+        return int(np.argmin(flags)) if not flags.all() else len(flags)
+
+    y0, x0 = run(rows), run(cols)
+    y1, x1 = h - run(rows[::-1]), w - run(cols[::-1])
+    if (y0, x0, y1, x1) == (0, 0, h, w) or y1 - y0 < 16 or x1 - x0 < 16 or (y1 - y0) * (x1 - x0) < keep * h * w:
+        return None
+    return x0, y0, x1, y1
+
+
 def dark_border(rgb: np.ndarray) -> bool:
     """The border of the scan is dark. Scanners put air around the parcel, so a border is air:
     white normally, black when the scan is shown as a negative (the display's inverse key) or
-    padded with black (a screen grab, a letterboxed export). Which of the two it is cannot be
-    told reliably from the pixels (a negative's dense contents are as white as the air of a
-    padded scan), so the engine looks at both ways round (Engine.detect). On the held-out sets
-    every simulated negative had a border median of 0 and every other scan 235 or more."""
+    padded with black (a screen grab, a letterboxed export). The engine first cuts dark margins
+    away (dark_margins): a padded scan's border is then its white air, a negative's the dark air
+    beside the parcel, so a border still dark means a negative (Engine.detect). On the held-out
+    sets every simulated negative had a border median of 0 and every other scan 235 or more."""
     h, w = rgb.shape[:2]
     if h < 16 or w < 16:
         return False

@@ -90,20 +90,33 @@ def test_evaluate_refuses_bad_perturbations(engine, small_set, tmp_path):
 
 
 def test_negative_and_black_padded_scans(engine, scans):
-    """Both have a dark border; only the negative is turned back."""
+    """Both have a dark border. A black frame is cut away and the scan inside read as it is; a
+    negative's dark air is cut up to the parcel, whose border is still dark: it is read turned back."""
     hits = 0
     for s in scans["threat"][:3]:
+        h, w = s.image.shape[:2]
         normal = engine.detect(s.image)
+        assert normal.extra["negative"] is False and "margins_cut" not in normal.extra
+        assert imaging.dark_margins(s.image) is None
         neg = engine.detect(255 - s.image)
-        assert neg.extra["negative"] == bool(normal.detections)  # nothing to read either way: kept as sent
-        assert [(d.label, round(d.box.x1)) for d in neg.detections] == [(d.label, round(d.box.x1)) for d in normal.detections]
+        assert neg.extra["negative"] is True and imaging.dark_border(255 - s.image) and not imaging.dark_border(s.image)
+        assert neg.verdict == normal.verdict and {d.label for d in neg.detections if d.alarm} == {d.label for d in normal.detections if d.alarm}
         hits += normal.verdict == "alarm"
-        pad = np.zeros((s.image.shape[0] + 40, s.image.shape[1] + 60, 3), np.uint8)
+        pad = np.zeros((h + 40, w + 60, 3), np.uint8)
         pad[20:-20, 30:-30] = s.image
-        assert imaging.dark_border(pad) and imaging.dark_border(255 - s.image) and not imaging.dark_border(s.image)
-        assert engine.detect(pad).extra["negative"] is False
+        assert imaging.dark_border(pad) and imaging.dark_margins(pad) == (30, 20, 30 + w, 20 + h)
+        framed = engine.detect(pad)
+        assert framed.extra["negative"] is False and framed.extra["margins_cut"] == [30, 20, 30 + w, 20 + h]
+        assert (framed.width, framed.height) == (w + 60, h + 40)
+        # the scan inside the frame is read exactly as the scan alone, its boxes moved by the frame
+        assert [(d.label, round(d.confidence, 4), round(d.box.x1 - 30, 2), round(d.box.y2 - 20, 2)) for d in framed.detections] == \
+               [(d.label, round(d.confidence, 4), round(d.box.x1, 2), round(d.box.y2, 2)) for d in normal.detections]
     assert hits, "the shipped model alarmed on none of the fixture's threat scans"
     assert engine.detect(scans["clean"][0].image).extra["negative"] is False
+    # a frame that would leave too little of the scan is not a frame
+    tiny = np.zeros((400, 400, 3), np.uint8)
+    tiny[190:210, 190:210] = 255
+    assert imaging.dark_margins(tiny) is None
 
 
 def test_service_counts_negative_scans(server, scans):
