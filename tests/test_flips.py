@@ -90,7 +90,10 @@ def test_calibration_records_its_readings_and_the_engine_follows_them(tmp_path, 
                   coco=False, sheet=False, progress=lambda *a: None)
     m = tmp_path / "m"
     shutil.copytree(model_dir, m)
-    assert Engine(m, concurrency=1, warmup=False).flips == 1  # the shipped thresholds: one reading
+    shipped = Engine(m, concurrency=1, warmup=False)  # as the shipped thresholds were calibrated
+    meta0 = json.loads((m / "model.json").read_text())
+    cal0 = (meta0.get("backend_calibration") or {}).get(shipped.backend) or meta0["calibration"]
+    assert shipped.flips == cal0.get("flips", 1)
     rep = evaluate(Engine(m, concurrency=1, flips=2), str(tmp_path / "d" / "data.yaml"), "val", tmp_path / "r",
                    calibrate=True, target_pfa=0.2, min_gain=0, plots_too=False)
     assert rep["flips"] == 2
