@@ -16,6 +16,13 @@ def _fmt(examples: str) -> str:
     return "examples:\n" + "\n".join("  " + line for line in examples.strip().splitlines())
 
 
+def _flips_arg(p) -> None:
+    """--flips, as xfd eval, detect and robustness take it (detector.engine.FLIPS)."""
+    p.add_argument("--flips", type=int, default=None, choices=[1, 2, 4],
+                   help="read each crop also mirrored: 1 (no), 2 (left-right) or 4 (and top-bottom, and both), scores "
+                        "averaged over the readings (default: as the model's thresholds were calibrated)")
+
+
 def _sub(sp, name, help_, examples):
     return sp.add_parser(name, help=help_, description=help_, epilog=_fmt(examples),
                          formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -123,9 +130,7 @@ xfd eval --model runs/train/default/weights/best.pt --data data/synth/data.yaml 
                         "scans of the calibration set (default 3; 0: any gain)")
     e.add_argument("--backend", default=None, help="torch, onnx, openvino (default: best available)")
     e.add_argument("--tile", default="auto", choices=["auto", "on", "off"])
-    e.add_argument("--flips", type=int, default=None, choices=[1, 2, 4],
-                   help="read each crop also mirrored: 1 (no), 2 (left-right) or 4 (and top-bottom, and both), scores "
-                        "averaged over the readings (default: as the model's thresholds were calibrated)")
+    _flips_arg(e)
     e.add_argument("--perturb", default=None, metavar="NAME[:P]",
                    help="alter every scan before the model, as another scanner might (scale:0.5, jpeg:25, blur:2, "
                         "noise:12, gamma:1.6, hue:30, gray, invert, sharpen:1.5; see xfd robustness)")
@@ -160,9 +165,7 @@ xfd detect --raw-low low.png --raw-high high.png""")
                    "(<name>_tdr.dcm; it references the DICOS image when the scan was one)")
     d.add_argument("--backend", default=None)
     d.add_argument("--tile", default="auto", choices=["auto", "on", "off"])
-    d.add_argument("--flips", type=int, default=None, choices=[1, 2, 4],
-                   help="read each crop also mirrored: 1 (no), 2 (left-right) or 4 (and top-bottom, and both), scores "
-                        "averaged over the readings (default: as the model's thresholds were calibrated)")
+    _flips_arg(d)
     d.add_argument("--pixel-mm", default=None, metavar="S|ROW,COL",
                    help="the scanner's pixel size in mm ('1.0', or '1.0,0.8': between rows, between columns, i.e. "
                         "across and along the belt); non-square or untrained sizes are analysed resampled (DICOS: "
@@ -210,9 +213,7 @@ xfd robustness --model models/default --data data/synth-test/data.yaml --out rep
                     help="tell the engine each scan's altered pixel size (from the manifest), as a scanner sending "
                          "pixel_mm would: what a site declaring its pixel size gets")
     rb.add_argument("--tile", default="auto", choices=["auto", "on", "off"])
-    rb.add_argument("--flips", type=int, default=None, choices=[1, 2, 4],
-                    help="read each crop also mirrored: 1 (no), 2 (left-right) or 4 (and top-bottom, and both), scores "
-                         "averaged over the readings (default: as the model's thresholds were calibrated)")
+    _flips_arg(rb)
 
     c = _sub(sp, "compare", "evaluate an old and a new model on the same held-out scans, side by side", """
 xfd compare --old models/default --new models/candidate --data data/synth-test/data.yaml --split test --out reports/compare""")

@@ -288,16 +288,13 @@ def dark_margins(rgb: np.ndarray, dark: int = 48, keep: float = 0.2) -> tuple[in
         line = line.min(-1) if line.ndim == 2 else line
         return np.count_nonzero(line >= dark) < 0.05 * line.size
 
-    full = rgb
-
     # the sampled rows bound each edge to 2 px; the one row between is looked at whole
     y0, x0 = 2 * run(rows), 2 * run(cols)
-    y0 -= 0 < y0 and not margin(full[y0 - 1])
-    x0 -= 0 < x0 and not margin(full[:, x0 - 1])
-    y1, x1 = 2 * (len(rows) - run(rows[::-1])), 2 * (len(cols) - run(cols[::-1]))
-    y1 -= y1 <= h and y1 - 1 > y0 and margin(full[y1 - 1])
-    x1 -= x1 <= w and x1 - 1 > x0 and margin(full[:, x1 - 1])
-    y1, x1 = min(y1, h), min(x1, w)
+    y1, x1 = min(h, 2 * (len(rows) - run(rows[::-1]))), min(w, 2 * (len(cols) - run(cols[::-1])))
+    y0 -= 0 < y0 and not margin(rgb[y0 - 1])
+    x0 -= 0 < x0 and not margin(rgb[:, x0 - 1])
+    y1 -= y1 - 1 > y0 and margin(rgb[y1 - 1])
+    x1 -= x1 - 1 > x0 and margin(rgb[:, x1 - 1])
     if (y0, x0, y1, x1) == (0, 0, h, w) or y1 - y0 < 16 or x1 - x0 < 16 or (y1 - y0) * (x1 - x0) < keep * h * w:
         return None
     return x0, y0, x1, y1
