@@ -133,7 +133,7 @@ xfd eval --model runs/train/default/weights/best.pt --data data/synth/data.yaml 
     _flips_arg(e)
     e.add_argument("--perturb", default=None, metavar="NAME[:P]",
                    help="alter every scan before the model, as another scanner might (scale:0.5, jpeg:25, blur:2, "
-                        "noise:12, gamma:1.6, hue:30, gray, invert, sharpen:1.5; see xfd robustness)")
+                        "noise:12, gamma:1.6, hue:30, gray, invert, sharpen:1.5, frame:0.1; see xfd robustness)")
     e.add_argument("--declare-pixels", action="store_true",
                    help="tell the engine each scan's pixel size from its manifest (mm_per_px, mm_per_px_along_belt; "
                         "altered with --perturb scale/stretch), as a scanner sending pixel_mm would")
@@ -207,7 +207,7 @@ xfd robustness --model models/default --data data/synth-test/data.yaml --out rep
     rb.add_argument("--out", required=True, help="report directory: robustness.md / .json, one eval report per perturbation")
     rb.add_argument("--perturbations", default=None, metavar="P1,P2,...",
                     help="comma-separated NAME[:PARAM] (default: scale:0.5,0.75,1.5, stretch:0.8,1.25, jpeg:25, blur:2, noise:12, "
-                         "gamma:0.6,1.6, hue:30, gray, invert, sharpen:1.5)")
+                         "gamma:0.6,1.6, hue:30, gray, invert, sharpen:1.5, frame:0.1)")
     rb.add_argument("--backend", default=None, help="default: the model's served backend")
     rb.add_argument("--declare-pixels", action="store_true",
                     help="tell the engine each scan's altered pixel size (from the manifest), as a scanner sending "

@@ -288,6 +288,8 @@ def dark_margins(rgb: np.ndarray, dark: int = 48, keep: float = 0.2) -> tuple[in
         line = line.min(-1) if line.ndim == 2 else line
         return np.count_nonzero(line >= dark) < 0.05 * line.size
 
+    if rows.all() or cols.all():  # dark throughout (an empty or failed acquisition): nothing inside to keep
+        return None
     # the sampled rows bound each edge to 2 px; the one row between is looked at whole
     y0, x0 = 2 * run(rows), 2 * run(cols)
     y1, x1 = min(h, 2 * (len(rows) - run(rows[::-1]))), min(w, 2 * (len(cols) - run(cols[::-1])))
@@ -300,20 +302,25 @@ def dark_margins(rgb: np.ndarray, dark: int = 48, keep: float = 0.2) -> tuple[in
     return x0, y0, x1, y1
 
 
-def dark_border(rgb: np.ndarray) -> bool:
+def dark_border(rgb: np.ndarray, dark_share: float | None = None) -> bool:
     """The border of the scan is dark. Scanners put air around the parcel, so a border is air:
     white normally, black when the scan is shown as a negative (the display's inverse key) or
     padded with black (a screen grab, a letterboxed export). The engine first cuts dark margins
     away (dark_margins): a padded scan's border is then its white air, a negative's the dark air
     beside the parcel, so a border still dark means a negative (Engine.detect). On the held-out
-    sets every simulated negative had a border median of 0 and every other scan 235 or more."""
+    sets every simulated negative had a border median of 0 and every other scan 235 or more.
+    dark_share: also dark when at least this share of the border is under 48, however bright the
+    rest: inside a negative's cut margins the border runs partly along the parcel's wall (grey in
+    a negative) and partly through dark air beside it (the engine asks with 0.25)."""
     h, w = rgb.shape[:2]
     if h < 16 or w < 16:
         return False
     g = rgb[::2, ::2, 1] if rgb.ndim == 3 else rgb[::2, ::2]  # green: air is white in every channel
     b = max(1, int(0.03 * min(g.shape)))
     ring = np.concatenate([g[:b].ravel(), g[-b:].ravel(), g[:, :b].ravel(), g[:, -b:].ravel()])
-    return bool(np.median(ring) < 64)
+    if np.median(ring) < 64:
+        return True
+    return bool(dark_share is not None and np.count_nonzero(ring < 48) >= dark_share * ring.size)
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

@@ -52,6 +52,9 @@ def test_perturbations_do_what_they_say():
     h = R.make("hue:180")(np.array([[[255, 0, 0]]], np.uint8), 0)[0, 0]
     assert h[0] < 10 and h[1] > 200 and h[2] > 200  # red turned to cyan
     assert R.make("blur:2")(img, 0).std() < img.std()
+    framed = R.make("frame:0.1")(img, 0)  # 6 px: a tenth of the shorter side
+    assert framed.shape == (72, 92, 3) and (framed[6:-6, 6:-6] == img).all() and framed[:6].max() == 0 and framed[:, -6:].max() == 0
+    assert R.make("frame:0.1").shift(60, 80) == (6, 6) and not hasattr(R.make("scale:0.5"), "shift")
 
 
 def test_scaled_scans_carry_their_boxes(engine, small_set):
@@ -60,16 +63,22 @@ def test_scaled_scans_carry_their_boxes(engine, small_set):
     _, gts, _ = predict(engine, items, progress=False)
     _, half, _ = predict(engine, items, progress=False, perturb=R.make("scale:0.5"))
     _, longer, _ = predict(engine, items, progress=False, perturb=R.make("stretch:1.5"))
-    for a, b, c in zip(gts, half, longer, strict=True):
+    framed = [predict(engine, [it], progress=False, perturb=R.make("frame:0.2"))[1][0] for it in items]
+    for a, b, c, f, it in zip(gts, half, longer, framed, items, strict=True):
+        p = R.frame_width(*imaging.decode(it["image"].read_bytes()).rgb.shape[:2], 0.2)
+        assert np.allclose(f[:, 1:], a[:, 1:] + p) and (f[:, 0] == a[:, 0]).all()  # moved with the scan, not scaled
         assert len(a) and (a[:, 0] == b[:, 0]).all()
         assert np.allclose(b[:, 1:], a[:, 1:] * 0.5, atol=1.0)
         assert np.allclose(c[:, [1, 3]], a[:, [1, 3]] * 1.5, atol=1.0) and np.allclose(c[:, [2, 4]], a[:, [2, 4]])
 
 
 def test_robustness_report_and_negatives_are_read_the_right_way_round(engine, small_set, tmp_path):
-    rep = R.robustness(engine, str(small_set), "test", tmp_path / "rb", specs=("invert", "scale:0.75"))
+    rep = R.robustness(engine, str(small_set), "test", tmp_path / "rb", specs=("invert", "scale:0.75", "frame:0.1"))
     rows = {r["perturbation"]: r for r in rep["rows"]}
-    assert set(rows) == {"none", "invert", "scale:0.75"}
+    assert set(rows) == {"none", "invert", "scale:0.75", "frame:0.1"}
+    # a black frame is cut away to the pixel: the scan inside is read as it is, its boxes moved back
+    assert (rows["frame:0.1"]["pd"], rows["frame:0.1"]["pfa"]) == (rows["none"]["pd"], rows["none"]["pfa"])
+    assert abs(rows["frame:0.1"]["map50"] - rows["none"]["map50"]) < 1e-6
     # a negative display (dark air) is turned back: the same scans are found, not none
     assert rows["invert"]["pd"] == rows["none"]["pd"] and abs(rows["invert"]["map50"] - rows["none"]["map50"]) < 0.05
     assert rows["none"]["d_pd"] == 0 and rows["invert"]["d_map50"] == round(rows["invert"]["map50"] - rows["none"]["map50"], 4)
@@ -117,6 +126,18 @@ def test_negative_and_black_padded_scans(engine, scans):
     tiny = np.zeros((400, 400, 3), np.uint8)
     tiny[190:210, 190:210] = 255
     assert imaging.dark_margins(tiny) is None
+    # inside a negative's cut margins the border may run along the parcel's grey wall: a quarter of
+    # it under 48 still makes it dark when the engine asks (dark_share), never on its own
+    wall = np.full((200, 300, 3), 150, np.uint8)
+    wall[:, :40] = 20  # dark air down the left side: 28 % of the border ring, its median 150
+    assert not imaging.dark_border(wall) and imaging.dark_border(wall, dark_share=0.25)
+    assert not imaging.dark_border(wall, dark_share=0.5)
+    # a scan dark throughout (an empty or failed acquisition) has no inside, at any size, odd or even
+    for shape in ((487, 487), (488, 488), (100, 487), (487, 100)):
+        dark = np.full(shape + (3,), 7, np.uint8)
+        assert imaging.dark_margins(dark) is None and imaging.dark_border(dark)
+    res = engine.detect(np.zeros((487, 301, 3), np.uint8))
+    assert (res.width, res.height) == (301, 487) and res.extra["negative"] is True
 
 
 def test_service_counts_negative_scans(server, scans):

@@ -179,7 +179,8 @@ def read_gt(label: Path, w: int, h: int) -> np.ndarray:
 def predict(engine, items: list[dict], tile: str = "auto", conf: float = 0.001, progress: bool = True, perturb=None,
             pixel_mm: list | None = None):
     """perturb: a function (rgb, index) -> rgb applied before the model (training.robustness);
-    when it resizes, the labelled boxes are scaled with it. pixel_mm: per scan, the pixel size
+    when it resizes, the labelled boxes are scaled with it, and when it has a `shift` (a frame
+    around the scan) they move by it. pixel_mm: per scan, the pixel size
     declared to the engine (Engine.detect), or None."""
     preds, gts, times = [], [], []
     t0 = time.time()
@@ -192,7 +193,10 @@ def predict(engine, items: list[dict], tile: str = "auto", conf: float = 0.001, 
         if perturb is not None:
             h0, w0 = rgb.shape[:2]
             rgb = np.ascontiguousarray(perturb(rgb, i))
-            if rgb.shape[:2] != (h0, w0):
+            if hasattr(perturb, "shift"):
+                dx, dy = perturb.shift(h0, w0)
+                gt = gt + np.array([0, dx, dy, dx, dy], np.float32)
+            elif rgb.shape[:2] != (h0, w0):
                 gt = gt * np.array([1, rgb.shape[1] / w0, rgb.shape[0] / h0, rgb.shape[1] / w0, rgb.shape[0] / h0], np.float32)
         res = engine.detect(rgb, tile=tile, conf=conf, **({"pixel_mm": pixel_mm[i]} if pixel_mm else {}))
         times.append(res.timing_ms["total"])

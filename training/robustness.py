@@ -36,9 +36,11 @@ PERTURBATIONS: dict[str, tuple[float | None, str]] = {
     "gray": (None, "colour scans shown in grey (luma): a dual-energy scanner's black-and-white mode"),
     "invert": (None, "negative display (dark air, bright metal)"),
     "sharpen": (1.5, "unsharp-mask edge enhancement of amount A (vendors' 'edge' display mode)"),
+    "frame": (0.1, "a black frame F times the scan's shorter side wide on every side (a screen grab, a letterboxed "
+                   "export; the boxes move with the scan)"),
 }
 DEFAULT_SET = ("scale:0.5", "scale:0.75", "scale:1.5", "stretch:0.8", "stretch:1.25", "jpeg:25", "blur:2", "noise:12", "gamma:0.6", "gamma:1.6",
-               "hue:30", "gray", "invert", "sharpen:1.5")
+               "hue:30", "gray", "invert", "sharpen:1.5", "frame:0.1")
 
 
 class PerturbError(ValueError):
@@ -59,7 +61,7 @@ def parse(spec: str) -> tuple[str, float | None]:
     except ValueError:
         raise PerturbError(f"perturbation {spec!r}: parameter {arg!r} is not a number") from None
     limits = {"scale": (0.1, 4.0), "stretch": (0.25, 4.0), "jpeg": (1, 100), "blur": (0.1, 20), "noise": (0.1, 128), "gamma": (0.1, 10),
-              "hue": (-180, 180), "sharpen": (0.1, 10)}[name]
+              "hue": (-180, 180), "sharpen": (0.1, 10), "frame": (0.01, 1.0)}[name]
     if not limits[0] <= v <= limits[1]:
         raise PerturbError(f"perturbation {spec!r}: {name} must be in [{limits[0]}, {limits[1]}]")
     return name, v
@@ -82,9 +84,16 @@ def declared_pixels(spec: str | None, meta: dict) -> tuple[float, float] | None:
     return row, col
 
 
+def frame_width(h: int, w: int, f: float) -> int:
+    """The black frame's width in pixels for the `frame:F` alteration of an h x w scan."""
+    return max(1, int(round(f * min(h, w))))
+
+
 def make(spec: str) -> Callable[[np.ndarray, int], np.ndarray]:
     """A function (rgb uint8, scan index) -> altered rgb uint8; the index seeds any noise, so a
-    perturbed set is the same on every run."""
+    perturbed set is the same on every run. An alteration that moves the scan inside its image
+    (frame) has `shift(h, w) -> (dx, dy)`, by which the labelled boxes move (evaluate.predict); one
+    that resizes it scales them."""
     name, v = parse(spec)
 
     def f(rgb: np.ndarray, index: int) -> np.ndarray:
@@ -107,10 +116,15 @@ def make(spec: str) -> Callable[[np.ndarray, int], np.ndarray]:
             return render.luma_grey(rgb)
         if name == "invert":
             return 255 - rgb
+        if name == "frame":
+            p = frame_width(*rgb.shape[:2], v)
+            return cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0))
         # sharpen: 8-bit blur and saturating sum, as the README's table was measured (render.unsharp's
         # float arithmetic differs in the last grey level, which moved one synth-test scan)
         return cv2.addWeighted(rgb, 1 + v, cv2.GaussianBlur(rgb, (0, 0), 2.0), -v, 0)
 
+    if name == "frame":
+        f.shift = lambda h, w: (frame_width(h, w, v),) * 2
     return f
 
 
