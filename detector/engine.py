@@ -271,7 +271,7 @@ def _backend_path(info: ModelInfo, backend: str) -> str:
 def letterbox(img: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[float, float]]:
     h, w = img.shape[:2]
     r = min(size / h, size / w)
-    nh, nw = int(round(h * r)), int(round(w * r))
+    nh, nw = max(1, int(round(h * r))), max(1, int(round(w * r)))  # a 1 x 4000 strip keeps a row
     out = np.full((size, size, 3), 114, np.uint8)
     top, left = (size - nh) // 2, (size - nw) // 2
     # bilinear both ways, as ultralytics resizes every training and validation image: the model

@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover - a declared dependency; OpenCV decodes 
 
 Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit, from the header, before decoding
 
+MIN_SIDE = 32  # px: the smallest scan analysed (check_size)
 DEFAULT_MAX_PIXELS = 50_000_000
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff", "BMP": "image/bmp", "DICOM": dicos.MEDIA_TYPE}
 EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp", "DICOM": ".dcm"}
@@ -101,6 +102,15 @@ def _check_complete(data: bytes, fmt: str) -> None:
             raise ImageError("JPEG file is truncated (no end-of-image marker)", "truncated")
 
 
+def check_size(w: int, h: int, fmt: str) -> None:
+    """A scan is at least MIN_SIDE pixels each way: anything smaller (a thumbnail, a one-line strip)
+    holds no parcel to analyse, and the model would see only its own upscaling."""
+    if w <= 0 or h <= 0:
+        raise ImageError(f"{fmt} declares an empty size {w}x{h}", "bad_image")
+    if min(w, h) < MIN_SIDE:
+        raise ImageError(f"image is {w}x{h}: too small to be a scan (at least {MIN_SIDE} px each way)", "too_small")
+
+
 def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[str, Image.Image]:
     if not data:
         raise ImageError("empty image: zero bytes received", "empty")
@@ -118,10 +128,9 @@ def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[str,
         w, h = im.size
     except Exception as e:
         raise ImageError(f"cannot read {fmt} header: {e}", "bad_image") from None
-    if w <= 0 or h <= 0:
-        raise ImageError(f"{fmt} declares an empty size {w}x{h}", "bad_image")
     if w * h > max_pixels:
         raise ImageError(f"image is {w}x{h} = {w * h / 1e6:.1f} MP, over the limit of {max_pixels / 1e6:.1f} MP", "too_large")
+    check_size(w, h, fmt)
     return fmt, im
 
 
@@ -202,6 +211,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
             d = dicos.decode(data, max_pixels)
         except dicos.DicosError as e:
             raise ImageError(str(e), e.code) from None
+        check_size(d.array.shape[1], d.array.shape[0], "DICOS")
         return DecodedImage(d.array, "DICOM", d.mode, d.bit_depth, d.array.shape[1], d.array.shape[0], d.ids, d.pixel_mm)
     fmt, im = read_header(data, max_pixels)
     mode = im.mode

@@ -101,7 +101,7 @@ PIXEL_MM_HELP = ("the scanner's pixel size in mm: 'S' for square pixels, or 'ROW
                  "size the model did not train on, is analysed resampled; boxes stay in the scan's own pixels. A DICOS "
                  "scan's PixelSpacing is used when this is not sent")
 IMAGE_ERROR_STATUS = {"empty": 400, "truncated": 400, "bad_image": 400, "unsupported_format": 415,
-                      "unsupported_depth": 415, "too_large": 413}
+                      "unsupported_depth": 415, "too_large": 413, "too_small": 422}
 
 
 # ----------------------------------------------------------------- schemas (the API contract)
@@ -461,7 +461,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                "description": "the analysis (JSON), or its DICOS report with Accept: application/dicom"},
                          400: {"description": "unreadable or truncated image"}, 401: {"description": "no or bad key"},
                          403: {"description": "role may not detect"}, 413: {"description": "body or pixels over the limit"},
-                         415: {"description": "not an image type we accept"}, 422: {"description": "bad field"},
+                         415: {"description": "not an image type we accept"},
+                         422: {"description": "bad field, or an image under 32 px a side (too_small)"},
                          429: {"description": "rate limited"}, 503: {"description": "not ready or queue full"}})
     async def detect(request: Request, key=Depends(require("integrator")),
                      lane: str | None = Query(None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$"),

@@ -110,7 +110,7 @@ def test_grey_dicos_dx_reads_with_air_white_whichever_way_it_is_encoded():
 
 
 def test_window_and_8_bit_grey():
-    v = np.tile(np.arange(0, 4000, 40, dtype=np.uint16), (10, 1))
+    v = np.tile(np.arange(0, 4000, 40, dtype=np.uint16), (40, 1))  # 40 rows: a scan is at least 32 px each way
     d = imaging.decode(dx_grey(v, bits=12, window=(2000, 2000)))
     row = d.rgb[0, :, 0].astype(int)
     assert row[0] == 0 and row[-1] == 255 and row[25] == 0 and row[75] == 255  # 1000..3000 spans black to white

@@ -273,6 +273,8 @@ def test_bad_inputs_give_clear_errors(scans):
         "text": (b"PARCEL 123, no image here\n", "unsupported_format"),
         "huge": (_png_header(80_000, 80_000), "too_large"),
         "float tiff": (f32.getvalue(), "unsupported_depth"),
+        "thumbnail": (cv2.imencode(".png", np.zeros((31, 200, 3), np.uint8))[1].tobytes(), "too_small"),
+        "one-line strip": (cv2.imencode(".bmp", np.full((1, 4000, 3), 255, np.uint8))[1].tobytes(), "too_small"),
     }
     for name, (data, code) in cases.items():
         with pytest.raises(imaging.ImageError) as e:
@@ -286,6 +288,9 @@ def test_bad_inputs_give_clear_errors(scans):
 def test_engine_refuses_wrong_arrays_and_models(engine, tmp_path):
     with pytest.raises(EngineError):
         engine.detect(np.zeros((10, 10), np.uint8))
+    # arrays are the library's business: a strip one pixel high is letterboxed to a row, not an error
+    strip = engine.detect(np.full((1, 4000, 3), 255, np.uint8))
+    assert (strip.width, strip.height, strip.verdict) == (4000, 1, "clear")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint" * 100)
     with pytest.raises(ModelError, match="cannot load"):

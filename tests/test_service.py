@@ -126,6 +126,9 @@ def test_error_statuses_are_json(server, scans):
         ({"Content-Type": "image/png"}, b"hello, this is text", 415, "unsupported_format"),
         ({"Content-Type": "text/plain"}, b"hello", 415, "unsupported_media_type"),
         ({"Content-Type": "image/png"}, _huge_png_header(), 413, "too_large"),
+        # a thumbnail or a one-line strip holds no parcel: refused, never analysed into "clear"
+        ({"Content-Type": "image/png"}, png_bytes(np.zeros((7, 7, 3), np.uint8)), 422, "too_small"),
+        ({"Content-Type": "image/png"}, png_bytes(np.full((1, 4000, 3), 255, np.uint8)), 422, "too_small"),
     ]
     for hdr, body, status, code in cases:
         r = httpx.post(server.url + "/v1/detect", headers={**k, **hdr}, content=body, timeout=60)
