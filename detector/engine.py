@@ -606,6 +606,8 @@ class Engine:
             return self._detect(rgb, tile, conf)
         t0 = time.perf_counter()
         box = imaging.dark_margins(rgb)
+        if box is None:
+            imaging.check_not_dark(rgb)  # nothing bright anywhere: an error (ImageError), never 'clear'
         inner = rgb[box[1] : box[3], box[0] : box[2]] if box else rgb
         negative = imaging.dark_border(inner, dark_share=NEGATIVE_DARK_SHARE)
         if negative:  # turned back whole: its dark margins were air, now white as the model knows it

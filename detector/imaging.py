@@ -312,6 +312,17 @@ def dark_margins(rgb: np.ndarray, dark: int = 48, keep: float = 0.2) -> tuple[in
     return x0, y0, x1, y1
 
 
+def check_not_dark(rgb: np.ndarray, dark: int = 48, least: float = 0.01) -> None:
+    """A scan under 1 % of whose pixels are brighter than `dark` in every channel shows nothing:
+    no X-rays reached the detector (a source or detector fault, or a load nothing passes through),
+    or a negative display of an empty belt. It cannot be analysed, and must not be cleared."""
+    g = rgb[::2, ::2].min(2) if rgb.ndim == 3 else rgb[::2, ::2]
+    if np.count_nonzero(g >= dark) < least * g.size:
+        raise ImageError("the scan is dark throughout: no X-rays reached the detector (a source or detector fault, "
+                         "or a load nothing passes through), so nothing in it can be seen; it is not cleared: "
+                         "rescan it, or inspect the parcel by hand", "dark_scan")
+
+
 def dark_border(rgb: np.ndarray, dark_share: float | None = None) -> bool:
     """The border of the scan is dark. Scanners put air around the parcel, so a border is air:
     white normally, black when the scan is shown as a negative (the display's inverse key) or

@@ -101,7 +101,7 @@ PIXEL_MM_HELP = ("the scanner's pixel size in mm: 'S' for square pixels, or 'ROW
                  "size the model did not train on, is analysed resampled; boxes stay in the scan's own pixels. A DICOS "
                  "scan's PixelSpacing is used when this is not sent")
 IMAGE_ERROR_STATUS = {"empty": 400, "truncated": 400, "bad_image": 400, "unsupported_format": 415,
-                      "unsupported_depth": 415, "too_large": 413, "too_small": 422}
+                      "unsupported_depth": 415, "too_large": 413, "too_small": 422, "dark_scan": 422}
 
 
 # ----------------------------------------------------------------- schemas (the API contract)
@@ -462,7 +462,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                          400: {"description": "unreadable or truncated image"}, 401: {"description": "no or bad key"},
                          403: {"description": "role may not detect"}, 413: {"description": "body or pixels over the limit"},
                          415: {"description": "not an image type we accept"},
-                         422: {"description": "bad field, or an image under 32 px a side (too_small)"},
+                         422: {"description": "bad field, an image under 32 px a side (too_small), or a scan dark "
+                                               "throughout (dark_scan: no X-rays reached the detector; not cleared)"},
                          429: {"description": "rate limited"}, 503: {"description": "not ready or queue full"}})
     async def detect(request: Request, key=Depends(require("integrator")),
                      lane: str | None = Query(None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$"),
@@ -756,11 +757,14 @@ def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed:
     saving = svc.io_pool.submit(store_image)
     try:
         res = eng.detect(img, tile, pixel_mm=pixel_mm)
-    except EngineError as e:
+    except (EngineError, imaging.ImageError) as e:
         try:
             svc.store.discard_files(saving.result()[0])  # no record will point at them
         except OSError:
             pass
+        if isinstance(e, imaging.ImageError):  # the image shows nothing to analyse (a dark scan)
+            mx.BAD_INPUT.labels(e.code).inc()
+            raise ApiError(IMAGE_ERROR_STATUS.get(e.code, 422), e.code, str(e)) from None
         raise ApiError(500, "analysis_failed", f"the scan could not be analysed (not cleared): {e}") from None
     res.timing_ms = {"decode": (t1 - t0) * 1e3, **res.timing_ms}
     t2 = time.perf_counter()

@@ -136,8 +136,15 @@ def test_negative_and_black_padded_scans(engine, scans):
     for shape in ((487, 487), (488, 488), (100, 487), (487, 100)):
         dark = np.full(shape + (3,), 7, np.uint8)
         assert imaging.dark_margins(dark) is None and imaging.dark_border(dark)
-    res = engine.detect(np.zeros((487, 301, 3), np.uint8))
-    assert (res.width, res.height) == (301, 487) and res.extra["negative"] is True
+    # ... and nothing in it can be seen (no X-rays reached the detector): an error, never 'clear'
+    for dark in (np.zeros((487, 301, 3), np.uint8), np.full((300, 400, 3), 30, np.uint8)):
+        with pytest.raises(imaging.ImageError) as e:
+            engine.detect(dark)
+        assert e.value.code == "dark_scan" and "not cleared" in str(e.value)
+    # a dark scan with a little parcel in it is a negative display, read turned back
+    small = np.zeros((300, 400, 3), np.uint8)
+    small[120:180, 150:250] = 140
+    assert engine.detect(small).extra["negative"] is True
 
 
 def test_service_counts_negative_scans(server, scans):

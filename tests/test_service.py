@@ -129,11 +129,18 @@ def test_error_statuses_are_json(server, scans):
         # a thumbnail or a one-line strip holds no parcel: refused, never analysed into "clear"
         ({"Content-Type": "image/png"}, png_bytes(np.zeros((7, 7, 3), np.uint8)), 422, "too_small"),
         ({"Content-Type": "image/png"}, png_bytes(np.full((1, 4000, 3), 255, np.uint8)), 422, "too_small"),
+        # X-ray source or detector off: a black scan shows nothing, so it is refused, never cleared
+        ({"Content-Type": "image/png"}, png_bytes(np.zeros((480, 640, 3), np.uint8)), 422, "dark_scan"),
     ]
     for hdr, body, status, code in cases:
         r = httpx.post(server.url + "/v1/detect", headers={**k, **hdr}, content=body, timeout=60)
         assert r.status_code == status, (code, r.status_code, r.text)
         assert r.json()["error"]["code"] == code and r.json()["error"]["message"]
+    # a refused dark scan leaves nothing behind: its image was being stored beside the analysis
+    stored = sorted(p.name for p in server.data_dir.rglob("*.png"))
+    r = httpx.post(server.url + "/v1/detect", headers={**k, "Content-Type": "image/png"},
+                   content=png_bytes(np.zeros((480, 640, 3), np.uint8)), timeout=60)
+    assert r.status_code == 422 and sorted(p.name for p in server.data_dir.rglob("*.png")) == stored
     # jpeg cut short
     buf = io.BytesIO()
     Image.fromarray(scans["clean"][0].image).save(buf, "JPEG")
