@@ -177,7 +177,7 @@ eval: setup
 	  --robustness reports/robustness-test --robustness reports/robustness-cal
 
 # the model on held-out scans altered as other scanners alter them (pixel size, non-square pixels, JPEG, blur, noise, display
-# curve, hue, grey, negative, edge enhancement), at its own thresholds: reports/robustness-*/robustness.md
+# curve, hue, grey, negative, edge enhancement, black frame), at its own thresholds: reports/robustness-*/robustness.md
 # (make eval runs the same and puts the largest losses in the card)
 robustness: setup
 	$(BIN)/xfd robustness --model $(MODEL) --data $(DATA)/synth-test/data.yaml --split test --out reports/robustness-test

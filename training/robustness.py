@@ -4,7 +4,7 @@ simulator, evaluated at the model's own operating point.
 Each perturbation models one thing a site's scanner may do differently: coarser or finer
 pixels (objects smaller or larger in pixels), heavy JPEG compression, detector blur and
 noise, another display curve or palette, a black-and-white or negative display, a vendor's
-edge enhancement. The thresholds are not re-chosen: the table says what a site gets when it
+edge enhancement, a black frame around the scan (a screen grab). The thresholds are not re-chosen: the table says what a site gets when it
 installs the model unchanged, and which differences cost the most (where to point the next
 training run's randomisation, or what to ask of a site's export settings).
 """
