@@ -95,7 +95,10 @@ train-gpu: setup
 # packed, fitted and also drawn in a dual-view scanner's side view: 7,200 training images), about
 # 15 minutes of simulation, then 16 epochs, ~6.5 h. Run it again to resume: a session that ends
 # mid-run loses at most the epoch in progress (logs/$(LONG_NAME)/last.pt is a copy kept as it goes).
+# It started from 2026.11.29.11's weights (sha256 d2d57b49..., also 2026.11.29.17's); once a later model
+# ships, reproduce it from those: git show acbef6f:models/default/model.pt > /tmp/m11.pt, LONG_FROM=/tmp/m11.pt.
 LONG_NAME ?= cpu-long
+LONG_FROM ?= models/default/model.pt
 LONG_THREATS ?= gun=0.22,barrel=0.12,slide=0.08,frame=0.16,magazine=0.14,printed_part=0.14,ammunition=0.14
 train-cpu-long: setup
 	@if [ -f runs/train/$(LONG_NAME)/weights/last.pt ]; then \
@@ -103,7 +106,7 @@ train-cpu-long: setup
 	else \
 	  PATH=$(CURDIR)/$(BIN):$$PATH OUT=logs/$(LONG_NAME) RUNS=runs/train NAME=$(LONG_NAME) DEVICE=cpu \
 	  CONFIG=configs/cpu-long.yaml EPOCHS=16 CHUNKS=6 CHUNK=800 VAL_N=400 WIDE=1 SEED0=318 \
-	  WEIGHTS=models/default/model.pt DATA=$(DATA)/$(LONG_NAME) \
+	  WEIGHTS=$(LONG_FROM) DATA=$(DATA)/$(LONG_NAME) \
 	  SYNTH_OPTS="--display-effects 0.3 --soft-contents 0.5 --fit-contents --display-jitter 0.3 --belt-stretch 0.3 --tools 0.3 --threat-mix $(LONG_THREATS)" \
 	  PLAIN_OPTS="--clutter 10,50 --side-view --fan-beam 0.3" bash training/gpu_recipe.sh; \
 	fi
