@@ -106,6 +106,8 @@ IMAGE_ERROR_STATUS = {"empty": 400, "truncated": 400, "bad_image": 400, "unsuppo
 
 # ----------------------------------------------------------------- schemas (the API contract)
 class BoxModel(BaseModel):
+    model_config = {"allow_inf_nan": False}  # a reviewed box of NaN would pass every bounds check
+
     x1: float
     y1: float
     x2: float
@@ -476,14 +478,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "multipart/form-data":
             form = await request.form(max_files=2, max_fields=10)
+            sent = sorted(k for k, v in form.multi_items() if _is_file(v))
+            if sent not in (["image"], ["high", "low"]):  # one scan a request: nothing sent is left unread
+                raise ApiError(422, "invalid_request", "send one scan a request: one file field 'image', or 'low' and "
+                               f"'high' for a raw dual-energy pair; got {', '.join(sent) or 'no file'}")
+            if form.get("tile") is not None and form.get("tile") not in ("auto", "on", "off"):
+                raise ApiError(422, "invalid_request", "tile must be auto, on or off")
             up, low, high = (form.get(k) for k in ("image", "low", "high"))
-            if _is_file(up):
+            if sent == ["image"]:
                 data = await up.read()
-            elif _is_file(low) and _is_file(high):
-                up, data = low, (await low.read(), await high.read())  # a raw dual-energy pair
             else:
-                raise ApiError(422, "invalid_request", "multipart body has no file field 'image' (or 'low' and 'high' "
-                               "for a raw dual-energy pair)")
+                up, data = low, (await low.read(), await high.read())  # a raw dual-energy pair
             lane = form.get("lane") if isinstance(form.get("lane"), str) else lane
             tile = form.get("tile") if form.get("tile") in ("auto", "on", "off") else tile
             parcel = form.get("parcel") if isinstance(form.get("parcel"), str) else parcel
@@ -529,13 +534,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # ------------------------------------------------------------ scans
     @app.get("/v1/scans", tags=["scans"], summary="List scans (newest first)")
-    async def list_scans(key=Depends(require("operator")), lane: str | None = None,
+    async def list_scans(key=Depends(require("operator")), lane: str | None = Query(None, max_length=64),
                          parcel: str | None = Query(None, max_length=128, description="only the views of this parcel"),
                          verdict: Literal["alarm", "clear"] | None = None,
                          review: Literal["pending", "confirmed", "false_alarm"] | None = None,
-                         since: float | None = Query(None, description="unix time, inclusive"),
-                         until: float | None = Query(None, description="unix time, exclusive"),
-                         limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)):
+                         since: float | None = Query(None, allow_inf_nan=False, description="unix time, inclusive"),
+                         until: float | None = Query(None, allow_inf_nan=False, description="unix time, exclusive"),
+                         limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10**12)):
         items, total = svc.store.list_scans(lane, verdict, review, since, until, limit, offset, parcel)
         nxt = offset + len(items) if offset + len(items) < total else None
         return {"items": items, "total": total, "limit": limit, "offset": offset, "next_offset": nxt}

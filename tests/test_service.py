@@ -153,6 +153,19 @@ def test_error_statuses_are_json(server, scans):
     assert r.status_code == 422
     r = httpx.post(server.url + "/v1/detect?tile=maybe", headers={**k, "Content-Type": "image/png"}, content=good)
     assert r.status_code == 422
+    # one scan a request: a second image, or an image beside a raw pair, is refused rather than left unread;
+    # a bad tile in the form is refused as in the query
+    for files in ([("image", ("a.png", good, "image/png")), ("image", ("b.png", good, "image/png"))],
+                  [("image", ("a.png", good, "image/png")), ("low", ("l.png", good, "image/png"))]):
+        r = httpx.post(server.url + "/v1/detect", headers=k, files=files)
+        assert r.status_code == 422 and "one scan a request" in r.json()["error"]["message"], r.text
+    r = httpx.post(server.url + "/v1/detect", headers=k, files={"image": ("a.png", good, "image/png")}, data={"tile": "sideways"})
+    assert r.status_code == 422 and "tile" in r.json()["error"]["message"]
+    # listing: non-finite times, an offset past SQLite's integers and an overlong lane are 422s, not 500s
+    o = H(server.keys["operator"])
+    for q in ("since=nan", "until=inf", "offset=99999999999999999999", "lane=" + "x" * 65):
+        r = httpx.get(server.url + "/v1/scans?" + q, headers=o)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request", (q, r.text)
     o = H(server.keys["operator"])
     r = httpx.get(server.url + "/v1/scans/does-not-exist", headers=o)
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
@@ -194,6 +207,12 @@ def test_scans_list_get_image_overlay_and_review(server, scans):
         assert r.status_code == 422, (body, r.text)
     r = httpx.post(server.url + f"/v1/scans/{sid}/review", headers=o, content=b"{not json", )
     assert r.status_code == 422
+    # a NaN box would pass every bounds check (NaN compares false): JSON's NaN and Infinity are refused
+    for bad in (b'{"decision": "confirmed", "boxes": [{"label": "gun", "box": {"x1": NaN, "y1": 1, "x2": 9, "y2": 9}}]}',
+                b'{"decision": "confirmed", "boxes": [{"label": "gun", "box": {"x1": 1, "y1": 1, "x2": Infinity, "y2": 9}}]}'):
+        r = httpx.post(server.url + f"/v1/scans/{sid}/review", headers={**o, "Content-Type": "application/json"}, content=bad)
+        assert r.status_code == 422 and "finite" in r.json()["error"]["message"], r.text
+    assert httpx.get(server.url + f"/v1/scans/{sid}", headers=o).json()["review"]["state"] == "pending"
     box = s.boxes[0]["box"]
     r = httpx.post(server.url + f"/v1/scans/{sid}/review", headers=o,
                    json={"decision": "confirmed", "note": "seen", "boxes": [{"label": s.boxes[0]["label"],
