@@ -44,6 +44,8 @@ def test_coco_with_planted_errors(tmp_path):
         {"id": 4, "image_id": 2, "category_id": 4, "bbox": [20, 20, 30, 30]},       # unknown class
         {"id": 5, "image_id": 1, "category_id": 1, "bbox": [500, 500, 20, 20]},     # fully outside: dropped
         {"id": 6, "image_id": 0, "category_id": 1, "bbox": [10, 10, 0, 20]},        # empty
+        {"id": 7, "image_id": 0, "category_id": 1, "bbox": [10, 10, "wide", 20]},   # malformed: reported, not a crash
+        {"id": 8, "image_id": 0, "category_id": 1, "bbox": [10, 10]},
     ])
     test = coco(["3.jpg", "4.jpg", "5.jpg"], [{"id": 1, "image_id": 0, "category_id": 1, "bbox": [5, 5, 60, 60]}])  # 5.jpg leaks
     (src / "annotations").mkdir()
@@ -56,7 +58,7 @@ def test_coco_with_planted_errors(tmp_path):
     assert len(r["leakage"]) == 1 and r["leakage"][0]["source_splits"] == ["test", "train"]
     assert r["clipped_boxes"] == 1 and any(b["action"] == "dropped" for b in r["boxes_outside_image"])
     assert r["unknown_classes"] == {"zeppelin": 1} and r["background_boxes"] == {"knife": 1}
-    assert len(r["empty_or_degenerate_boxes"]) == 1
+    assert len(r["empty_or_degenerate_boxes"]) == 3
     assert r["objects"] == {"gun": 2, "ammunition": 1}
     md = (tmp_path / "out" / "validation.md").read_text()
     assert "leakage" in md and "zeppelin" in md
@@ -68,6 +70,12 @@ def test_coco_with_planted_errors(tmp_path):
             assert 0 <= x - w / 2 + 1e-6 and x + w / 2 <= 1 + 1e-6
 
 
+def test_coco_without_its_keys_is_a_clear_error(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps({"images": [{"file_name": "0.jpg"}], "annotations": [], "categories": []}))
+    with pytest.raises(ImportDataError, match="is not COCO.*'id'"):
+        import_dataset("coco", tmp_path / "a.json", tmp_path / "out")
+
+
 def test_voc_sixray_and_stable_hash_splits(tmp_path):
     src = tmp_path / "sixray"
     for i in range(4):
@@ -77,11 +85,15 @@ def test_voc_sixray_and_stable_hash_splits(tmp_path):
             f"<annotation><filename>P{i:05d}.jpg</filename><object><name>{'Gun' if i % 2 else 'Knife'}</name>"
             "<bndbox><xmin>10</xmin><ymin>20</ymin><xmax>110</xmax><ymax>90</ymax></bndbox></object></annotation>")
     (src / "Annotations" / "bad.xml").write_text("<annotation><filename>")
+    (src / "Annotations" / "P00001.xml").write_text(  # a second gun without its box, a third with a word in it
+        "<annotation><filename>P00001.jpg</filename><object><name>Gun</name><bndbox><xmin>10</xmin><ymin>20</ymin>"
+        "<xmax>110</xmax><ymax>90</ymax></bndbox></object><object><name>Gun</name></object><object><name>Gun</name>"
+        "<bndbox><xmin>ten</xmin><ymin>20</ymin><xmax>110</xmax><ymax>90</ymax></bndbox></object></annotation>")
     cm = tmp_path / "map.yaml"
     cm.write_text("Gun: gun\nKnife: null\n")
     r = import_dataset("sixray", src, tmp_path / "a", class_map=str(cm))
     assert r["images"] == 4 and r["objects"] == {"gun": 2} and r["background_images"] == 2
-    assert len(r["unreadable"]) == 1
+    assert len(r["unreadable"]) == 1 and len(r["empty_or_degenerate_boxes"]) == 2
     r2 = import_dataset("sixray", src, tmp_path / "b", class_map=str(cm))
     assert r2["per_split"] == r["per_split"]
     assert sorted(p.name for p in (tmp_path / "a").rglob("images/*/*")) == sorted(p.name for p in (tmp_path / "b").rglob("images/*/*"))
@@ -92,11 +104,13 @@ def test_yolo_textlines_gdxray(tmp_path):
     y = tmp_path / "y"
     _img(y / "images" / "train" / "a.png", 1)
     (y / "labels" / "train").mkdir(parents=True)
-    (y / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n4 0.2 0.2 0.1 0.1\n")
+    # with lines a tool mangled: each is reported (a NaN box, or an unknown class), none crashes or vanishes
+    (y / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n4 0.2 0.2 0.1 0.1\n0 0.5\na b c d e\n-1 0.5 0.5 0.2 0.2\n")
     (y / "data.yaml").write_text(yaml.safe_dump({"path": str(y), "train": "images/train", "val": "images/train",
                                                  "names": ["gun", "barrel", "slide", "frame", "magazine"]}))
     r = import_dataset("yolo", y / "data.yaml", tmp_path / "yo")
     assert r["objects"] == {"gun": 1, "magazine": 1}
+    assert len(r["empty_or_degenerate_boxes"]) == 1 and r["unknown_classes"] == {"a": 1, "-1": 1}
     t = tmp_path / "opix"
     _img(t / "img" / "009.jpg", 2)
     (t / "ann").mkdir()

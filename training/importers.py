@@ -96,10 +96,16 @@ def read_yolo(src: Path) -> Iterator[Record]:
                     w = h = None
                 for ln in lp.read_text().splitlines():
                     parts = ln.split()
-                    if len(parts) < 5:
+                    if not parts:
                         continue
-                    c, x, y, bw, bh = int(float(parts[0])), *map(float, parts[1:5])
-                    name = names[c] if names and c < len(names) else str(c)
+                    # a short or unparsable line becomes a NaN box: reported as degenerate, never silently lost
+                    x, y, bw, bh = (_num(v) for v in (parts[1:5] + ["nan"] * 4)[:4])
+                    c = parts[0]
+                    if c.isdigit():
+                        c = int(c)
+                        name = names[c] if names and c < len(names) else str(c)
+                    else:
+                        name = c
                     if w:
                         boxes.append((name, (x - bw / 2) * w, (y - bh / 2) * h, (x + bw / 2) * w, (y + bh / 2) * h))
             yield Record(str(ip), data, boxes, split)
@@ -117,19 +123,43 @@ def read_coco(src: Path, images_dir: Path | None = None) -> Iterator[Record]:
             d = json.loads(jf.read_text())
         except (json.JSONDecodeError, OSError) as e:
             raise ImportDataError(f"cannot read COCO JSON {jf}: {e}") from None
-        cats = {c["id"]: c["name"] for c in d.get("categories", [])}
-        anns = defaultdict(list)
-        for a in d.get("annotations", []):
-            anns[a["image_id"]].append(a)
+        try:
+            cats = {c["id"]: c["name"] for c in d.get("categories", [])}
+            anns = defaultdict(list)
+            for a in d.get("annotations", []):
+                anns[a["image_id"]].append(a)
+            images = [(im["id"], str(im["file_name"])) for im in d.get("images", [])]
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ImportDataError(f"{jf} is not COCO: its categories, annotations or images lack {e} "
+                                  "(each image needs id and file_name, each annotation image_id)") from None
         split = next((s for s in ("train", "val", "test") if s in jf.stem.lower()), None)
         base = images_dir or jf.parent
-        for im in d.get("images", []):
-            p = _find_image(base, im["file_name"]) or _find_image(jf.parent.parent, im["file_name"])
+        for im_id, name in images:
+            p = _find_image(base, name) or _find_image(jf.parent.parent, name)
             boxes = []
-            for a in anns.get(im["id"], []):
-                x, y, w, h = a["bbox"]
-                boxes.append((cats.get(a["category_id"], str(a["category_id"])), x, y, x + w, y + h))
-            yield Record(str(p or im["file_name"]), _read(p) if p else None, boxes, split)
+            for a in anns.get(im_id, []):
+                x, y, w, h = _coco_bbox(a.get("bbox"))  # a malformed one becomes NaN: reported and dropped
+                cid = a.get("category_id")
+                boxes.append((cats.get(cid, str(cid)), x, y, x + w, y + h))
+            yield Record(str(p or name), _read(p) if p else None, boxes, split)
+
+
+def _num(v) -> float:
+    """An annotation's number, or NaN (a box holding one is reported as degenerate and dropped)."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _coco_bbox(b) -> tuple[float, float, float, float]:
+    """COCO's [x, y, width, height] as floats, or NaNs when it is not four numbers."""
+    try:
+        if isinstance(b, (list, tuple)) and len(b) == 4 and not any(isinstance(v, (bool, str)) for v in b):
+            return tuple(float(v) for v in b)
+    except (TypeError, ValueError):
+        pass
+    return (float("nan"),) * 4
 
 
 def read_voc(src: Path) -> Iterator[Record]:
@@ -146,10 +176,8 @@ def read_voc(src: Path) -> Iterator[Record]:
         p = _find_image(xf.parent, fn) or _find_image(xf.parent.parent, fn) or _find_image(src, fn)
         boxes = []
         for o in root.iter("object"):
-            bb = o.find("bndbox")
-            if bb is None:
-                continue
-            vals = [float(bb.findtext(k) or "nan") for k in ("xmin", "ymin", "xmax", "ymax")]
+            bb = o.find("bndbox")  # an object without one, or with a non-number in it: a NaN box, reported
+            vals = [_num(bb.findtext(k) if bb is not None else None) for k in ("xmin", "ymin", "xmax", "ymax")]
             boxes.append(((o.findtext("name") or "").strip(), *vals))
         split = next((s for s in ("train", "val", "test") if s in str(xf.parent).lower()), None)
         yield Record(str(p or fn), _read(p) if p else None, boxes, split)
@@ -165,7 +193,7 @@ def read_textlines(src: Path) -> Iterator[Record]:
             if len(parts) < 6:
                 continue
             name = parts[0]
-            boxes.append((parts[1], *map(float, parts[2:6])))
+            boxes.append((parts[1], *map(_num, parts[2:6])))
         p = _find_image(tf.parent, name or tf.stem + ".jpg") or _find_image(tf.parent.parent, name or tf.stem + ".jpg") \
             or _find_image(src, name or tf.stem + ".jpg")
         split = next((s for s in ("train", "val", "test") if s in str(tf.parent).lower()), None)
