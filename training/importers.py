@@ -100,12 +100,12 @@ def read_yolo(src: Path) -> Iterator[Record]:
                         continue
                     # a short or unparsable line becomes a NaN box: reported as degenerate, never silently lost
                     x, y, bw, bh = (_num(v) for v in (parts[1:5] + ["nan"] * 4)[:4])
-                    c = parts[0]
-                    if c.isdigit():
+                    c = _num(parts[0])  # "3", or "3.0" as some converters write it
+                    if c >= 0 and c == int(c):
                         c = int(c)
                         name = names[c] if names and c < len(names) else str(c)
-                    else:
-                        name = c
+                    else:  # a word, a negative or fractional class: unknown, reported
+                        name = parts[0]
                     if w:
                         boxes.append((name, (x - bw / 2) * w, (y - bh / 2) * h, (x + bw / 2) * w, (y + bh / 2) * h))
             yield Record(str(ip), data, boxes, split)
