@@ -105,12 +105,12 @@ def test_yolo_textlines_gdxray(tmp_path):
     _img(y / "images" / "train" / "a.png", 1)
     (y / "labels" / "train").mkdir(parents=True)
     # with lines a tool mangled: each is reported (a NaN box, or an unknown class), none crashes or vanishes
-    (y / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n4 0.2 0.2 0.1 0.1\n0 0.5\na b c d e\n-1 0.5 0.5 0.2 0.2\n0.0 0.5 0.5 0.3 0.3\n")
+    (y / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n4 0.2 0.2 0.1 0.1\n0 0.5\na b c d e\n-1 0.5 0.5 0.2 0.2\n0.0 0.5 0.5 0.3 0.3\ninf 0.5 0.5 0.2 0.2\n")
     (y / "data.yaml").write_text(yaml.safe_dump({"path": str(y), "train": "images/train", "val": "images/train",
                                                  "names": ["gun", "barrel", "slide", "frame", "magazine"]}))
     r = import_dataset("yolo", y / "data.yaml", tmp_path / "yo")
     assert r["objects"] == {"gun": 2, "magazine": 1}
-    assert len(r["empty_or_degenerate_boxes"]) == 1 and r["unknown_classes"] == {"a": 1, "-1": 1}
+    assert len(r["empty_or_degenerate_boxes"]) == 1 and r["unknown_classes"] == {"a": 1, "-1": 1, "inf": 1}
     t = tmp_path / "opix"
     _img(t / "img" / "009.jpg", 2)
     (t / "ann").mkdir()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
@@ -101,7 +102,7 @@ def read_yolo(src: Path) -> Iterator[Record]:
                     # a short or unparsable line becomes a NaN box: reported as degenerate, never silently lost
                     x, y, bw, bh = (_num(v) for v in (parts[1:5] + ["nan"] * 4)[:4])
                     c = _num(parts[0])  # "3", or "3.0" as some converters write it
-                    if c >= 0 and c == int(c):
+                    if math.isfinite(c) and c >= 0 and c == int(c):
                         c = int(c)
                         name = names[c] if names and c < len(names) else str(c)
                     else:  # a word, a negative or fractional class: unknown, reported
