@@ -522,6 +522,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             rec, ids = await loop.run_in_executor(svc.pool, _analyse_and_store, svc, data, claimed, lane, tile, key,
                                                   parcel, view, pixels)
+        except ApiError as e:  # a scan came in and was not screened: the belt is told, not only the sender
+            svc.publish({"type": "refused", "scan": {"lane": lane, "parcel": parcel, "view": view, "status": e.status,
+                                                     "code": e.code, "message": e.message, "created": time.time()}})
+            raise
         finally:
             with svc.lock:
                 svc.pending -= 1
@@ -619,7 +623,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return out
 
     # ------------------------------------------------------------ events (console push)
-    @app.get("/v1/events", tags=["scans"], summary="Server-sent events: new scans and reviews, as they happen")
+    @app.get("/v1/events", tags=["scans"], summary="Server-sent events: new scans and reviews, as they happen",
+             description="`event: scan` (the stored record, as from /v1/detect), `event: review` (the scan with its "
+                         "review), and `event: refused` (`lane`, `parcel`, `view`, `status`, `code`, `message`, "
+                         "`created`): a scan that reached /v1/detect and could not be analysed (unreadable, too "
+                         "large or small, a dark scan), so its parcel was not screened. `?lane=` keeps one lane's.")
     async def events(request: Request, key=Depends(require("operator")), lane: str | None = None):
         q: asyncio.Queue = asyncio.Queue(maxsize=100)
         svc.listeners.add(q)

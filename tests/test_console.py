@@ -243,3 +243,25 @@ def test_console_lists_a_view_that_arrives_behind_an_unreviewed_alarm(console_en
     page.wait_for_function(f"document.querySelectorAll('#views .view-btn').length === {n + 1}", timeout=5000)
     assert page.evaluate("S.scan.scan_id") == alarm["scan_id"]  # the alarm is still the scan shown
     assert page.query_selector(f"#views .view-btn[data-id='{clear['scan_id']}']") is not None
+
+
+def test_console_says_when_a_scan_was_not_screened(console_env, scans):
+    """A scan the service could not analyse (here a black image: the X-ray source or detector off)
+    puts a NOT SCREENED bar over the screen, naming lane, parcel and reason; the scan shown stays."""
+    import numpy as np
+
+    srv, keys, page = console_env
+    _signed_in(srv, keys, page)
+    j = post(srv, keys["integrator"], scans["clean"][1].image, lane="lane-1")
+    page.wait_for_selector(f"#status-line:has-text('{j['scan_id'][:8]}')", timeout=8000)
+    assert page.is_hidden("#refused")
+    r = httpx.post(f"{srv.url}/v1/detect?lane=lane-1&parcel=PX-404", timeout=60, content=png_bytes(np.zeros((300, 400, 3), np.uint8)),
+                   headers={"Authorization": f"Bearer {keys['integrator']}", "Content-Type": "image/png"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "dark_scan"
+    page.wait_for_selector("#refused:not([hidden])", timeout=8000)
+    text = page.inner_text("#refused")
+    assert "NOT SCREENED" in text and "lane-1" in text and "PX-404" in text and "dark_scan" in text
+    assert page.evaluate("S.scan.scan_id") == j["scan_id"]
+    page.screenshot(path=str(ARTIFACTS / "09_not_screened.png"))
+    page.click("#refused-ok")
+    assert page.is_hidden("#refused")

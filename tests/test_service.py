@@ -405,3 +405,41 @@ def test_store_keeps_a_raw_pair_beside_its_scan_and_discards_all_of_it(tmp_path)
     assert (path.parent / "s1_high.tif").read_bytes() == b"II*\x00-high"
     st.discard_files(path)
     assert sorted(p.name for p in path.parent.iterdir()) == [other.name]
+
+
+def test_events_stream_tells_of_scans_and_of_scans_not_screened(server, scans):
+    """/v1/events pushes each analysed scan, and each scan that reached /v1/detect but could not be
+    analysed (its parcel was not screened), filtered by lane."""
+    import json as _json
+
+    got: list[tuple[str, dict]] = []
+    ready = threading.Event()
+
+    def listen():
+        with httpx.stream("GET", server.url + "/v1/events?lane=belt-7", headers=H(server.keys["operator"]), timeout=30) as r:
+            ev = None
+            for line in r.iter_lines():
+                if line.startswith("event: "):
+                    ev = line[7:]
+                    if ev == "hello":
+                        ready.set()
+                elif line.startswith("data: ") and ev not in (None, "hello"):
+                    got.append((ev, _json.loads(line[6:])))
+                    if len(got) == 2:
+                        return
+
+    t = threading.Thread(target=listen, daemon=True)
+    t.start()
+    assert ready.wait(20)
+    k = {**H(server.keys["integrator"]), "Content-Type": "image/png"}
+    other = httpx.post(server.url + "/v1/detect?lane=belt-8", headers=k, content=png_bytes(np.zeros((300, 400, 3), np.uint8)))
+    assert other.status_code == 422  # another lane's refusal: not in this stream
+    ok = httpx.post(server.url + "/v1/detect?lane=belt-7", headers=k, content=png_bytes(scans["clean"][0].image), timeout=60)
+    dark = httpx.post(server.url + "/v1/detect?lane=belt-7&parcel=PX-9", headers=k,
+                      content=png_bytes(np.zeros((300, 400, 3), np.uint8)), timeout=60)
+    assert ok.status_code == 200 and dark.status_code == 422
+    t.join(20)
+    assert [e for e, _ in got] == ["scan", "refused"], got
+    assert got[0][1]["scan_id"] == ok.json()["scan_id"]
+    r = got[1][1]
+    assert (r["lane"], r["parcel"], r["status"], r["code"]) == ("belt-7", "PX-9", 422, "dark_scan") and "not cleared" in r["message"]

@@ -112,6 +112,12 @@ function onEvent(type, scan) {
     }
   } else if (type === "review") {
     S.queue = S.queue.filter((q) => q.scan_id !== scan.scan_id); renderQueue();
+  } else if (type === "refused") {
+    // a scan came in and could not be analysed: its parcel was not screened (the scan on screen stays)
+    const at = new Date(scan.created * 1000).toLocaleTimeString();
+    $("refused-text").textContent = `${at} · lane ${scan.lane || "-"}` +
+      (scan.parcel ? ` · parcel ${scan.parcel}` : "") + ` · ${scan.message} (${scan.code})`;
+    $("refused").hidden = false; beep();
   }
 }
 
@@ -388,6 +394,7 @@ function signOut(msg) {
 function init() {
   $("signin-form").addEventListener("submit", (e) => { e.preventDefault(); signIn($("key").value.trim()); });
   $("signout").addEventListener("click", () => signOut());
+  $("refused-ok").addEventListener("click", () => { $("refused").hidden = true; });
   $("lane").addEventListener("change", async () => { S.lane = $("lane").value; sessionStorage.setItem("xfd_lane", S.lane); await refreshQueue(); connect(); });
   document.querySelectorAll(".tab[data-view]").forEach((t) => t.addEventListener("click", () => showView(t.dataset.view)));
   ["bright", "contrast", "negative", "mode", "edges"].forEach((id) => $(id).addEventListener("input", () => { process(); draw(); }));
