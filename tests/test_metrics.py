@@ -43,6 +43,18 @@ def test_pd_pfa_known_answers():
     assert M.pd_pfa(any_max, hit_max, threat, th) == (pytest.approx(1 / 4), pytest.approx(0.0))
 
 
+def test_a_set_without_clean_scans_has_no_false_alarm_rate():
+    """A public set's positives only: Pd is measured, Pfa and Pd at a fixed Pfa are not (None, never 0)."""
+    any_max, hit_max, threat = M.scan_tables(PREDS[:4], GTS[:4], 7)
+    s = M.screening(any_max, hit_max, threat, np.full(7, 0.5))
+    assert s["pd"] == 0.5 and s["pfa"] is None and s["pfa_ci95"] is None
+    assert s["pd_at_pfa_0.01"] is None and s["pd_at_pfa_0.05"] is None and s["pd_at_pfa_0.10"] is None
+    assert set(M.pd_pfa_curve(any_max, hit_max, threat)["pfa"]) == {None}
+    any_max, hit_max, threat = M.scan_tables(PREDS[4:], GTS[4:], 7)  # clean scans only: no Pd
+    s = M.screening(any_max, hit_max, threat, np.full(7, 0.5))
+    assert s["pd"] is None and s["pfa"] == 0.25 and s["pd_at_pfa_0.05"] is None
+
+
 def test_curve_is_monotone():
     any_max, hit_max, threat = M.scan_tables(PREDS, GTS, 7)
     c = M.pd_pfa_curve(any_max, hit_max, threat)

@@ -59,6 +59,27 @@ def test_eval_missing_split(tmp_path, model_dir):
     assert r.returncode == 2
 
 
+def test_calibrating_needs_clean_and_threat_scans(tmp_path, model_dir):
+    """A set of positives only (as public X-ray sets often are) has no false-alarm rate to calibrate
+    for: refused before any inference, with the reason."""
+    names = ["gun", "barrel", "slide", "frame", "magazine", "printed_part", "ammunition"]
+    (tmp_path / "images" / "val").mkdir(parents=True)
+    (tmp_path / "labels" / "val").mkdir(parents=True)
+    for k in range(3):
+        cv2.imwrite(str(tmp_path / "images" / "val" / f"p{k}.png"), np.full((64, 64, 3), 200, np.uint8))
+        (tmp_path / "labels" / "val" / f"p{k}.txt").write_text("0 0.5 0.5 0.3 0.3\n")
+    y = tmp_path / "d.yaml"
+    y.write_text(yaml.safe_dump({"path": str(tmp_path), "val": "images/val", "names": dict(enumerate(names))}))
+    r = run("eval", "--model", str(model_dir), "--data", str(y), "--split", "val", "--calibrate", "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and "only threat scans" in r.stderr and "need clean scans" in r.stderr
+    assert not (tmp_path / "r" / "report.json").exists()
+    # evaluated without calibrating, it reports Pd, and no Pfa rather than a made-up one
+    r = run("eval", "--model", str(model_dir), "--data", str(y), "--split", "val", "--out", str(tmp_path / "r"))
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "Pfa at the operating point** | **n/a (no clean scans)" in md and "NaN" not in (tmp_path / "r" / "report.json").read_text()
+
+
 def test_help_lists_subcommands():
     r = run("--help")
     for c in ("synth", "train", "eval", "export", "detect", "serve", "import", "bench", "keys"):

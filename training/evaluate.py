@@ -409,6 +409,12 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
         if any(d is None for d in declared):
             raise EvalError(f"--declare-pixels: {sum(d is None for d in declared)} of the {len(items)} scans have no "
                             "mm_per_px in their manifest to declare")
+    if calibrate:  # before minutes of inference: an operating point needs clean scans and threat scans
+        labelled = sum(1 for it in items if it["label"].exists() and it["label"].read_text().strip())
+        if labelled in (0, len(items)):
+            raise EvalError(f"cannot calibrate on {data} ({split}): its {len(items)} scans hold "
+                            f"{'no' if labelled == 0 else 'only'} threat scans; thresholds for a false-alarm rate "
+                            "need clean scans and threat scans")
     preds, gts, times = predict(engine, items, tile, perturb=transform, pixel_mm=declared)
     nc = len(names)
     any_max, hit_max, threat = M.scan_tables(preds, gts, nc)
@@ -462,6 +468,11 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
     return report
 
 
+def _rate(v, needs: str) -> str:
+    """A rate, or why the set cannot give it (no clean scans: no Pfa, nor Pd at a fixed one)."""
+    return f"n/a (no {needs} scans)" if v is None else f"{v:.3f}"
+
+
 def _ci(iv) -> str:
     return "" if not iv else f" (95% CI {iv[0]:.3f}-{iv[1]:.3f})"
 
@@ -473,11 +484,11 @@ def markdown(r: dict) -> str:
              + (" Each scan's pixel size declared to the engine (--declare-pixels)." if r.get("declared_pixels") else ""), "",
              "| metric | value |", "|---|---|",
              f"| mAP50 | {r['map50']:.3f} |", f"| mAP50-95 | {r['map50_95']:.3f} |",
-             f"| **Pd at the operating point** | **{r['pd']:.3f}**{_ci(r.get('pd_ci95'))} |",
-             f"| **Pfa at the operating point** | **{r['pfa']:.3f}**{_ci(r.get('pfa_ci95'))} |",
-             f"| Pd at Pfa<=0.01 (single threshold) | {r['pd_at_pfa_0.01']:.3f} |",
-             f"| Pd at Pfa<=0.05 (single threshold) | {r['pd_at_pfa_0.05']:.3f} |",
-             f"| Pd at Pfa<=0.10 (single threshold) | {r['pd_at_pfa_0.10']:.3f} |",
+             f"| **Pd at the operating point** | **{_rate(r['pd'], 'threat')}**{_ci(r.get('pd_ci95'))} |",
+             f"| **Pfa at the operating point** | **{_rate(r['pfa'], 'clean')}**{_ci(r.get('pfa_ci95'))} |",
+             f"| Pd at Pfa<=0.01 (single threshold) | {_rate(r['pd_at_pfa_0.01'], 'clean')} |",
+             f"| Pd at Pfa<=0.05 (single threshold) | {_rate(r['pd_at_pfa_0.05'], 'clean')} |",
+             f"| Pd at Pfa<=0.10 (single threshold) | {_rate(r['pd_at_pfa_0.10'], 'clean')} |",
              f"| latency p50 / p95 (ms) | {r['latency_ms']['p50']} / {r['latency_ms']['p95']} |", "",
              "## Per class (IoU 0.5; precision/recall at the class threshold)", "",
              "| class | AP50 | AP50-95 | precision | recall | instances | threshold |", "|---|---|---|---|---|---|---|"]
@@ -498,8 +509,8 @@ def markdown(r: dict) -> str:
                   "labelled threat. Two views give two chances to false-alarm: compare Pd at the same Pfa.", "",
                   "| views | Pd | Pfa | Pd at Pfa<=0.05 | Pd at Pfa<=0.10 |", "|---|---|---|---|---|"]
         for name, x in parcel_rows(pc):
-            lines.append(f"| {name} | {x['pd']:.3f}{_ci(x.get('pd_ci95'))} | {x['pfa']:.3f}{_ci(x.get('pfa_ci95'))} | "
-                         f"{x['pd_at_pfa_0.05']:.3f} | {x['pd_at_pfa_0.10']:.3f} |")
+            lines.append(f"| {name} | {_rate(x['pd'], 'threat')}{_ci(x.get('pd_ci95'))} | {_rate(x['pfa'], 'clean')}"
+                         f"{_ci(x.get('pfa_ci95'))} | {_rate(x['pd_at_pfa_0.05'], 'clean')} | {_rate(x['pd_at_pfa_0.10'], 'clean')} |")
         if only := caught_in_one_view(pc):
             lines += ["", f"Threat parcels caught in one view only: {only}."]
     found = r.get("threats_found_by") or {}
@@ -540,7 +551,8 @@ def plots(out: Path, preds, gts, names, curve, conf, pd, pfa) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.plot(curve["pfa"], curve["pd"], lw=2, label="single threshold")
-    ax.scatter([pfa], [pd], color="red", zorder=3, label=f"operating point (Pd {pd:.3f}, Pfa {pfa:.3f})")
+    if pd is not None and pfa is not None:  # a set without clean (or threat) scans has no operating point to draw
+        ax.scatter([pfa], [pd], color="red", zorder=3, label=f"operating point (Pd {pd:.3f}, Pfa {pfa:.3f})")
     ax.set_xlabel("Pfa (clean scans that alarm)")
     ax.set_ylabel("Pd (threat scans caught)")
     ax.set_xlim(0, 1)

@@ -157,11 +157,16 @@ def screening(any_max, hit_max, threat, theta: np.ndarray, curve: dict | None = 
     detected = ((hit_max >= th) & (hit_max > 0)).any(1)
     alarmed = ((any_max >= th) & (any_max > 0)).any(1)
     pd, pfa = pd_pfa(any_max, hit_max, threat, theta)
-    out = {"pd": round(pd, 4), "pfa": round(pfa, 4)}
+    # a set without clean scans (a public set's positives only) has no false-alarm rate, and so no Pd at
+    # a fixed one; without threat scans, no Pd: None ("n/a"), never 0 or NaN
+    out = {"pd": None if np.isnan(pd) else round(pd, 4), "pfa": None if np.isnan(pfa) else round(pfa, 4)}
     for key, k, n in (("pd_ci95", detected[threat].sum(), threat.sum()), ("pfa_ci95", alarmed[~threat].sum(), (~threat).sum())):
         iv = rate_interval(int(k), int(n))
         out[key] = None if iv is None else [round(iv[0], 4), round(iv[1], 4)]
     for f in (0.01, 0.05, 0.10):
+        if out["pd"] is None or out["pfa"] is None:
+            out[f"pd_at_pfa_{f:.2f}"] = None
+            continue
         ok = [p for p, q in zip(curve["pd"], curve["pfa"], strict=True) if q <= f]
         out[f"pd_at_pfa_{f:.2f}"] = max(ok) if ok else 0.0
     out["detected"], out["alarmed"] = detected, alarmed
@@ -169,9 +174,12 @@ def screening(any_max, hit_max, threat, theta: np.ndarray, curve: dict | None = 
 
 
 def pd_pfa_curve(any_max, hit_max, threat, steps: int = 200) -> dict:
+    """Pd and Pfa at one threshold for every class, over thresholds; a rate the set cannot measure
+    (no clean scans, or no threat scans) is None all along."""
     ts = np.linspace(0.0, 1.0, steps + 1)[1:]
     pts = [pd_pfa(any_max, hit_max, threat, np.full(any_max.shape[1], t)) for t in ts]
-    return {"thresholds": [round(float(t), 4) for t in ts], "pd": [p[0] for p in pts], "pfa": [p[1] for p in pts]}
+    return {"thresholds": [round(float(t), 4) for t in ts], "pd": [None if np.isnan(p[0]) else p[0] for p in pts],
+            "pfa": [None if np.isnan(p[1]) else p[1] for p in pts]}
 
 
 def pfa_upper_bound(false_alarms: int, clean: int, confidence: float) -> float:

@@ -148,11 +148,12 @@ def robustness(engine, data: str, split: str, out: str | Path, specs=DEFAULT_SET
                      "map50": r["map50"], "gun_ap50": pc.get("ap50"), "pd": r["pd"], "pfa": r["pfa"],
                      "pd_ci95": r.get("pd_ci95"), "pfa_ci95": r.get("pfa_ci95"),
                      "pd_at_pfa_0.05": r["pd_at_pfa_0.05"], "seconds": round(time.time() - t0, 1)})
-        print(f"robustness {spec}: mAP50 {r['map50']:.3f}  Pd {r['pd']:.3f}  Pfa {r['pfa']:.3f}", flush=True)
+        rate = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+        print(f"robustness {spec}: mAP50 {r['map50']:.3f}  Pd {rate(r['pd'])}  Pfa {rate(r['pfa'])}", flush=True)
     base = rows[0]
     for row in rows:
         for k in ("map50", "pd", "pfa", "pd_at_pfa_0.05"):
-            row[f"d_{k}"] = round(row[k] - base[k], 4)
+            row[f"d_{k}"] = None if row[k] is None or base[k] is None else round(row[k] - base[k], 4)
     rep = {"model": engine.info.public(), "backend": engine.backend, "data": str(Path(data).resolve()), "split": split,
            "declared_pixels": declare_pixels,
            "scans": r["scans"], "threat_scans": r["threat_scans"], "clean_scans": r["clean_scans"],
@@ -171,7 +172,9 @@ def markdown(rep: dict) -> str:
              "Pd and Pfa are per scan; Pd at Pfa<=5% is from the single-threshold curve.", "",
              "| perturbation | mAP50 | gun AP50 | Pd | Pfa | Pd at Pfa<=5% | what it models |", "|---|---|---|---|---|---|---|"]
     def cell(r: dict, k: str) -> str:
-        return f"{r[k]:.3f}" + (f" ({r['d_' + k]:+.3f})" if r["perturbation"] != "none" else "")
+        if r[k] is None:  # a set without clean (or threat) scans cannot give this rate
+            return "n/a"
+        return f"{r[k]:.3f}" + (f" ({r['d_' + k]:+.3f})" if r["perturbation"] != "none" and r["d_" + k] is not None else "")
 
     for r in rep["rows"]:
         gun = "-" if r["gun_ap50"] is None else f"{r['gun_ap50']:.3f}"
