@@ -610,6 +610,10 @@ def evaluate_cli(a) -> int:
         store_thresholds(a.model, r)
     print(json.dumps({k: r[k] for k in ("map50", "map50_95", "pd", "pfa", "pd_at_pfa_0.05", "thresholds")}, indent=1))
     print(f"report: {Path(a.out) / 'report.md'}")
+    if a.calibrate:  # the model now answers at these thresholds wherever it is served
+        m = Path(a.model)
+        where = m / "model.json" if (m / "model.json").exists() else m.parent / "thresholds.json"
+        print(f"thresholds stored in {where} ({engine.backend}, calibrated on {a.data} {a.split})")
     return 0
 
 
