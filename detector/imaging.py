@@ -276,6 +276,11 @@ def decode_raw_pair(low: bytes, high: bytes, max_pixels: int = DEFAULT_MAX_PIXEL
     return DecodedImage(rgb, "RAW", "raw-dual-energy", 16, rgb.shape[1], rgb.shape[0])
 
 
+def _sampled_darkest(rgb: np.ndarray) -> np.ndarray:
+    """Every second row and column, each pixel's darkest channel: what the dark-border checks look at."""
+    return rgb[::2, ::2].min(2) if rgb.ndim == 3 else rgb[::2, ::2]
+
+
 def dark_margins(rgb: np.ndarray, dark: int = 48, keep: float = 0.2) -> tuple[int, int, int, int] | None:
     """The scan inside its dark margins: (x0, y0, x1, y1) without the rows and columns at its edges
     whose pixels are nearly all dark (95th percentile of the darkest channel under `dark`), or None
@@ -286,7 +291,7 @@ def dark_margins(rgb: np.ndarray, dark: int = 48, keep: float = 0.2) -> tuple[in
     if h < 16 or w < 16:
         return None
     # every second row and column (a frame is never one pixel wide): margins are found to 2 px
-    g = rgb[::2, ::2].min(2) if rgb.ndim == 3 else rgb[::2, ::2]
+    g = _sampled_darkest(rgb)
     bright = g >= dark  # a row is margin when under 5 % of it is this bright (its 95th percentile is dark)
     rows = np.count_nonzero(bright, axis=1) < 0.05 * g.shape[1]
     cols = np.count_nonzero(bright, axis=0) < 0.05 * g.shape[0]
@@ -316,7 +321,7 @@ def check_not_dark(rgb: np.ndarray, dark: int = 48, least: float = 0.01) -> None
     """A scan under 1 % of whose pixels are brighter than `dark` in every channel shows nothing:
     no X-rays reached the detector (a source or detector fault, or a load nothing passes through),
     or a negative display of an empty belt. It cannot be analysed, and must not be cleared."""
-    g = rgb[::2, ::2].min(2) if rgb.ndim == 3 else rgb[::2, ::2]
+    g = _sampled_darkest(rgb)
     if np.count_nonzero(g >= dark) < least * g.size:
         raise ImageError("the scan is dark throughout: no X-rays reached the detector (a source or detector fault, "
                          "or a load nothing passes through), so nothing in it can be seen; it is not cleared: "

@@ -490,7 +490,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else:
                 up, data = low, (await low.read(), await high.read())  # a raw dual-energy pair
             lane = form.get("lane") if isinstance(form.get("lane"), str) else lane
-            tile = form.get("tile") if form.get("tile") in ("auto", "on", "off") else tile
+            tile = form.get("tile") or tile  # checked above
             parcel = form.get("parcel") if isinstance(form.get("parcel"), str) else parcel
             view = form.get("view") if isinstance(form.get("view"), str) else view
             pixel_mm = form.get("pixel_mm") if isinstance(form.get("pixel_mm"), str) else pixel_mm
@@ -734,6 +734,12 @@ def parcel_summary(parcel: str, views: list[dict]) -> dict:
                       for v in views]}
 
 
+def _refused(e: imaging.ImageError) -> ApiError:
+    """The API error for an image that cannot be analysed, counted by reason."""
+    mx.BAD_INPUT.labels(e.code).inc()
+    return ApiError(IMAGE_ERROR_STATUS.get(e.code, 400), e.code, str(e))
+
+
 def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed: str, lane: str | None, tile: str,
                        key: dict, parcel: str | None = None, view: str | None = None,
                        pixel_mm: tuple[float, float] | None = None) -> tuple[dict, dict | None]:
@@ -744,8 +750,7 @@ def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed:
     try:
         img = imaging.decode_raw_pair(*data, svc.s.max_pixels) if raw else imaging.decode(data, svc.s.max_pixels)
     except imaging.ImageError as e:
-        mx.BAD_INPUT.labels(e.code).inc()
-        raise ApiError(IMAGE_ERROR_STATUS.get(e.code, 400), e.code, str(e)) from None
+        raise _refused(e) from None
     t1 = time.perf_counter()
     if parcel is None and img.ids and _is_name(img.ids.get("StudyInstanceUID", ""), 128):
         parcel = img.ids["StudyInstanceUID"]  # DICOS: a study is one scan of one object, all its views
@@ -776,8 +781,7 @@ def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed:
         except OSError:
             pass
         if isinstance(e, imaging.ImageError):  # the image shows nothing to analyse (a dark scan)
-            mx.BAD_INPUT.labels(e.code).inc()
-            raise ApiError(IMAGE_ERROR_STATUS.get(e.code, 422), e.code, str(e)) from None
+            raise _refused(e) from None
         raise ApiError(500, "analysis_failed", f"the scan could not be analysed (not cleared): {e}") from None
     res.timing_ms = {"decode": (t1 - t0) * 1e3, **res.timing_ms}
     t2 = time.perf_counter()

@@ -154,13 +154,8 @@ def _num(v) -> float:
 
 
 def _coco_bbox(b) -> tuple[float, float, float, float]:
-    """COCO's [x, y, width, height] as floats, or NaNs when it is not four numbers."""
-    try:
-        if isinstance(b, (list, tuple)) and len(b) == 4 and not any(isinstance(v, (bool, str)) for v in b):
-            return tuple(float(v) for v in b)
-    except (TypeError, ValueError):
-        pass
-    return (float("nan"),) * 4
+    """COCO's [x, y, width, height] as floats; NaN for what is not a number, all four when it is not a list of four."""
+    return tuple(_num(v) for v in b) if isinstance(b, (list, tuple)) and len(b) == 4 else (float("nan"),) * 4
 
 
 def read_voc(src: Path) -> Iterator[Record]:
