@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 DATA    ?= data
 SEED    ?= 1
 
-.PHONY: setup setup-browser serve test test-fast lint bench synth train train-ft train-gpu train-cpu-ft train-cpu-long eval export robustness help
+.PHONY: setup setup-browser serve test test-fast lint bench synth train train-ft train-gpu train-cpu-ft train-cpu-long gpu-kit eval export robustness help
 
 help:
 	@echo "make setup   - create .venv and install the project with test extras (idempotent)"
@@ -16,6 +16,7 @@ help:
 	@echo "make synth   - simulate the training set and the test sets into $(DATA)/"
 	@echo "make train   - CPU stages 1-2 of the default model on $(DATA)/synth-train (resumable: make train RESUME=1)"
 	@echo "make train-gpu - stage 3 on a CUDA GPU: fresh scans on every core, fine-tune stage 2 (training/gpu_recipe.sh)"
+	@echo "make gpu-kit - wheels a lent GPU machine lacks (.whl/), checked here; then the device tool runs training/gpu_next.sh"
 	@echo "make train-cpu-ft - fine-tune the shipped weights on 4,800 fresh scans on this CPU (FT_HOURS, default 1.3)"
 	@echo "make train-cpu-long - stage 7: 16 epochs on 7,200 fresh scans on this CPU, ~6.5 h over sessions (run again to resume)"
 	@echo "make eval    - calibrate on val, then evaluate models/default on the test sets"
@@ -89,6 +90,12 @@ VERSION ?= 2026.11.28
 train-gpu: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH OUT=logs/gpu RUNS=runs/train CHUNKS=4 EPOCHS=47 \
 	  WEIGHTS=runs/train/default-ft/weights/best.pt DATA=$(DATA)/gpu-train bash training/gpu_recipe.sh
+
+# what a session lent a GPU needs to train there at once: Python 3.12 wheels the GPU image lacks (.whl/, ignored),
+# checked here by running synth and train with only the image's packages and the kit's. Then, with the device
+# tool: run(command="bash training/gpu_next.sh", carry=[".whl"], timeout_s=600)
+gpu-kit: setup
+	bash training/gpu_kit.sh
 
 # Stage 7: the GPU stage's recipe on this CPU (configs/cpu-long.yaml), from the shipped weights: 400
 # validation and 6 x 800 training parcels of generator 3.6 (every second chunk --wide; the others

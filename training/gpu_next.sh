@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The next GPU stage, as one command for a session that is lent a GPU machine (15 minutes of device
+# time, start-up included). Prepare here first (`make gpu-kit`: wheels the GPU image lacks, checked
+# here), then from the device tool:
+#
+#   run(command="bash training/gpu_next.sh", carry=[".whl"], timeout_s=600)
+#
+# It installs the kit, then runs training/gpu_recipe.sh from the shipped weights with what the CPU
+# rounds showed the model needs and a CPU cannot give it in time (README, "The shipped model,
+# honestly"): generator 3.6 with fitted, packed parcels and their dual-view side views, display
+# jitter, belt stretch, gun-shaped tools, the fan beam (in --wide chunks), and stage 6's threat mix
+# (more loose components). The weights, results.csv and the data summary come back in $OUT; the
+# recipe copies best.pt and last.pt out as they appear, so a run cut short still returns them.
+# Then, here: make export WEIGHTS=<returned best.pt> MODEL=artifacts/candNN VERSION=..., make eval
+# MODEL=artifacts/candNN FLIPS=4, and ship only if it beats the shipped model on the pooled test sets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -d .whl ] || { echo "no .whl/: run 'make gpu-kit' here and carry .whl" >&2; exit 2; }
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+export PYTHONPATH=/tmp/site:$PWD/.whl/standin:$PWD YOLO_OFFLINE=1 PYTHONUNBUFFERED=1
+THREATS=${THREATS:-gun=0.22,barrel=0.12,slide=0.08,frame=0.16,magazine=0.14,printed_part=0.14,ammunition=0.14}
+export OUT=${OUT:-artifacts/gpu} BUDGET_S=${BUDGET_S:-520} GEN_S=${GEN_S:-200} WIDE=${WIDE:-1} SEED0=${SEED0:-400}
+export SYNTH_OPTS=${SYNTH_OPTS:---display-effects 0.3 --soft-contents 0.5 --fit-contents --display-jitter 0.3 --belt-stretch 0.3 --tools 0.3 --threat-mix $THREATS}
+export PLAIN_OPTS=${PLAIN_OPTS:---clutter 10,50 --side-view}
+exec bash training/gpu_recipe.sh
