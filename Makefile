@@ -18,7 +18,7 @@ help:
 	@echo "make train-gpu - stage 3 on a CUDA GPU: fresh scans on every core, fine-tune stage 2 (training/gpu_recipe.sh)"
 	@echo "make gpu-kit - wheels a lent GPU machine lacks (.whl/), checked here; then the device tool runs training/gpu_next.sh"
 	@echo "make train-cpu-ft - fine-tune the shipped weights on 4,800 fresh scans on this CPU (FT_HOURS, default 1.3)"
-	@echo "make train-cpu-long - stage 7: 16 epochs on 7,200 fresh scans on this CPU, ~6.5 h over sessions (run again to resume)"
+	@echo "make train-cpu-long - stage 7: 16 epochs on 7,200 fresh scans on this CPU, ~6.5 h (run again on the same machine to resume)"
 	@echo "make eval    - calibrate on val, then evaluate models/default on the test sets"
 	@echo "make robustness - models/default on synth-test and synth-cal altered as other scanners alter scans"
 
