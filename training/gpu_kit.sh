@@ -6,7 +6,7 @@
 #
 # writes .whl/ (ignored by git, about 6 MB): Python 3.12 wheels of the packages the recipe imports that
 # the GPU machine's image does not hold (its package list: /work/.library/device/KINDS.md), and
-# .whl/standin/polars, a stand-in for the one polars call ultralytics' trainer makes with plots off
+# .whl/standin/polars (training/gpu_standin), a stand-in for the one polars call ultralytics' trainer makes with plots off
 # (polars' runtime wheel is over the device tool's 16 MB a file). Then it checks, here, that
 # `xfd synth` and `xfd train` run with only those packages and the image's: every import of a module
 # outside that set fails, as it would there. The run itself, from the device tool:
@@ -26,41 +26,7 @@ for p in $PKGS; do
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any -d "$KIT" "$p"
 done
-cat > "$KIT/standin/polars/__init__.py" <<'PY'
-"""Stand-in for polars on the lent GPU machine (training/gpu_kit.sh): ultralytics' trainer, with plots
-off, calls polars only as read_csv(bytes or path).to_dict(as_series=False) to read results.csv back."""
-import csv
-import io
-from pathlib import Path
-
-__version__ = "0.0-xfd-standin"
-
-
-class _Frame:
-    def __init__(self, rows, columns):
-        self._rows, self.columns = rows, columns
-
-    def to_dict(self, as_series=True):
-        def num(v):
-            try:
-                return float(v)
-            except ValueError:
-                return v
-        return {c: [num(r[c]) for r in self._rows] for c in self.columns}
-
-
-def read_csv(source, infer_schema_length=None, **_):
-    if isinstance(source, (bytes, bytearray)):
-        text = bytes(source).decode()
-    elif hasattr(source, "read"):
-        text = source.read()
-        text = text.decode() if isinstance(text, bytes) else text
-    else:
-        text = Path(source).read_text()
-    reader = csv.DictReader(io.StringIO(text))
-    rows = [{k.strip(): v.strip() for k, v in r.items()} for r in reader]
-    return _Frame(rows, [c.strip() for c in reader.fieldnames or []])
-PY
+cp training/gpu_standin/polars/__init__.py "$KIT/standin/polars/"
 du -sh "$KIT"; ls "$KIT"
 
 # the check: the image's packages (KINDS.md's list as read on 2026-11-17, in full) + the kit's, nothing else
