@@ -223,6 +223,12 @@ xfd compare --old models/default --new models/candidate --data data/synth-test/d
     c.add_argument("--split", default="test")
     c.add_argument("--out", required=True)
 
+    po = _sub(sp, "pool", "screening numbers pooled over several `xfd eval` reports, in scan counts", """
+xfd pool reports/test reports/shifted reports/vendor reports/fan reports/tools --out reports/pooled.json""")
+    po.add_argument("reports", nargs="+", help="`xfd eval --out` directories (or their report.json)")
+    po.add_argument("--name", default="pooled", help="the row's name in the printed table")
+    po.add_argument("--out", help="write the pooled numbers (and the pooled curve) as JSON")
+
     mx = _sub(sp, "mix", "one training set from several datasets with weights", """
 xfd mix --data data/synth-train/data.yaml=1 --data data/reviews/data.yaml=3 --out data/mix""")
     mx.add_argument("--data", action="append", required=True, help="YAML=WEIGHT (weight defaults to 1)")
@@ -372,6 +378,12 @@ def cmd_compare(a) -> int:
     return compare_cli(a)
 
 
+def cmd_pool(a) -> int:
+    from training.pool import pool_cli
+
+    return pool_cli(a)
+
+
 def cmd_mix(a) -> int:
     from training.mix import mix
 
@@ -406,7 +418,7 @@ def cmd_keys(a) -> int:
 
 COMMANDS = {"synth": cmd_synth, "train": cmd_train, "eval": cmd_eval, "export": cmd_export, "detect": cmd_detect,
             "serve": cmd_serve, "import": cmd_import, "bench": cmd_bench, "keys": cmd_keys, "compare": cmd_compare,
-            "robustness": cmd_robustness, "mix": cmd_mix, "models": cmd_models}
+            "robustness": cmd_robustness, "mix": cmd_mix, "pool": cmd_pool, "models": cmd_models}
 
 if __name__ == "__main__":
     sys.exit(main())
