@@ -12,7 +12,8 @@
 # (more loose components). The weights, results.csv and the data summary come back in $OUT; the
 # recipe copies best.pt and last.pt out as they appear, so a run cut short still returns them.
 # Then, here: make export WEIGHTS=<returned best.pt> MODEL=artifacts/candNN VERSION=..., make eval
-# MODEL=artifacts/candNN FLIPS=4, and ship only if it beats the shipped model on the pooled test sets.
+# MODEL=artifacts/candNN FLIPS=4, and ship only if it beats the shipped model on the test sets pooled
+# (`xfd pool reports/{test,shifted,vendor,fan,tools}` against the shipped model's numbers in the README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d .whl ] || { echo "no .whl/: run 'make gpu-kit' here and carry .whl" >&2; exit 2; }
