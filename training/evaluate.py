@@ -468,11 +468,6 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
     return report
 
 
-def _rate(v, needs: str) -> str:
-    """A rate, or why the set cannot give it (no clean scans: no Pfa, nor Pd at a fixed one)."""
-    return f"n/a (no {needs} scans)" if v is None else f"{v:.3f}"
-
-
 def _ci(iv) -> str:
     return "" if not iv else f" (95% CI {iv[0]:.3f}-{iv[1]:.3f})"
 
@@ -484,11 +479,11 @@ def markdown(r: dict) -> str:
              + (" Each scan's pixel size declared to the engine (--declare-pixels)." if r.get("declared_pixels") else ""), "",
              "| metric | value |", "|---|---|",
              f"| mAP50 | {r['map50']:.3f} |", f"| mAP50-95 | {r['map50_95']:.3f} |",
-             f"| **Pd at the operating point** | **{_rate(r['pd'], 'threat')}**{_ci(r.get('pd_ci95'))} |",
-             f"| **Pfa at the operating point** | **{_rate(r['pfa'], 'clean')}**{_ci(r.get('pfa_ci95'))} |",
-             f"| Pd at Pfa<=0.01 (single threshold) | {_rate(r['pd_at_pfa_0.01'], 'clean')} |",
-             f"| Pd at Pfa<=0.05 (single threshold) | {_rate(r['pd_at_pfa_0.05'], 'clean')} |",
-             f"| Pd at Pfa<=0.10 (single threshold) | {_rate(r['pd_at_pfa_0.10'], 'clean')} |",
+             f"| **Pd at the operating point** | **{M.fmt_rate(r['pd'], 'threat')}**{_ci(r.get('pd_ci95'))} |",
+             f"| **Pfa at the operating point** | **{M.fmt_rate(r['pfa'], 'clean')}**{_ci(r.get('pfa_ci95'))} |",
+             f"| Pd at Pfa<=0.01 (single threshold) | {M.fmt_rate(r['pd_at_pfa_0.01'], 'clean')} |",
+             f"| Pd at Pfa<=0.05 (single threshold) | {M.fmt_rate(r['pd_at_pfa_0.05'], 'clean')} |",
+             f"| Pd at Pfa<=0.10 (single threshold) | {M.fmt_rate(r['pd_at_pfa_0.10'], 'clean')} |",
              f"| latency p50 / p95 (ms) | {r['latency_ms']['p50']} / {r['latency_ms']['p95']} |", "",
              "## Per class (IoU 0.5; precision/recall at the class threshold)", "",
              "| class | AP50 | AP50-95 | precision | recall | instances | threshold |", "|---|---|---|---|---|---|---|"]
@@ -509,8 +504,8 @@ def markdown(r: dict) -> str:
                   "labelled threat. Two views give two chances to false-alarm: compare Pd at the same Pfa.", "",
                   "| views | Pd | Pfa | Pd at Pfa<=0.05 | Pd at Pfa<=0.10 |", "|---|---|---|---|---|"]
         for name, x in parcel_rows(pc):
-            lines.append(f"| {name} | {_rate(x['pd'], 'threat')}{_ci(x.get('pd_ci95'))} | {_rate(x['pfa'], 'clean')}"
-                         f"{_ci(x.get('pfa_ci95'))} | {_rate(x['pd_at_pfa_0.05'], 'clean')} | {_rate(x['pd_at_pfa_0.10'], 'clean')} |")
+            lines.append(f"| {name} | {M.fmt_rate(x['pd'], 'threat')}{_ci(x.get('pd_ci95'))} | {M.fmt_rate(x['pfa'], 'clean')}"
+                         f"{_ci(x.get('pfa_ci95'))} | {M.fmt_rate(x['pd_at_pfa_0.05'], 'clean')} | {M.fmt_rate(x['pd_at_pfa_0.10'], 'clean')} |")
         if only := caught_in_one_view(pc):
             lines += ["", f"Threat parcels caught in one view only: {only}."]
     found = r.get("threats_found_by") or {}

@@ -182,6 +182,14 @@ def pd_pfa_curve(any_max, hit_max, threat, steps: int = 200) -> dict:
             "pfa": [None if np.isnan(p[1]) else p[1] for p in pts]}
 
 
+def fmt_rate(v: float | None, needs: str | None = None) -> str:
+    """A rate to three places, or n/a where the set cannot give it (no clean scans: no Pfa, nor Pd at a
+    fixed one; no threat scans: no Pd), saying which scans were missing when `needs` names them."""
+    if v is None:
+        return f"n/a (no {needs} scans)" if needs else "n/a"
+    return f"{v:.3f}"
+
+
 def pfa_upper_bound(false_alarms: int, clean: int, confidence: float) -> float:
     """One-sided Clopper-Pearson upper bound of a false-alarm rate seen as k of n."""
     from scipy.stats import beta

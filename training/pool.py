@@ -56,10 +56,9 @@ def pool(reports: list[dict]) -> dict:
     hits, alarms = counts("pd", "threat_scans"), counts("pfa", "clean_scans")
     curve_pd = [h / nt if nt else None for h in hits]
     curve_pfa = [a / nc if nc else None for a in alarms]
-    at = {}
-    for x in PFAS:
-        ok = [d for d, f in zip(curve_pd, curve_pfa, strict=True) if nc and nt and f <= x + 1e-12]
-        at[f"{x:.2f}"] = max(ok, default=0.0) if nc and nt else None
+    # the best Pd whose pooled Pfa is at most x (no clean or no threat scans: not measurable)
+    at = {f"{x:.2f}": max((d for d, f in zip(curve_pd, curve_pfa, strict=True) if f <= x + 1e-12), default=0.0)
+          if nc and nt else None for x in PFAS}
     return {
         "sets": [r.get("_path") for r in reports], "threat_scans": nt, "clean_scans": nc,
         "detected": det, "alarmed_clean": fa,
@@ -70,16 +69,12 @@ def pool(reports: list[dict]) -> dict:
     }
 
 
-def _rate(v) -> str:
-    return "n/a" if v is None else f"{v:.3f}"
-
-
 def markdown(p: dict, name: str = "pooled") -> str:
     head = "| | sets | threat scans detected | clean scans alarmed | Pd | Pfa | " + \
            " | ".join(f"Pd at Pfa≤{float(x):.0%}" for x in p["pd_at_pfa"]) + " | mean mAP50 |"
     sep = "|" + "---|" * (7 + len(p["pd_at_pfa"]))
     row = (f"| {name} | {len(p['sets'])} | {p['detected']} / {p['threat_scans']} | {p['alarmed_clean']} / {p['clean_scans']} | "
-           f"{_rate(p['pd'])} | {_rate(p['pfa'])} | " + " | ".join(_rate(v) for v in p["pd_at_pfa"].values()) +
+           f"{M.fmt_rate(p['pd'])} | {M.fmt_rate(p['pfa'])} | " + " | ".join(M.fmt_rate(v) for v in p["pd_at_pfa"].values()) +
            f" | {p['mean_map50']:.3f} |")
     return "\n".join([head, sep, row])
 

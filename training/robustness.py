@@ -21,6 +21,7 @@ import numpy as np
 
 from detector import imaging
 from detector.xray import render
+from training.metrics import fmt_rate
 
 # name -> (default parameter, what it models)
 PERTURBATIONS: dict[str, tuple[float | None, str]] = {
@@ -148,7 +149,7 @@ def robustness(engine, data: str, split: str, out: str | Path, specs=DEFAULT_SET
                      "map50": r["map50"], "gun_ap50": pc.get("ap50"), "pd": r["pd"], "pfa": r["pfa"],
                      "pd_ci95": r.get("pd_ci95"), "pfa_ci95": r.get("pfa_ci95"),
                      "pd_at_pfa_0.05": r["pd_at_pfa_0.05"], "seconds": round(time.time() - t0, 1)})
-        print(f"robustness {spec}: mAP50 {r['map50']:.3f}  Pd {_rate(r['pd'])}  Pfa {_rate(r['pfa'])}", flush=True)
+        print(f"robustness {spec}: mAP50 {r['map50']:.3f}  Pd {fmt_rate(r['pd'])}  Pfa {fmt_rate(r['pfa'])}", flush=True)
     base = rows[0]
     for row in rows:
         for k in ("map50", "pd", "pfa", "pd_at_pfa_0.05"):
@@ -162,11 +163,6 @@ def robustness(engine, data: str, split: str, out: str | Path, specs=DEFAULT_SET
     return rep
 
 
-def _rate(v: float | None) -> str:
-    """A rate, or n/a where the set cannot give it (no clean, or no threat, scans)."""
-    return "n/a" if v is None else f"{v:.3f}"
-
-
 def markdown(rep: dict) -> str:
     m = rep["model"]
     lines = [f"# Robustness of {m['name']} {m['version']} ({rep['backend']})", "",
@@ -176,7 +172,7 @@ def markdown(rep: dict) -> str:
              "Pd and Pfa are per scan; Pd at Pfa<=5% is from the single-threshold curve.", "",
              "| perturbation | mAP50 | gun AP50 | Pd | Pfa | Pd at Pfa<=5% | what it models |", "|---|---|---|---|---|---|---|"]
     def cell(r: dict, k: str) -> str:
-        return _rate(r[k]) + (f" ({r['d_' + k]:+.3f})" if r["perturbation"] != "none" and r["d_" + k] is not None else "")
+        return fmt_rate(r[k]) + (f" ({r['d_' + k]:+.3f})" if r["perturbation"] != "none" and r["d_" + k] is not None else "")
 
     for r in rep["rows"]:
         gun = "-" if r["gun_ap50"] is None else f"{r['gun_ap50']:.3f}"
