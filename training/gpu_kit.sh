@@ -57,7 +57,7 @@ tokenizers toolz torch torchaudio torchdiffeq torch-geometric torchmetrics torch
 transformers treescope triton typer typing-extensions typing-inspect urllib3 uvloop wadler-lindig
 werkzeug wheel wrapt xarray xxhash yarl zipp""".split()
 wheels = [w.name.split("-")[0].lower().replace("_", "-") for w in kit.glob("*.whl")]
-allowed = {n.lower().replace("_", "-") for n in image + wheels} | {"opencv-python", "polars"}
+allowed = {n.lower().replace("_", "-") for n in image + wheels} | {"opencv-python"}  # cv2 here; the headless build there
 (kit / "allowed.txt").write_text("\n".join(sorted(allowed)) + "\n")
 print("kit wheels:", ", ".join(sorted(wheels)))
 PY
@@ -68,7 +68,7 @@ cat > "$CHECK/sitecustomize.py" <<'PY'
 import importlib.abc, importlib.metadata as md, os, sys
 _allowed = set(open(os.environ["XFD_KIT_ALLOWED"]).read().split())
 _dists = md.packages_distributions()
-_own = {"detector", "training", "serve", "polars"}
+_own = {"detector", "training", "serve", "polars"}  # ours; polars is the stand-in, first on PYTHONPATH
 class _Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         top = name.split(".")[0]
