@@ -263,6 +263,20 @@ xfd keys revoke KEY_ID""")
     k.add_argument("--role", choices=["integrator", "operator", "admin"], default=None)
     k.add_argument("--name", default="")
     k.add_argument("--data-dir", default=None)
+
+    st = _sub(sp, "storage", "the service's data directory: free space, images kept, retention purge", """
+xfd storage status
+xfd storage purge --dry-run                    # what the retention policy would delete now
+xfd storage purge --retain-clear-days 7        # images of clear, unreviewed scans older than a week
+xfd storage purge --retain-days 365 --retain-clear-days 30""")
+    st.add_argument("action", choices=["status", "purge"])
+    st.add_argument("--data-dir", default=None)
+    st.add_argument("--retain-days", default=None, metavar="D",
+                    help="delete every scan's image older than D days (0: never; default XFD_RETAIN_DAYS, else 0)")
+    st.add_argument("--retain-clear-days", default=None, metavar="D",
+                    help="delete sooner the images of clear, unreviewed scans whose parcel has no alarm or review "
+                         "(0: never; default XFD_RETAIN_CLEAR_DAYS, else 30)")
+    st.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
     return p
 
 
@@ -416,9 +430,16 @@ def cmd_keys(a) -> int:
     return keys_cli(a)
 
 
+def cmd_storage(a) -> int:
+    from serve.storage_cli import storage_cli
+
+    return storage_cli(a)
+
+
 COMMANDS = {"synth": cmd_synth, "train": cmd_train, "eval": cmd_eval, "export": cmd_export, "detect": cmd_detect,
             "serve": cmd_serve, "import": cmd_import, "bench": cmd_bench, "keys": cmd_keys, "compare": cmd_compare,
-            "robustness": cmd_robustness, "mix": cmd_mix, "pool": cmd_pool, "models": cmd_models}
+            "robustness": cmd_robustness, "mix": cmd_mix, "pool": cmd_pool, "models": cmd_models,
+            "storage": cmd_storage}
 
 if __name__ == "__main__":
     sys.exit(main())

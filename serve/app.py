@@ -38,7 +38,7 @@ from detector.offline import REPO_ROOT
 
 from . import metrics as mx
 from .registry import Registry
-from .store import REVIEW_STATES, ROLES, Store
+from .store import FULL_ERRNOS, REVIEW_STATES, ROLES, StorageFull, Store
 
 log = logging.getLogger("xfd.serve")
 CONSOLE_DIR = Path(__file__).resolve().parent / "console"
@@ -56,6 +56,24 @@ def _site_pixel_mm(text: str) -> tuple[float, float]:
         return imaging.parse_pixel_mm(text)
     except ValueError as e:
         raise ValueError(f"XFD_PIXEL_MM: {e}") from None
+
+
+def parse_days(name: str):
+    def cast(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = float("nan")
+        if not (0 <= v < float("inf")):
+            raise ValueError(f"{name}: {text!r} is not a number of days >= 0 (0: keep for ever)")
+        return v
+    return cast
+
+
+def _min_free(text: str) -> int:
+    if not text.strip().isdigit():
+        raise ValueError(f"XFD_MIN_FREE_MB: {text!r} is not a whole number of MB >= 0")
+    return int(text) * 1024 * 1024
 
 
 def _site_flips(text: str) -> int:
@@ -84,6 +102,12 @@ class Settings:
     # readings of each scan, mirrored (1, 2 or 4; detector.engine.FLIPS): unset, as the model's
     # thresholds were calibrated; another value trades speed for detections at thresholds that then hold only roughly
     flips: int | None = field(default_factory=lambda: _env("XFD_FLIPS", None, _site_flips))
+    # storage: below this much free space in the data directory scans are refused (507) rather than
+    # analysed and lost; images past their retention are deleted (records stay) every purge_every_s
+    min_free_bytes: int = field(default_factory=lambda: _env("XFD_MIN_FREE_MB", 512 * 1024 * 1024, _min_free))
+    retain_days: float = field(default_factory=lambda: _env("XFD_RETAIN_DAYS", 0.0, parse_days("XFD_RETAIN_DAYS")))
+    retain_clear_days: float = field(default_factory=lambda: _env("XFD_RETAIN_CLEAR_DAYS", 30.0, parse_days("XFD_RETAIN_CLEAR_DAYS")))
+    purge_every_s: float = field(default_factory=lambda: _env("XFD_PURGE_EVERY_S", 3600.0, float))
 
 
 # ----------------------------------------------------------------- errors
@@ -309,6 +333,39 @@ class Service:
                 log.error("registry watch: %s", e)
             self.stopping.wait(1.0)
 
+    def storage_problem(self, incoming: int = 0) -> str | None:
+        """Why a scan of `incoming` bytes cannot be stored now (None: it can)."""
+        free = self.store.free_bytes()
+        mx.STORAGE_FREE.set(free)
+        if free - incoming < self.s.min_free_bytes:
+            return (f"the data directory has {free / 2**20:.0f} MB free, below the {self.s.min_free_bytes / 2**20:.0f} MB "
+                    "floor (XFD_MIN_FREE_MB): scans cannot be stored, so none is analysed. Free space, or delete old "
+                    "images (`xfd storage purge`, XFD_RETAIN_DAYS / XFD_RETAIN_CLEAR_DAYS)")
+        return None
+
+    def purge_once(self) -> dict:
+        """Apply the retention policy once: log, count and audit what was deleted."""
+        done = self.store.purge(self.s.retain_days, self.s.retain_clear_days)
+        if done["scans"]:
+            mx.PURGED.inc(done["scans"])
+            mx.PURGED_BYTES.inc(done["bytes"])
+            log.info("retention: deleted the images of %d scans (%d files, %.1f MB; %d of them clear scans older than "
+                     "%g days)", done["scans"], done["files"], done["bytes"] / 2**20, done["clear"], self.s.retain_clear_days)
+            self.store.audit(None, "storage.purge", None, {**done, "retain_days": self.s.retain_days,
+                                                          "retain_clear_days": self.s.retain_clear_days})
+        return done
+
+    def retention(self) -> None:
+        """The retention policy, applied at start and every purge_every_s while the service runs."""
+        if not (self.s.retain_days or self.s.retain_clear_days):
+            return
+        while not self.stopping.is_set():
+            try:
+                self.purge_once()
+            except Exception as e:  # never let the loop die; the next round tries again
+                log.error("retention: purge failed: %s", e)
+            self.stopping.wait(max(1.0, self.s.purge_every_s))
+
     def rate_ok(self, key_id: str) -> bool:
         rate = self.s.rate_per_key
         if rate <= 0:
@@ -374,6 +431,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             kid, token = svc.store.create_key("admin", "bootstrap")
             print(f"\n*** First start: created admin API key (shown once, store it now):\n    {token}\n", file=sys.stderr, flush=True)
         threading.Thread(target=svc.load_engine, name="model-loader", daemon=True).start()
+        threading.Thread(target=svc.retention, name="retention", daemon=True).start()
 
     @app.on_event("shutdown")
     async def _shutdown():
@@ -429,8 +487,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "uptime_s": round(time.time() - svc.started, 1)}
 
     @app.get("/readyz", tags=["health"], summary="Readiness: model loaded and warmed",
-             responses={503: {"description": "not ready yet (or the model failed to load)"}})
+             responses={503: {"description": "not ready yet (or the model failed to load), or the data directory is "
+                                              "below its free-space floor (storage_full)"}})
     async def readyz():
+        full = svc.storage_problem()
+        if full and svc.engine is not None and svc.engine.ready:  # it could analyse, but not store: not ready for scans
+            return JSONResponse(error_body(503, "storage_full", full), 503, headers={"Retry-After": "60"})
         if svc.engine is not None and svc.engine.ready:
             return {"status": "ready", "model": svc.engine.info.public(), "backend": svc.engine.backend, "flips": svc.engine.flips}
         body = error_body(503, "not_ready", svc.engine_error or "model loading and warming up")
@@ -439,6 +501,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics (any key)")
     async def metrics(key=Depends(require("integrator", "operator"))):
         mx.QUEUE.set(svc.pending)
+        mx.STORAGE_FREE.set(svc.store.free_bytes())
         data, ctype = mx.render()
         return Response(data, media_type=ctype)
 
@@ -466,7 +529,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                          415: {"description": "not an image type we accept"},
                          422: {"description": "bad field, an image under 32 px a side (too_small), or a scan dark "
                                                "throughout (dark_scan: no X-rays reached the detector; not cleared)"},
-                         429: {"description": "rate limited"}, 503: {"description": "not ready or queue full"}})
+                         429: {"description": "rate limited"}, 503: {"description": "not ready or queue full"},
+                         507: {"description": "storage_full: the data directory has no room to store the scan, so it "
+                                             "was not analysed (see XFD_MIN_FREE_MB)"}})
     async def detect(request: Request, key=Depends(require("integrator")),
                      lane: str | None = Query(None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$"),
                      tile: Literal["auto", "on", "off"] = Query("auto"),
@@ -577,6 +642,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if found is None:
             raise ApiError(404, "not_found", f"no scan {scan_id}")
         path, ctype = found
+        purged = svc.store.purged_at(scan_id)
+        if purged is not None:
+            raise ApiError(410, "image_purged", f"the image of scan {scan_id} was deleted on "
+                           f"{time.strftime('%Y-%m-%d', time.gmtime(purged))} under the retention policy "
+                           "(XFD_RETAIN_DAYS / XFD_RETAIN_CLEAR_DAYS); its record is kept")
         if not path.exists():
             raise ApiError(404, "image_missing", f"the image of scan {scan_id} is missing from the store")
         if not overlay and (format == "original" or ctype == "image/png"):
@@ -740,6 +810,19 @@ def _refused(e: imaging.ImageError) -> ApiError:
     return ApiError(IMAGE_ERROR_STATUS.get(e.code, 400), e.code, str(e))
 
 
+def _not_stored(e: OSError) -> ApiError:
+    """The API error for a scan whose image or record could not be written: 507 when the disk (or a
+    quota, or a file size limit) has no room, 500 for any other failure of the store. Either way the
+    scan is not answered with a verdict, and nothing of it is kept."""
+    if isinstance(e, StorageFull) or e.errno in FULL_ERRNOS:
+        mx.STORAGE_REFUSED.inc()
+        return ApiError(507, "storage_full", f"the scan could not be stored ({e.strerror or e}), so it was not "
+                        "analysed: free space in the data directory or delete old images (`xfd storage purge`)")
+    log.error("store: %s", e)
+    return ApiError(500, "storage_failed", f"the scan could not be stored ({e.strerror or type(e).__name__}), "
+                    "so it was not analysed")
+
+
 def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed: str, lane: str | None, tile: str,
                        key: dict, parcel: str | None = None, view: str | None = None,
                        pixel_mm: tuple[float, float] | None = None) -> tuple[dict, dict | None]:
@@ -747,6 +830,10 @@ def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed:
     eng = svc.engine
     t0 = time.perf_counter()
     raw = isinstance(data, tuple)  # (low, high): a raw dual-energy pair
+    full = svc.storage_problem(sum(map(len, data)) if raw else len(data))
+    if full:  # a scan the service cannot keep is not analysed: an answer it could not stand behind
+        mx.STORAGE_REFUSED.inc()
+        raise ApiError(507, "storage_full", full)
     try:
         img = imaging.decode_raw_pair(*data, svc.s.max_pixels) if raw else imaging.decode(data, svc.s.max_pixels)
     except imaging.ImageError as e:
@@ -785,10 +872,17 @@ def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed:
         raise ApiError(500, "analysis_failed", f"the scan could not be analysed (not cleared): {e}") from None
     res.timing_ms = {"decode": (t1 - t0) * 1e3, **res.timing_ms}
     t2 = time.perf_counter()
-    path, sha = saving.result()  # the image is on disk (fsync'ed) before its record is committed
+    try:
+        path, sha = saving.result()  # the image is on disk (fsync'ed) before its record is committed
+    except OSError as e:
+        raise _not_stored(e) from None
     rec = {"scan_id": scan_id, "model": eng.info.public(), **res.to_dict(), "lane": lane, "parcel": parcel,
            "view": view, "created": time.time(), "image_path": str(path), "image_sha256": sha, "content_type": ctype}
-    svc.store.insert_scan(rec)
+    try:
+        svc.store.insert_scan(rec)
+    except OSError as e:  # StorageFull from the database: no record, so no files either
+        svc.store.discard_files(path)
+        raise _not_stored(e) from None
     if parcel is not None:  # the parcel as far as its views have come in (this one included)
         n, alarms = svc.store.parcel_tally(parcel)
         rec["parcel_verdict"], rec["parcel_views"] = ("alarm" if alarms else "clear"), n

@@ -19,6 +19,11 @@ BAD_INPUT = Counter("xfd_bad_input_total", "Refused scans by reason", ["reason"]
 NEGATIVE = Counter("xfd_negative_scans_total", "Scans sent as a negative display (dark air), turned back before the model",
                    registry=REGISTRY)
 REJECTED = Counter("xfd_rejected_overload_total", "Scans refused with 503 because the queue was full", registry=REGISTRY)
+STORAGE_FREE = Gauge("xfd_storage_free_bytes", "Free space in the data directory", registry=REGISTRY)
+STORAGE_REFUSED = Counter("xfd_storage_refused_total", "Scans refused with 507 because the data directory had no room",
+                          registry=REGISTRY)
+PURGED = Counter("xfd_purged_scans_total", "Scans whose images the retention policy deleted", registry=REGISTRY)
+PURGED_BYTES = Counter("xfd_purged_bytes_total", "Bytes of images the retention policy deleted", registry=REGISTRY)
 QUEUE = Gauge("xfd_queue_depth", "Scans waiting for or in inference", registry=REGISTRY)
 MODEL_INFO = Info("xfd_model", "Active model", registry=REGISTRY)
 

@@ -7,10 +7,12 @@ of high-entropy random tokens; the token itself is shown once, at creation.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import secrets
+import shutil
 import sqlite3
 import threading
 import time
@@ -18,6 +20,14 @@ import uuid
 from pathlib import Path
 
 ROLES = ("integrator", "operator", "admin")
+DAY_S = 86400.0
+# the errors of a disk (or quota, or file size limit) that has no room left: the scan is refused with
+# 507, not a 500, and nothing of it is left behind
+FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+class StorageFull(OSError):
+    """The data directory has no room for a scan: its image or its record could not be written."""
 REVIEW_STATES = ("pending", "confirmed", "false_alarm")
 
 SCHEMA = """
@@ -35,7 +45,8 @@ CREATE TABLE IF NOT EXISTS scans (
   review_state TEXT NOT NULL DEFAULT 'pending',
   review_note TEXT, review_boxes TEXT, reviewed_at REAL, reviewed_by TEXT,
   parcel TEXT, view TEXT,
-  pixel_mm TEXT
+  pixel_mm TEXT,
+  purged REAL
 );
 CREATE INDEX IF NOT EXISTS scans_created ON scans(created);
 CREATE INDEX IF NOT EXISTS scans_lane ON scans(lane, created);
@@ -68,9 +79,9 @@ class Store:
             # a database written before views of parcels (or pixel sizes) were stored gains their columns,
             # keeping its rows
             have = {r["name"] for r in c.execute("PRAGMA table_info(scans)")}
-            for col in ("parcel", "view", "pixel_mm"):
+            for col, kind in (("parcel", "TEXT"), ("view", "TEXT"), ("pixel_mm", "TEXT"), ("purged", "REAL")):
                 if col not in have:
-                    c.execute(f"ALTER TABLE scans ADD COLUMN {col} TEXT")
+                    c.execute(f"ALTER TABLE scans ADD COLUMN {col} {kind}")
             c.execute("CREATE INDEX IF NOT EXISTS scans_parcel ON scans(parcel, created)")
 
     def _conn(self) -> sqlite3.Connection:
@@ -144,11 +155,15 @@ class Store:
         d.mkdir(parents=True, exist_ok=True)
         path = d / f"{scan_id}{ext}"
         tmp = path.with_suffix(path.suffix + ".part")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:  # a full disk leaves no half-written file behind
+            tmp.unlink(missing_ok=True)
+            raise
         dfd = os.open(d, os.O_RDONLY)
         try:
             os.fsync(dfd)
@@ -159,17 +174,33 @@ class Store:
     def save_raw_pair(self, scan_id: str, rendered_png: bytes, low: tuple[bytes, str], high: tuple[bytes, str]) -> Path:
         """A raw dual-energy scan: its two originals ((bytes, extension) each, kept as SCANID_low and
         SCANID_high) beside the PNG the model saw, which is the scan's image. Returns the PNG's path."""
-        for name, (data, ext) in (("low", low), ("high", high)):
-            self.save_image(f"{scan_id}_{name}", data, ext)
-        return self.save_image(scan_id, rendered_png, ".png")
+        saved: list[Path] = []
+        try:
+            for name, (data, ext) in (("low", low), ("high", high)):
+                saved.append(self.save_image(f"{scan_id}_{name}", data, ext))
+            return self.save_image(scan_id, rendered_png, ".png")
+        except BaseException:  # all of the scan's files, or none
+            for f in saved:
+                f.unlink(missing_ok=True)
+            raise
 
-    @staticmethod
-    def discard_files(image_path: Path) -> None:
+    @classmethod
+    def discard_files(cls, image_path: Path) -> None:
         """Remove a scan's stored files (its image, and a raw pair's originals beside it)."""
-        for p in [image_path, *image_path.parent.glob(image_path.stem + "_low.*"), *image_path.parent.glob(image_path.stem + "_high.*")]:
+        for p in cls.scan_files(image_path):
             p.unlink(missing_ok=True)
 
     def insert_scan(self, rec: dict) -> None:
+        """Commit a scan's record (its image is already on disk). A database that cannot grow raises
+        StorageFull; any other failure to write it, OSError."""
+        try:
+            self._insert_scan(rec)
+        except sqlite3.OperationalError as e:
+            if "full" in str(e):  # SQLITE_FULL: "database or disk is full"
+                raise StorageFull(errno.ENOSPC, str(e)) from None
+            raise OSError(errno.EIO, str(e)) from None  # an I/O error, a lock held too long: not stored
+
+    def _insert_scan(self, rec: dict) -> None:
         with self._write:
             self._conn().execute(
                 "INSERT INTO scans(id,created,lane,verdict,reasons,detections,width,height,model_name,model_version,"
@@ -188,12 +219,13 @@ class Store:
     def _row(self, r: sqlite3.Row) -> dict:
         return {
             "scan_id": r["id"], "created": r["created"],
-            "created_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r["created"])),
+            "created_iso": _iso(r["created"]),
             "lane": r["lane"], "parcel": r["parcel"], "view": r["view"], "verdict": r["verdict"], "reasons": json.loads(r["reasons"]),
             "detections": json.loads(r["detections"]), "image": {"width": r["width"], "height": r["height"]},
             "model": {"name": r["model_name"], "version": r["model_version"], "sha256": r["model_sha256"]},
             "timing_ms": json.loads(r["timing"] or "{}"),
             "pixel_mm": json.loads(r["pixel_mm"]) if r["pixel_mm"] else None,
+            "image_purged": _iso(r["purged"]),
             "review": {"state": r["review_state"], "note": r["review_note"],
                        "boxes": json.loads(r["review_boxes"]) if r["review_boxes"] else None,
                        "reviewed_at": r["reviewed_at"], "reviewed_by": r["reviewed_by"]},
@@ -206,6 +238,11 @@ class Store:
     def image_path(self, scan_id: str) -> tuple[Path, str] | None:
         r = self._conn().execute("SELECT image_path, content_type FROM scans WHERE id=?", (scan_id,)).fetchone()
         return (Path(r["image_path"]), r["content_type"]) if r else None
+
+    def purged_at(self, scan_id: str) -> float | None:
+        """When the retention policy deleted this scan's image (None: it has not)."""
+        r = self._conn().execute("SELECT purged FROM scans WHERE id=?", (scan_id,)).fetchone()
+        return r["purged"] if r else None
 
     def list_scans(self, lane=None, verdict=None, review=None, since=None, until=None, limit=50, offset=0,
                    parcel=None) -> tuple[list[dict], int]:
@@ -246,3 +283,101 @@ class Store:
             return None
         self.audit(key_id, "scan.review", scan_id, {"state": state, "note": note, "boxes": len(boxes or [])})
         return self.get_scan(scan_id)
+
+
+    # ------------------------------------------------------------- storage: free space and retention
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.root).free
+
+    # a scan's image is kept under the shorter, clear-scan retention only when nothing about its parcel
+    # needs it: it cleared, nobody reviewed it, and no other view of its parcel alarmed or was reviewed
+    _CLEAR_ONLY = ("s.verdict='clear' AND s.review_state='pending' AND (s.parcel IS NULL OR NOT EXISTS ("
+                   "SELECT 1 FROM scans p WHERE p.parcel=s.parcel AND (p.verdict='alarm' OR p.review_state!='pending')))")
+
+    def purge(self, retain_days: float = 0, retain_clear_days: float = 0, now: float | None = None,
+              dry_run: bool = False, batch: int = 500) -> dict:
+        """Delete the images (and raw pairs) of scans past their retention: every scan older than
+        retain_days, and clear, unreviewed scans of parcels without an alarm or a review older than
+        retain_clear_days (0: never, for either). Records stay, marked with the time of the purge,
+        so verdicts, detections and statistics outlive the images. The records are marked first and
+        the files deleted after: a crash in between leaves an orphan file, never a record pointing
+        at nothing unexplained. Returns what was (or, with dry_run, would be) deleted."""
+        for name, v in (("retain_days", retain_days), ("retain_clear_days", retain_clear_days)):
+            if not (v >= 0) or v == float("inf"):
+                raise ValueError(f"{name} must be a number of days >= 0 (0: keep for ever), not {v!r}")
+        now = time.time() if now is None else now
+        out = {"scans": 0, "clear": 0, "files": 0, "bytes": 0, "dry_run": dry_run}
+        rules = []
+        if retain_days > 0:
+            rules.append(("s.created < ?", now - retain_days * DAY_S, False))
+        if retain_clear_days > 0:
+            rules.append((f"s.created < ? AND {self._CLEAR_ONLY}", now - retain_clear_days * DAY_S, True))
+        today = self.images / time.strftime("%Y/%m/%d", time.gmtime())
+        dirs: set[Path] = set()
+        for where, cutoff, clear in rules:
+            last = (-1.0, "")
+            while True:  # keyset pages: each page ends where the last one did, whether it was purged or not
+                rows = self._conn().execute(
+                    f"SELECT s.id, s.created, s.image_path FROM scans s WHERE s.purged IS NULL AND {where} "
+                    "AND (s.created, s.id) > (?, ?) ORDER BY s.created, s.id LIMIT ?", (cutoff, *last, batch)).fetchall()
+                if not rows:
+                    break
+                last = (rows[-1]["created"], rows[-1]["id"])
+                ids = [r["id"] for r in rows]
+                if not dry_run:
+                    with self._write:
+                        self._conn().execute(f"UPDATE scans SET purged=? WHERE purged IS NULL AND id IN "
+                                             f"({','.join('?' * len(ids))})", (now, *ids))
+                for r in rows:
+                    files = self.scan_files(Path(r["image_path"]))
+                    out["files"] += len(files)
+                    for f in files:
+                        try:
+                            out["bytes"] += f.stat().st_size
+                            if not dry_run:
+                                f.unlink()
+                        except FileNotFoundError:
+                            pass
+                    dirs.add(Path(r["image_path"]).parent)
+                out["scans"] += len(rows)
+                out["clear"] += len(rows) if clear else 0
+        if not dry_run:
+            for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+                while d != self.images and self.images in d.parents and d != today and today not in d.parents:
+                    try:
+                        d.rmdir()  # only when empty: a day, then its month and year
+                    except OSError:
+                        break
+                    d = d.parent
+        return out
+
+    @staticmethod
+    def scan_files(image_path: Path) -> list[Path]:
+        """A scan's stored files that exist: its image, and a raw pair's originals beside it."""
+        return [p for p in (image_path, *image_path.parent.glob(image_path.stem + "_low.*"),
+                            *image_path.parent.glob(image_path.stem + "_high.*")) if p.exists()]
+
+    def storage_status(self) -> dict:
+        """How the data directory stands: scans, images kept and purged, bytes on disk, free space."""
+        c = self._conn()
+        n, kept, purged, oldest = c.execute(
+            "SELECT COUNT(*), COALESCE(SUM(purged IS NULL), 0), COALESCE(SUM(purged IS NOT NULL), 0), "
+            "MIN(CASE WHEN purged IS NULL THEN created END) FROM scans").fetchone()
+        clear = c.execute(f"SELECT COUNT(*) FROM scans s WHERE s.purged IS NULL AND {self._CLEAR_ONLY}").fetchone()[0]
+        files = size = 0
+        for dirpath, _, names in os.walk(self.images):
+            for name in names:
+                try:
+                    size += os.stat(os.path.join(dirpath, name)).st_size
+                    files += 1
+                except FileNotFoundError:
+                    pass
+        usage = shutil.disk_usage(self.root)
+        return {"data_dir": str(self.root), "scans": n, "images_kept": kept, "images_kept_clear_only": clear,
+                "images_purged": purged, "oldest_kept": _iso(oldest), "image_files": files, "image_bytes": size,
+                "database_bytes": sum(p.stat().st_size for p in self.root.glob("xfd.sqlite3*")),
+                "disk_free_bytes": usage.free, "disk_total_bytes": usage.total}
+
+
+def _iso(t: float | None) -> str | None:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) if t is not None else None

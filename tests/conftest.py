@@ -58,8 +58,8 @@ def free_port() -> int:
 class Server:
     """A real `xfd serve` process on a free loopback port."""
 
-    def __init__(self, data_dir: Path, model: Path, env: dict | None = None):
-        self.data_dir, self.model = data_dir, model
+    def __init__(self, data_dir: Path, model: Path, env: dict | None = None, preexec=None):
+        self.data_dir, self.model, self.preexec = data_dir, model, preexec
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "XFD_THREADS": "2", **(env or {})}
@@ -71,7 +71,7 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "detector.cli", "serve", "--port", str(self.port), "--model", str(self.model),
              "--data-dir", str(self.data_dir)],
-            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=self.env, cwd=REPO)
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=self.env, cwd=REPO, preexec_fn=self.preexec)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -150,6 +152,17 @@ def test_console_bad_states(console_env, scans):
     page.evaluate(f"openScan('{j['scan_id']}')")
     page.wait_for_selector("#missing:not([hidden])")
     assert "missing" in page.inner_text("#missing").lower()
+    # a scan whose image the retention policy deleted (`xfd storage purge`): said so, not "missing"
+    j = post(srv, keys["integrator"], scans["clean"][1].image, lane="lane-x")
+    con = sqlite3.connect(srv.data_dir / "xfd.sqlite3")
+    con.execute("UPDATE scans SET created = created - 40 * 86400 WHERE id=?", (j["scan_id"],))
+    con.commit()
+    con.close()
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "storage", "purge", "--data-dir", str(srv.data_dir),
+                        "--retain-days", "30"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0 and '"scans": 1' in r.stdout, r.stderr
+    page.evaluate(f"openScan('{j['scan_id']}')")
+    page.wait_for_selector("#missing:has-text('retention')")
     # service restarting: the console says so and reconnects
     srv.stop()
     page.wait_for_selector("#conn:has-text('reconnecting')", timeout=20000)

@@ -162,3 +162,7 @@ def test_reviews_export(tmp_path):
     m = {x["source"]: x for x in json.loads((tmp_path / "out" / "manifest.json").read_text())["scans"]}
     assert (m[ids[0]]["mm_per_px"], m[ids[0]]["mm_per_px_along_belt"]) == (1.2, 1.0)  # the pixel size it was sent with
     assert "mm_per_px" not in m[ids[1]] and "pixel_mm" not in m[ids[0]]
+    # the false alarm's image deleted under the retention policy: reported, not a silent gap
+    assert st.purge(retain_days=1, now=time.time() + 2 * 86400)["scans"] == 3
+    r = import_dataset("reviews", None, tmp_path / "out2", data_dir=str(tmp_path / "svc"))
+    assert r["images"] == 0 and len(r["unreadable"]) == 2 and all("retention" in u["why"] for u in r["unreadable"])

@@ -322,6 +322,10 @@ def read_reviews(data_dir: Path) -> Iterator[Record]:
                 note[col] = r[col]
         if "pixel_mm" in r.keys() and r["pixel_mm"]:  # the pixel size the scan was sent with (or its DICOS header's)
             note["pixel_mm"] = json.loads(r["pixel_mm"])["declared"]
+        if "purged" in r.keys() and r["purged"] is not None:  # reported as unreadable, with the reason
+            note["error"] = "image deleted under the service's retention policy (XFD_RETAIN_DAYS)"
+            yield Record(r["id"], None, boxes, None, note)
+            continue
         yield Record(r["id"], _read(p), boxes, None, note)
     con.close()
 

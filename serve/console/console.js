@@ -154,7 +154,8 @@ async function showScan(scan) {
     S.img = await createImageBitmap(blob);
   } catch (e) {
     S.img = null; $("missing").hidden = false;
-    $("missing").textContent = e.status === 404 ? "Image missing for this scan" : "Cannot load image: " + e.message;
+    $("missing").textContent = e.status === 404 ? "Image missing for this scan" :
+      e.status === 410 ? "Image deleted under the retention policy (the record is kept)" : "Cannot load image: " + e.message;
   }
   fitView(); process(); draw();
 }
@@ -361,7 +362,7 @@ async function searchHistory(more = false) {
         `<span class="muted">${s.reasons.join(", ") || "no threat"}</span></div>`;
       $("history").appendChild(d);
       api(`/v1/scans/${s.scan_id}/image?overlay=1`).then((r) => r.blob()).then((b) => { d.querySelector("img").src = URL.createObjectURL(b); })
-        .catch(() => { d.querySelector("img").alt = "image missing"; });
+        .catch((e) => { d.querySelector("img").alt = e.status === 410 ? "image deleted (retention)" : "image missing"; });
     }
   } catch (e) { $("h-total").textContent = "Search failed: " + e.message; }
 }
