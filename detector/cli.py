@@ -264,12 +264,13 @@ xfd keys revoke KEY_ID""")
     k.add_argument("--name", default="")
     k.add_argument("--data-dir", default=None)
 
-    st = _sub(sp, "storage", "the service's data directory: free space, images kept, retention purge", """
+    st = _sub(sp, "storage", "the service's data directory: free space, images kept, retention purge, backup", """
 xfd storage status
 xfd storage purge --dry-run                    # what the retention policy would delete now
 xfd storage purge --retain-clear-days 7        # images of clear, unreviewed scans older than a week
-xfd storage purge --retain-days 365 --retain-clear-days 30""")
-    st.add_argument("action", choices=["status", "purge"])
+xfd storage purge --retain-days 365 --retain-clear-days 30
+xfd storage backup --out /backup/xfd                # a consistent copy; again later copies only what is new""")
+    st.add_argument("action", choices=["status", "purge", "backup"])
     st.add_argument("--data-dir", default=None)
     st.add_argument("--retain-days", default=None, metavar="D",
                     help="delete every scan's image older than D days (0: never; default XFD_RETAIN_DAYS, else 0)")
@@ -277,6 +278,10 @@ xfd storage purge --retain-days 365 --retain-clear-days 30""")
                     help="delete sooner the images of clear, unreviewed scans whose parcel has no alarm or review "
                          "(0: never; default XFD_RETAIN_CLEAR_DAYS, else 30)")
     st.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
+    st.add_argument("--out", default=None, metavar="DIR",
+                    help="backup: where to (the database as a snapshot, images, registered models; "
+                         "`xfd serve --data-dir DIR` runs on it)")
+    st.add_argument("--no-images", action="store_true", help="backup: the database and models only")
     return p
 
 

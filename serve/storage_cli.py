@@ -1,4 +1,4 @@
-"""`xfd storage status|purge`: the service's data directory, its free space and its retention policy."""
+"""`xfd storage status|purge|backup`: the service's data directory, its free space, retention and backups."""
 
 from __future__ import annotations
 
@@ -29,6 +29,21 @@ def storage_cli(a) -> int:
         st.update({"min_free_bytes": s.min_free_bytes, "retain_days": retain, "retain_clear_days": clear,
                    "below_floor": st["disk_free_bytes"] < s.min_free_bytes})
         print(json.dumps(st, indent=1))
+        return 0
+    if a.action == "backup":
+        if not a.out:
+            print("xfd storage: error: backup needs --out DIR", file=sys.stderr)
+            return 2
+        try:
+            done = store.backup(a.out, images=not a.no_images)
+        except (ValueError, OSError) as e:
+            print(f"xfd storage: error: backup failed: {e}", file=sys.stderr)
+            return 1
+        print(json.dumps({k: v for k, v in done.items() if k != "missing"} | {"missing": len(done["missing"])}))
+        print(f"backed up {done['scans']} scans into {done['out']}: {done['files_copied']} files copied "
+              f"({done['bytes_copied'] / 2**20:.1f} MB), {done['files_present']} already there"
+              + (f"; {len(done['missing'])} scans had no image file (listed in backup.json)" if done["missing"] else ""),
+              file=sys.stderr)
         return 0
     if not (retain or clear):
         print("xfd storage: nothing to purge: both retentions are 0 (keep for ever); set --retain-days or "

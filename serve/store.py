@@ -61,6 +61,12 @@ CREATE TABLE IF NOT EXISTS audit (
 """
 
 
+def resolve_image(images_root: Path, stored: str) -> Path:
+    """Where a record's image is now: records keep the path the image was written to, but a data
+    directory moved, copied or restored from a backup holds it under its own images/YYYY/MM/DD/."""
+    return Path(images_root).joinpath(*Path(stored).parts[-4:])
+
+
 def hash_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -237,7 +243,7 @@ class Store:
 
     def image_path(self, scan_id: str) -> tuple[Path, str] | None:
         r = self._conn().execute("SELECT image_path, content_type FROM scans WHERE id=?", (scan_id,)).fetchone()
-        return (Path(r["image_path"]), r["content_type"]) if r else None
+        return (resolve_image(self.images, r["image_path"]), r["content_type"]) if r else None
 
     def purged_at(self, scan_id: str) -> float | None:
         """When the retention policy deleted this scan's image (None: it has not)."""
@@ -329,7 +335,7 @@ class Store:
                         self._conn().execute(f"UPDATE scans SET purged=? WHERE purged IS NULL AND id IN "
                                              f"({','.join('?' * len(ids))})", (now, *ids))
                 for r in rows:
-                    files = self.scan_files(Path(r["image_path"]))
+                    files = self.scan_files(resolve_image(self.images, r["image_path"]))
                     out["files"] += len(files)
                     for f in files:
                         try:
@@ -338,7 +344,7 @@ class Store:
                                 f.unlink()
                         except FileNotFoundError:
                             pass
-                    dirs.add(Path(r["image_path"]).parent)
+                    dirs.add(resolve_image(self.images, r["image_path"]).parent)
                 out["scans"] += len(rows)
                 out["clear"] += len(rows) if clear else 0
         if not dry_run:
@@ -356,6 +362,56 @@ class Store:
         """A scan's stored files that exist: its image, and a raw pair's originals beside it."""
         return [p for p in (image_path, *image_path.parent.glob(image_path.stem + "_low.*"),
                             *image_path.parent.glob(image_path.stem + "_high.*")) if p.exists()]
+
+    def backup(self, out: str | Path, images: bool = True) -> dict:
+        """A consistent copy of the data directory that `xfd serve --data-dir OUT` runs on: the database
+        through SQLite's online backup (a snapshot, while the service keeps writing), then the images of
+        the scans in that snapshot not yet purged, and the model registry. Images and registered models
+        never change once written, so a second backup into the same OUT copies only what is new.
+        Returns counts, and the scans whose files were gone (purged meanwhile, or lost)."""
+        out = Path(out)
+        if out.resolve() == self.root.resolve():
+            raise ValueError("the backup directory is the data directory itself")
+        out.mkdir(parents=True, exist_ok=True)
+        t0 = time.time()
+        tmp = out / "xfd.sqlite3.part"
+        tmp.unlink(missing_ok=True)
+        dst = sqlite3.connect(tmp)
+        try:
+            self._conn().backup(dst)
+        finally:
+            dst.close()
+        for side in ("-wal", "-shm"):  # a live database's leftovers from an older copy would be replayed over it
+            (out / f"xfd.sqlite3{side}").unlink(missing_ok=True)
+        os.replace(tmp, out / "xfd.sqlite3")
+        done = {"out": str(out), "scans": 0, "files_copied": 0, "files_present": 0, "bytes_copied": 0, "missing": []}
+        snap = sqlite3.connect(f"file:{out / 'xfd.sqlite3'}?mode=ro", uri=True)
+        try:
+            done["scans"] = snap.execute("SELECT COUNT(*) FROM scans").fetchone()[0]
+            rows = snap.execute("SELECT id, image_path FROM scans WHERE purged IS NULL") if images else []
+            for sid, stored in rows:
+                src = resolve_image(self.images, stored)
+                files = self.scan_files(src)
+                if not files:
+                    done["missing"].append(sid)
+                for f in files:
+                    dst_f = out / "images" / f.relative_to(self.images)
+                    n = _copy_if_new(f, dst_f)
+                    done["files_copied" if n is not None else "files_present"] += 1
+                    done["bytes_copied"] += n or 0
+        finally:
+            snap.close()
+        models = self.root / "models"
+        if models.is_dir():
+            for f in sorted(models.rglob("*")):
+                if f.is_file() and f.suffix != ".tmp":
+                    n = _copy_if_new(f, out / "models" / f.relative_to(models), always=f.name == "registry.json")
+                    done["files_copied" if n is not None else "files_present"] += 1
+                    done["bytes_copied"] += n or 0
+        done["seconds"] = round(time.time() - t0, 2)
+        (out / "backup.json").write_text(json.dumps({**done, "source": str(self.root), "created": _iso(t0),
+                                                     "images": images}, indent=1) + "\n")
+        return done
 
     def storage_status(self) -> dict:
         """How the data directory stands: scans, images kept and purged, bytes on disk, free space."""
@@ -377,6 +433,25 @@ class Store:
                 "images_purged": purged, "oldest_kept": _iso(oldest), "image_files": files, "image_bytes": size,
                 "database_bytes": sum(p.stat().st_size for p in self.root.glob("xfd.sqlite3*")),
                 "disk_free_bytes": usage.free, "disk_total_bytes": usage.total}
+
+
+def _copy_if_new(src: Path, dst: Path, always: bool = False) -> int | None:
+    """Copy src to dst (written aside, fsync'ed, then renamed) unless a file of the same size is there;
+    the bytes copied, or None when it was there already."""
+    size = src.stat().st_size
+    if not always and dst.exists() and dst.stat().st_size == size:
+        return None
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    part = dst.with_name(dst.name + ".part")
+    try:
+        shutil.copyfile(src, part)
+        with open(part, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(part, dst)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return size
 
 
 def _iso(t: float | None) -> str | None:

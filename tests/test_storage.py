@@ -266,3 +266,43 @@ def test_bad_retention_settings_stop_the_service_at_start(tmp_path, model_dir):
         r = subprocess.run([sys.executable, "-m", "detector.cli", "serve", "--data-dir", str(tmp_path), "--model", str(model_dir)],
                            capture_output=True, text=True, cwd=REPO, timeout=60, env={**os.environ, name: value})
         assert r.returncode == 2 and name in r.stderr, (name, r.stderr)
+
+
+def test_backup_of_a_running_service_restores_and_then_copies_only_what_is_new(tmp_path, model_dir, scans):
+    live, bk = tmp_path / "live", tmp_path / "backup"
+    keys = {r: make_key(live, r) for r in ("integrator", "operator")}
+    srv = Server(live, model_dir).start()
+    k, o = {**H(keys["integrator"]), "Content-Type": "image/png"}, H(keys["operator"])
+    sent = {}
+    try:
+        for s in scans["clean"][:2] + scans["threat"][:1]:
+            data = png_bytes(s.image)
+            sent[httpx.post(srv.url + "/v1/detect?lane=b1", headers=k, content=data, timeout=60).json()["scan_id"]] = data
+        first = next(iter(sent))
+        assert httpx.post(srv.url + f"/v1/scans/{first}/review", headers=o, json={"decision": "false_alarm"}).status_code == 200
+        r = _xfd("storage", "backup", "--data-dir", str(live), "--out", str(bk))  # while the service runs
+        assert r.returncode == 0, r.stderr
+        j = json.loads(r.stdout)
+        assert (j["scans"], j["files_copied"], j["files_present"], j["missing"]) == (3, 3, 0, 0), j
+        r = _xfd("storage", "backup", "--data-dir", str(live), "--out", str(bk))  # again: nothing new to copy
+        j = json.loads(r.stdout)
+        assert (j["files_copied"], j["files_present"], j["bytes_copied"]) == (0, 3, 0), j
+        r = _xfd("storage", "backup", "--data-dir", str(live), "--out", str(live))
+        assert r.returncode == 1 and "data directory itself" in r.stderr
+    finally:
+        srv.stop()
+    # the backup, moved elsewhere, is a data directory the service runs on: same keys, scans, images, reviews
+    moved = tmp_path / "restored"
+    bk.rename(moved)
+    srv = Server(moved, model_dir).start()
+    try:
+        lst = httpx.get(srv.url + "/v1/scans", headers=o).json()
+        assert lst["total"] == 3
+        for sid, data in sent.items():
+            img = httpx.get(srv.url + f"/v1/scans/{sid}/image", headers=o)
+            assert img.status_code == 200 and img.content == data
+        assert httpx.get(srv.url + f"/v1/scans/{first}", headers=o).json()["review"]["state"] == "false_alarm"
+        assert httpx.post(srv.url + "/v1/detect?lane=b1", headers=k, content=png_bytes(scans["clean"][2].image),
+                          timeout=60).status_code == 200
+    finally:
+        srv.stop()

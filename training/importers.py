@@ -302,13 +302,15 @@ def read_dicos(src: Path) -> Iterator[Record]:
 def read_reviews(data_dir: Path) -> Iterator[Record]:
     """The service's reviewed scans: confirmed ones with their (corrected) boxes, false
     alarms as background images (hard negatives)."""
+    from serve.store import resolve_image  # the service's own rule for where a record's image is
+
     db = data_dir / "xfd.sqlite3"
     if not db.exists():
         raise ImportDataError(f"no service database in {data_dir}")
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     con.row_factory = sqlite3.Row
     for r in con.execute("SELECT * FROM scans WHERE review_state IN ('confirmed','false_alarm') ORDER BY created"):
-        p = Path(r["image_path"])
+        p = resolve_image(data_dir / "images", r["image_path"])  # where it is now, if the directory moved
         if r["review_state"] == "false_alarm":
             boxes = []
         elif r["review_boxes"]:
