@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 import threading
 import time
@@ -282,6 +283,7 @@ class Service:
         self.registry_version: str | None = None
         self.swap_error: str | None = None
         self.stopping = threading.Event()
+        self.idem_inflight: set[str | None] = set()  # Idempotency-Keys whose scans are being analysed
 
     def _new_engine(self, path: str | Path) -> Engine:
         eng = Engine(path, backend=self.s.backend, concurrency=max(1, self.s.workers), warmup=True, flips=self.s.flips)
@@ -521,7 +523,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                           "trained on: the scan is analysed resampled (DICOS: read from PixelSpacing). Boxes are "
                           "in the original image's pixels. The scan is stored before the response is sent. With "
                           "`Accept: application/dicom` the answer is the scan's DICOS Threat Detection Report "
-                          "instead of JSON (scan id in the `X-Scan-Id` header).",
+                          "instead of JSON (scan id in the `X-Scan-Id` header). A retry should carry an `Idempotency-Key` "
+                          "header: a repeat of a stored request is answered with the stored scan (`Idempotent-Replayed: "
+                          "true`), not analysed again; 409 while the first is still being analysed, 422 when the key was "
+                          "used for another request.",
               responses={200: {"content": {"application/dicom": {}},
                                "description": "the analysis (JSON), or its DICOS report with Accept: application/dicom"},
                          400: {"description": "unreadable or truncated image"}, 401: {"description": "no or bad key"},
@@ -529,6 +534,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                          415: {"description": "not an image type we accept"},
                          422: {"description": "bad field, an image under 32 px a side (too_small), or a scan dark "
                                                "throughout (dark_scan: no X-rays reached the detector; not cleared)"},
+                         409: {"description": "idempotency_in_progress: a request with this Idempotency-Key is "
+                                               "still being analysed"},
                          429: {"description": "rate limited"}, 503: {"description": "not ready or queue full"},
                          507: {"description": "storage_full: the data directory has no room to store the scan, so it "
                                              "was not analysed (see XFD_MIN_FREE_MB)"}})
@@ -571,6 +578,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for name, value, most in (("lane", lane, 64), ("parcel", parcel, 128), ("view", view, 32)):
             if value is not None and not _is_name(value, most):
                 raise ApiError(422, "invalid_request", f"{name} must be 1-{most} characters of letters, digits, _ . : -")
+        idem = idem_fp = None
+        idem_key = request.headers.get("idempotency-key")
+        if idem_key is not None:
+            if not _is_name(idem_key, 128):
+                raise ApiError(422, "invalid_request", "Idempotency-Key must be 1-128 characters of letters, digits, _ . : -")
+            idem = f"{key['id']}:{idem_key}"  # each API key its own namespace
+            idem_fp = await asyncio.get_running_loop().run_in_executor(  # hashing megabytes: off the event loop
+                svc.io_pool, _fingerprint, data, lane, tile, parcel, view, pixel_mm)
+            found = svc.store.find_idempotent(idem)
+            if found is not None:
+                return _replay(svc, request, found, idem_fp, idem_key)
+            with svc.lock:
+                if idem in svc.idem_inflight:
+                    raise ApiError(409, "idempotency_in_progress", f"a request with Idempotency-Key {idem_key} is being "
+                                   "analysed; retry for its answer", {"Retry-After": "1"})
+                svc.idem_inflight.add(idem)
         pixels = None
         if pixel_mm is not None:
             try:
@@ -580,13 +603,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with svc.lock:
             if svc.pending >= svc.s.queue_size:
                 mx.REJECTED.inc()
+                svc.idem_inflight.discard(idem)
                 raise ApiError(503, "overloaded", "inference queue is full; retry shortly", {"Retry-After": "1"})
             svc.pending += 1
         mx.QUEUE.set(svc.pending)
         loop = asyncio.get_running_loop()
         try:
             rec, ids = await loop.run_in_executor(svc.pool, _analyse_and_store, svc, data, claimed, lane, tile, key,
-                                                  parcel, view, pixels)
+                                                  parcel, view, pixels, (idem, idem_fp))
         except ApiError as e:  # a scan came in and was not screened: the belt is told, not only the sender
             svc.publish({"type": "refused", "scan": {"lane": lane, "parcel": parcel, "view": view, "status": e.status,
                                                      "code": e.code, "message": e.message, "created": time.time()}})
@@ -594,6 +618,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             with svc.lock:
                 svc.pending -= 1
+                svc.idem_inflight.discard(idem)
             mx.QUEUE.set(svc.pending)
         svc.publish({"type": "scan", "scan": rec})
         if _wants_dicom(request):
@@ -823,9 +848,37 @@ def _not_stored(e: OSError) -> ApiError:
                     "so it was not analysed")
 
 
+def _fingerprint(data: bytes | tuple[bytes, bytes], *fields) -> str:
+    """What makes two detect requests the same request: the scan's bytes and the fields sent with it."""
+    h = hashlib.sha256()
+    for part in data if isinstance(data, tuple) else (data,):
+        h.update(hashlib.sha256(part).digest())
+    h.update(json.dumps([str(f) if f is not None else None for f in fields]).encode())
+    return h.hexdigest()
+
+
+def _replay(svc: Service, request: Request, found: tuple[dict, str], fp: str, idem_key: str) -> Response:
+    """The answer to a retried request: the scan its Idempotency-Key stored, not a second analysis."""
+    rec, stored_fp = found
+    if stored_fp != fp:
+        raise ApiError(422, "idempotency_key_reused", f"Idempotency-Key {idem_key} was used for another request "
+                       "(a different scan or fields); use a new key for a new scan")
+    mx.REPLAYS.inc()
+    headers = {"Idempotent-Replayed": "true"}
+    if _wants_dicom(request):
+        return Response(_tdr_bytes(svc, rec["scan_id"], "MACHINE"), media_type=dicos.MEDIA_TYPE,
+                        headers={**headers, "X-Scan-Id": rec["scan_id"]})
+    if rec["parcel"] is not None:  # the parcel as it stands now
+        n, alarms = svc.store.parcel_tally(rec["parcel"])
+        rec["parcel_verdict"], rec["parcel_views"] = ("alarm" if alarms else "clear"), n
+    body = DetectResponse.model_validate(rec).model_dump(mode="json")
+    return JSONResponse(body, headers=headers)
+
+
 def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed: str, lane: str | None, tile: str,
                        key: dict, parcel: str | None = None, view: str | None = None,
-                       pixel_mm: tuple[float, float] | None = None) -> tuple[dict, dict | None]:
+                       pixel_mm: tuple[float, float] | None = None,
+                       idem: tuple[str | None, str | None] = (None, None)) -> tuple[dict, dict | None]:
     """The stored record of one analysed scan, and the DICOS identifiers of its image when it was one."""
     eng = svc.engine
     t0 = time.perf_counter()
@@ -877,12 +930,17 @@ def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed:
     except OSError as e:
         raise _not_stored(e) from None
     rec = {"scan_id": scan_id, "model": eng.info.public(), **res.to_dict(), "lane": lane, "parcel": parcel,
-           "view": view, "created": time.time(), "image_path": str(path), "image_sha256": sha, "content_type": ctype}
+           "view": view, "created": time.time(), "image_path": str(path), "image_sha256": sha, "content_type": ctype,
+           "idem": idem[0], "idem_fp": idem[1]}
     try:
         svc.store.insert_scan(rec)
     except OSError as e:  # StorageFull from the database: no record, so no files either
         svc.store.discard_files(path)
         raise _not_stored(e) from None
+    except sqlite3.IntegrityError:  # the same Idempotency-Key stored meanwhile (by another process)
+        svc.store.discard_files(path)
+        raise ApiError(409, "idempotency_in_progress", "a request with this Idempotency-Key was stored meanwhile; "
+                       "retry for its answer", {"Retry-After": "1"}) from None
     if parcel is not None:  # the parcel as far as its views have come in (this one included)
         n, alarms = svc.store.parcel_tally(parcel)
         rec["parcel_verdict"], rec["parcel_views"] = ("alarm" if alarms else "clear"), n
@@ -898,9 +956,8 @@ def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed:
         if d.alarm:
             mx.DETECTIONS.labels(d.label).inc()
     svc.store.touch_key(key["id"])
-    rec.pop("image_path")
-    rec.pop("image_sha256")
-    rec.pop("content_type")
+    for internal in ("image_path", "image_sha256", "content_type", "idem", "idem_fp"):
+        rec.pop(internal)
     return rec, img.ids
 
 

@@ -24,6 +24,8 @@ STORAGE_REFUSED = Counter("xfd_storage_refused_total", "Scans refused with 507 b
                           registry=REGISTRY)
 PURGED = Counter("xfd_purged_scans_total", "Scans whose images the retention policy deleted", registry=REGISTRY)
 PURGED_BYTES = Counter("xfd_purged_bytes_total", "Bytes of images the retention policy deleted", registry=REGISTRY)
+REPLAYS = Counter("xfd_idempotent_replays_total", "Detect requests answered from the scan their Idempotency-Key stored",
+                  registry=REGISTRY)
 QUEUE = Gauge("xfd_queue_depth", "Scans waiting for or in inference", registry=REGISTRY)
 MODEL_INFO = Info("xfd_model", "Active model", registry=REGISTRY)
 

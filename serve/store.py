@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS scans (
   review_note TEXT, review_boxes TEXT, reviewed_at REAL, reviewed_by TEXT,
   parcel TEXT, view TEXT,
   pixel_mm TEXT,
-  purged REAL
+  purged REAL,
+  idem TEXT, idem_fp TEXT
 );
 CREATE INDEX IF NOT EXISTS scans_created ON scans(created);
 CREATE INDEX IF NOT EXISTS scans_lane ON scans(lane, created);
@@ -85,10 +86,13 @@ class Store:
             # a database written before views of parcels (or pixel sizes) were stored gains their columns,
             # keeping its rows
             have = {r["name"] for r in c.execute("PRAGMA table_info(scans)")}
-            for col, kind in (("parcel", "TEXT"), ("view", "TEXT"), ("pixel_mm", "TEXT"), ("purged", "REAL")):
+            for col, kind in (("parcel", "TEXT"), ("view", "TEXT"), ("pixel_mm", "TEXT"), ("purged", "REAL"),
+                              ("idem", "TEXT"), ("idem_fp", "TEXT")):
                 if col not in have:
                     c.execute(f"ALTER TABLE scans ADD COLUMN {col} {kind}")
             c.execute("CREATE INDEX IF NOT EXISTS scans_parcel ON scans(parcel, created)")
+            # an integrator's Idempotency-Key names one scan: a retried request gets that scan back
+            c.execute("CREATE UNIQUE INDEX IF NOT EXISTS scans_idem ON scans(idem) WHERE idem IS NOT NULL")
 
     def _conn(self) -> sqlite3.Connection:
         c = getattr(self._local, "conn", None)
@@ -210,13 +214,13 @@ class Store:
         with self._write:
             self._conn().execute(
                 "INSERT INTO scans(id,created,lane,verdict,reasons,detections,width,height,model_name,model_version,"
-                "model_sha256,image_path,image_sha256,content_type,timing,parcel,view,pixel_mm) "
-                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "model_sha256,image_path,image_sha256,content_type,timing,parcel,view,pixel_mm,idem,idem_fp) "
+                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (rec["scan_id"], rec["created"], rec.get("lane"), rec["verdict"], json.dumps(rec["reasons"]),
                  json.dumps(rec["detections"]), rec["image"]["width"], rec["image"]["height"], rec["model"]["name"],
                  rec["model"]["version"], rec["model"]["sha256"], rec["image_path"], rec.get("image_sha256"),
                  rec.get("content_type"), json.dumps(rec.get("timing_ms", {})), rec.get("parcel"), rec.get("view"),
-                 json.dumps(rec["pixel_mm"]) if rec.get("pixel_mm") else None))
+                 json.dumps(rec["pixel_mm"]) if rec.get("pixel_mm") else None, rec.get("idem"), rec.get("idem_fp")))
 
     @staticmethod
     def new_id() -> str:
@@ -244,6 +248,11 @@ class Store:
     def image_path(self, scan_id: str) -> tuple[Path, str] | None:
         r = self._conn().execute("SELECT image_path, content_type FROM scans WHERE id=?", (scan_id,)).fetchone()
         return (resolve_image(self.images, r["image_path"]), r["content_type"]) if r else None
+
+    def find_idempotent(self, idem: str) -> tuple[dict, str] | None:
+        """The scan stored under an idempotency key, and the fingerprint of the request that made it."""
+        r = self._conn().execute("SELECT * FROM scans WHERE idem=?", (idem,)).fetchone()
+        return (self._row(r), r["idem_fp"]) if r else None
 
     def purged_at(self, scan_id: str) -> float | None:
         """When the retention policy deleted this scan's image (None: it has not)."""

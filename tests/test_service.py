@@ -443,3 +443,56 @@ def test_events_stream_tells_of_scans_and_of_scans_not_screened(server, scans):
     assert got[0][1]["scan_id"] == ok.json()["scan_id"]
     r = got[1][1]
     assert (r["lane"], r["parcel"], r["status"], r["code"]) == ("belt-7", "PX-9", 422, "dark_scan") and "not cleared" in r["message"]
+
+
+def test_idempotency_key_answers_a_retry_with_the_scan_it_stored(server, scans):
+    """A scanner that retries after a timeout sends the same Idempotency-Key: it gets the scan stored the
+    first time (no second analysis, no duplicate view in the console); the key reused for another
+    request is refused; each API key has its own keys; concurrent retries never store twice."""
+    k, o = H(server.keys["integrator"]), H(server.keys["operator"])
+    data = png_bytes(scans["clean"][1].image)
+    hk = {**k, "Content-Type": "image/png", "Idempotency-Key": "belt3-000123"}
+    url = server.url + "/v1/detect?lane=idem-1&parcel=PI-1&view=top"
+    a = httpx.post(url, headers=hk, content=data, timeout=60)
+    b = httpx.post(url, headers=hk, content=data, timeout=60)
+    assert a.status_code == b.status_code == 200, (a.text, b.text)
+    assert "idempotent-replayed" not in a.headers and b.headers["idempotent-replayed"] == "true"
+    ja, jb = a.json(), b.json()
+    for f in ("scan_id", "verdict", "reasons", "detections", "model", "image", "lane", "parcel", "view", "parcel_views",
+              "parcel_verdict"):
+        assert ja[f] == jb[f], f
+    assert jb["parcel_views"] == 1
+    assert httpx.get(server.url + "/v1/scans", params={"lane": "idem-1"}, headers=o).json()["total"] == 1
+    dcm = httpx.post(url, headers={**hk, "Accept": "application/dicom"}, content=data, timeout=60)
+    assert dcm.status_code == 200 and dcm.headers["content-type"] == "application/dicom"
+    assert dcm.headers["x-scan-id"] == ja["scan_id"]
+    # the same key for another scan, or the same scan with other fields: refused, nothing stored
+    other = httpx.post(url, headers=hk, content=png_bytes(scans["clean"][2].image), timeout=60)
+    moved = httpx.post(server.url + "/v1/detect?lane=idem-2&parcel=PI-1&view=top", headers=hk, content=data, timeout=60)
+    for r in (other, moved):
+        assert r.status_code == 422 and r.json()["error"]["code"] == "idempotency_key_reused", r.text
+    for bad in ("", "x" * 129, "semi;colon"):
+        r = httpx.post(url, headers={**hk, "Idempotency-Key": bad}, content=data, timeout=60)
+        assert r.status_code == 422 and "Idempotency-Key" in r.json()["error"]["message"], (bad, r.text)
+    # another integrator's key of the same name is another scan
+    k2 = make_key(server.data_dir, "integrator")
+    c = httpx.post(url, headers={**hk, "Authorization": f"Bearer {k2}"}, content=data, timeout=60)
+    assert c.status_code == 200 and c.json()["scan_id"] != ja["scan_id"] and "idempotent-replayed" not in c.headers
+    # four copies of one request at once: one scan stored; the others get it back or are told to retry
+    fresh = png_bytes(scans["clean"][3].image)
+    out: list[httpx.Response] = []
+
+    def send():
+        out.append(httpx.post(server.url + "/v1/detect?lane=idem-3", content=fresh, timeout=60,
+                              headers={**k, "Content-Type": "image/png", "Idempotency-Key": "burst-1"}))
+
+    ts = [threading.Thread(target=send) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(90)
+    assert {r.status_code for r in out} <= {200, 409} and any(r.status_code == 200 for r in out), [r.text for r in out]
+    assert all(r.json()["error"]["code"] == "idempotency_in_progress" for r in out if r.status_code == 409)
+    assert len({r.json()["scan_id"] for r in out if r.status_code == 200}) == 1
+    assert httpx.get(server.url + "/v1/scans", params={"lane": "idem-3"}, headers=o).json()["total"] == 1
+    assert "xfd_idempotent_replays_total" in httpx.get(server.url + "/metrics", headers=o).text
