@@ -224,10 +224,14 @@ xfd compare --old models/default --new models/candidate --data data/synth-test/d
     c.add_argument("--out", required=True)
 
     po = _sub(sp, "pool", "screening numbers pooled over several `xfd eval` reports, in scan counts", """
-xfd pool reports/test reports/shifted reports/vendor reports/fan reports/tools --out reports/pooled.json""")
+xfd pool reports/test reports/shifted reports/vendor reports/fan reports/tools --out reports/pooled.json
+xfd pool new/test new/shifted --against old/test old/shifted   # paired: the difference and its interval""")
     po.add_argument("reports", nargs="+", help="`xfd eval --out` directories (or their report.json)")
     po.add_argument("--name", default="pooled", help="the row's name in the printed table")
     po.add_argument("--out", help="write the pooled numbers (and the pooled curve) as JSON")
+    po.add_argument("--against", nargs="+", metavar="REPORT",
+                    help="an older model's reports on the same sets: compare paired (bootstrap over the same scans)")
+    po.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples for --against")
 
     mx = _sub(sp, "mix", "one training set from several datasets with weights", """
 xfd mix --data data/synth-train/data.yaml=1 --data data/reviews/data.yaml=3 --out data/mix""")

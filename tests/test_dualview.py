@@ -120,6 +120,15 @@ def test_eval_scores_parcels_over_views_with_the_real_model(tmp_path, model_dir)
         assert rep["strata"][f"view={v}"]["scans"] == 8
     md = (tmp_path / "r" / "report.md").read_text()
     assert "## Parcels" in md and "| top alone |" in md and "| side alone |" in md
+    # each scan's scores (what xfd pool --against resamples) agree with its flags at the thresholds and the curve
+    th = min(rep["thresholds"].values())
+    for s in rep["per_scan"]:
+        assert 0 <= s["hit_score"] <= s["alarm_score"] <= 1
+        assert (s["hit_score"] >= th) >= s["detected"] and (s["alarm_score"] >= th) >= s["alarm"]  # flag => score
+    ts, cpd = rep["pd_pfa_curve"]["thresholds"], rep["pd_pfa_curve"]["pd"]
+    hits = [s["hit_score"] for s in rep["per_scan"] if s["threat"]]
+    for t, v in zip(ts[::20], cpd[::20], strict=True):
+        assert v == pytest.approx(np.mean([h >= t and h > 0 for h in hits]), abs=1e-9)
 
 
 def _H(key):

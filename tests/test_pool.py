@@ -64,3 +64,84 @@ def test_pool_cli(tmp_path):
     r = subprocess.run([sys.executable, "-m", "detector.cli", "pool", str(tmp_path / "nope")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "no report at" in r.stderr
+
+
+# ----------------------------------------------------------------- paired comparison (xfd pool --against)
+THS = [0.25, 0.5, 0.75]
+
+
+def _scored(path, hit, alarm, data="sets/a.yaml", files=None, thresholds=(0.25,)):
+    """A report with per-scan scores (threat scans' hit scores, clean scans' alarm scores), its curve
+    made from them, as `xfd eval` makes it."""
+    files = files or [f"t{i}.png" for i in range(len(hit))] + [f"c{i}.png" for i in range(len(alarm))]
+    th = thresholds[0]
+    per_scan = [{"file": f, "threat": True, "detected": h >= th and h > 0, "alarm": h >= th and h > 0, "hit_score": h,
+                 "alarm_score": h} for f, h in zip(files, hit, strict=False)]
+    per_scan += [{"file": f, "threat": False, "detected": False, "alarm": a >= th and a > 0, "hit_score": 0.0,
+                  "alarm_score": a} for f, a in zip(files[len(hit):], alarm, strict=True)]
+    pd = [sum(h >= t and h > 0 for h in hit) / len(hit) for t in THS]
+    pfa = [sum(a >= t and a > 0 for a in alarm) / len(alarm) for t in THS]
+    r = {"per_scan": per_scan, "threat_scans": len(hit), "clean_scans": len(alarm), "map50": 0.1, "data": data,
+         "split": "test", "pd_pfa_curve": {"thresholds": THS, "pd": pd, "pfa": pfa}}
+    path.mkdir(parents=True)
+    (path / "report.json").write_text(json.dumps(r))
+    return path
+
+
+def test_paired_comparison_of_two_models_on_the_same_scans(tmp_path):
+    from training.pool import paired
+
+    clean = [0.0] * 19 + [0.6]  # one clean scan alarms for both models up to 0.6: Pfa 0.05 below it, 0 above
+    old = _scored(tmp_path / "old", [0.3] * 10, clean)
+    new = _scored(tmp_path / "new", [0.8] * 5 + [0.3] * 5, clean)
+    c = paired([load(new)], [load(old)], resamples=1000)
+    r = c["rows"]
+    # at Pfa <= 1% only the 0.75 threshold qualifies: old finds none there, new half
+    assert (r["pd_at_pfa_0.01"]["old"], r["pd_at_pfa_0.01"]["new"]) == (0.0, 0.5)
+    # resamples without the alarming clean scan (about (19/20)^20 = 36 % of them) let both models use 0.25 and
+    # find everything: there the difference is 0; never is new behind
+    lo, hi = r["pd_at_pfa_0.01"]["diff_ci95"]
+    assert lo == 0.0 and 0.5 < hi <= 1
+    assert 0.55 < r["pd_at_pfa_0.01"]["new_ahead"] < 0.72 and r["pd_at_pfa_0.01"]["new_behind"] == 0
+    # at Pfa <= 5% both find every threat at 0.25 (no difference as the scans are); resamples that draw the
+    # alarming clean scan twice push both to 0.75, where new is ahead. New scores every scan at least as
+    # high as old, so in no resample is it behind
+    assert r["pd_at_pfa_0.05"]["diff"] == 0 and r["pd_at_pfa_0.05"]["diff_ci95"][0] == 0.0
+    assert all(r[f"pd_at_pfa_{x}"]["new_behind"] == 0 for x in ("0.01", "0.02", "0.03", "0.05", "0.10"))
+    # the paired point estimates are the pooled curve's
+    for x in ("0.01", "0.05", "0.10"):
+        assert r[f"pd_at_pfa_{x}"]["new"] == pytest.approx(pool([load(new)])["pd_at_pfa"][x])
+    assert (c["threat_scans_only_new_detects"], c["threat_scans_only_old_detects"]) == (0, 0)  # both detect all at 0.25
+    same = paired([load(old)], [load(old)], resamples=200)
+    assert all(v["diff"] == 0 and v["diff_ci95"] == [0.0, 0.0] for v in same["rows"].values())
+
+
+def test_paired_comparison_refuses_what_is_not_paired(tmp_path):
+    from training.pool import paired
+
+    a = load(_scored(tmp_path / "a", [0.3, 0.6], [0.1, 0.0]))
+    other_files = load(_scored(tmp_path / "b", [0.3, 0.6], [0.1, 0.0], files=["x.png", "t1.png", "c0.png", "c1.png"]))
+    other_set = load(_scored(tmp_path / "c", [0.3, 0.6], [0.1, 0.0], data="sets/b.yaml"))
+    with pytest.raises(PoolError, match="same scans"):
+        paired([a], [other_files])
+    with pytest.raises(PoolError, match="no old report"):
+        paired([a], [other_set])
+    with pytest.raises(PoolError, match="same sets"):
+        paired([a, other_set], [a])
+    legacy = json.loads((tmp_path / "a" / "report.json").read_text())
+    for s in legacy["per_scan"]:
+        del s["hit_score"]
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "report.json").write_text(json.dumps(legacy))
+    with pytest.raises(PoolError, match="again"):
+        paired([a], [load(tmp_path / "d")])
+
+
+def test_pool_against_from_the_command_line(tmp_path):
+    old = _scored(tmp_path / "old", [0.3] * 10, [0.0] * 19 + [0.6])
+    new = _scored(tmp_path / "new", [0.8] * 5 + [0.3] * 5, [0.0] * 19 + [0.6])
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "pool", str(new), "--against", str(old), "--resamples", "300",
+                        "--out", str(tmp_path / "p.json")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "| Pd at Pfa≤1% (one threshold) | 0.000 | 0.500 | +0.500 |" in r.stdout and "95% interval" in r.stdout
+    assert json.loads((tmp_path / "p.json").read_text())["paired"]["rows"]["pd_at_pfa_0.01"]["new"] == 0.5

@@ -442,8 +442,12 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
         strat[k] = {"scans": int(m.sum()), "threat_scans": int(threat[m].sum()),
                     "pd": None if np.isnan(spd) else round(spd, 4), "pfa": None if np.isnan(spfa) else round(spfa, 4)}
     conf = M.confusion(preds, gts, nc, theta)
-    per_scan = [{"file": str(it["image"]), "threat": bool(t), "detected": bool(d), "alarm": bool(a)}
-                for it, t, d, a in zip(items, threat, detected, alarmed, strict=True)]
+    # each scan's best score on a labelled threat and best score of all (one threshold for every class):
+    # what `xfd pool --against` resamples to compare two models on the same scans
+    hit_score, alarm_score = hit_max.max(1), any_max.max(1)
+    per_scan = [{"file": str(it["image"]), "threat": bool(t), "detected": bool(d), "alarm": bool(a),
+                 "hit_score": round(float(h), 6), "alarm_score": round(float(m), 6)}
+                for it, t, d, a, h, m in zip(items, threat, detected, alarmed, hit_score, alarm_score, strict=True)]
     report = {
         "model": engine.info.public(), "backend": engine.backend, "flips": engine.flips, "data": str(Path(data).resolve()), "split": split,
         "perturbation": perturb, "declared_pixels": declare_pixels, "scans": len(items), "threat_scans": int(threat.sum()), "clean_scans": int((~threat).sum()),

@@ -5,12 +5,19 @@ shipping is judged over all the test sets at once. Pooling is done in scan count
 rates: the operating point (threat scans detected, clean scans alarmed, at each report's own
 thresholds) and the single-threshold Pd-Pfa curve, each set's curve turned back into counts at the
 same thresholds and summed. mAP50 is averaged (it is not a count).
+
+Two models evaluated on the same scans are compared paired (`xfd pool NEW... --against OLD...`): the
+scans are resampled with replacement (within each set, threat and clean scans apart) and both models
+scored on each resample, so the interval is of the difference itself, far narrower than two models'
+intervals side by side, and it says how often the new model came out ahead.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import numpy as np
 
 from . import metrics as M
 
@@ -69,6 +76,102 @@ def pool(reports: list[dict]) -> dict:
     }
 
 
+def _scores(r: dict) -> dict:
+    ps = r["per_scan"]
+    if any("hit_score" not in s for s in ps):
+        raise PoolError(f"{r.get('_path', 'a report')} has no per-scan scores (written before they were): "
+                        "run its `xfd eval` again to compare paired")
+    t = np.array([s["threat"] for s in ps], bool)
+    return {"files": [s["file"] for s in ps], "threat": t,
+            "hit": np.array([s["hit_score"] for s in ps], np.float64)[t],
+            "alarm": np.array([s["alarm_score"] for s in ps], np.float64)[~t],
+            "detected": np.array([s["detected"] for s in ps], bool)[t],
+            "alarmed": np.array([s["alarm"] for s in ps], bool)[~t]}
+
+
+def paired(new: list[dict], old: list[dict], resamples: int = 2000, seed: int = 0) -> dict:
+    """New against old on the same scans, pooled over the sets: the single-threshold Pd at pooled Pfa
+    <= each of PFAS, and Pd and Pfa at each report's own thresholds; for each, both values, their
+    difference, its 95% paired-bootstrap interval and the share of resamples in which new was ahead
+    (and behind). Also the scans each model alone gets right."""
+    if len(new) != len(old) or not new:
+        raise PoolError(f"compare the same sets: {len(new)} new reports against {len(old)} old ones")
+    ths = np.asarray(new[0]["pd_pfa_curve"]["thresholds"], np.float64)
+    by_set = {(r["data"], r["split"]): r for r in old}
+    pairs, against = [], []
+    for rn in new:
+        ro = by_set.get((rn["data"], rn["split"]))
+        if ro is None:
+            raise PoolError(f"{rn.get('_path')}: no old report on {rn['data']} ({rn['split']}) to compare with")
+        sn, so = _scores(rn), _scores(ro)
+        if sn["files"] != so["files"]:
+            raise PoolError(f"{rn.get('_path')} and {ro.get('_path')} did not score the same scans")
+        pairs.append((sn, so))
+        against.append(ro.get("_path"))
+    nt = sum(int(sn["threat"].sum()) for sn, _ in pairs)
+    nc = sum(int((~sn["threat"]).sum()) for sn, _ in pairs)
+    if not nt:
+        raise PoolError("no threat scans in these sets: nothing to compare")
+    rng = np.random.default_rng(seed)
+
+    def weights(sizes: list[int]) -> np.ndarray:
+        # one row per resample (row 0: the scans as they are), scans drawn with replacement within each stratum
+        rows = [np.ones((1, sum(sizes)))]
+        draws = [rng.multinomial(n, np.full(n, 1.0 / n), size=resamples) if n else np.zeros((resamples, 0)) for n in sizes]
+        rows.append(np.concatenate(draws, axis=1) if draws else np.zeros((resamples, 0)))
+        return np.concatenate(rows)
+
+    wt = weights([len(sn["hit"]) for sn, _ in pairs])
+    wc = weights([len(sn["alarm"]) for sn, _ in pairs])
+
+    def stack(key: str, side: int) -> np.ndarray:
+        return np.concatenate([p[side][key] for p in pairs])
+
+    def curve(side: int) -> tuple[np.ndarray, np.ndarray]:
+        hit, alarm = stack("hit", side), stack("alarm", side)
+        pd = wt @ ((hit[:, None] >= ths[None]) & (hit[:, None] > 0)) / nt
+        pfa = (wc @ ((alarm[:, None] >= ths[None]) & (alarm[:, None] > 0)) / nc) if nc else None
+        return pd, pfa
+
+    (pd_n, pfa_n), (pd_o, pfa_o) = curve(0), curve(1)
+    rows = {}
+
+    def row(name: str, vn: np.ndarray, vo: np.ndarray) -> None:
+        d = vn - vo
+        lo, hi = np.percentile(d[1:], [2.5, 97.5])
+        rows[name] = {"new": float(vn[0]), "old": float(vo[0]), "diff": float(d[0]), "diff_ci95": [float(lo), float(hi)],
+                      "new_ahead": float((d[1:] > 1e-12).mean()), "new_behind": float((d[1:] < -1e-12).mean())}
+
+    if nc:
+        for x in PFAS:
+            best = [np.where(pfa <= x + 1e-12, pd, 0.0).max(1) for pd, pfa in ((pd_n, pfa_n), (pd_o, pfa_o))]
+            row(f"pd_at_pfa_{x:.2f}", *best)
+    row("pd", wt @ stack("detected", 0) / nt, wt @ stack("detected", 1) / nt)
+    if nc:
+        row("pfa", wc @ stack("alarmed", 0) / nc, wc @ stack("alarmed", 1) / nc)
+    dn, do = stack("detected", 0), stack("detected", 1)
+    an, ao = stack("alarmed", 0), stack("alarmed", 1)
+    return {"sets": [rn.get("_path") for rn in new], "against": against,
+            "threat_scans": nt, "clean_scans": nc, "resamples": resamples, "seed": seed, "rows": rows,
+            "threat_scans_only_new_detects": int((dn & ~do).sum()), "threat_scans_only_old_detects": int((do & ~dn).sum()),
+            "clean_scans_only_new_alarms": int((an & ~ao).sum()), "clean_scans_only_old_alarms": int((ao & ~an).sum())}
+
+
+def paired_markdown(c: dict) -> str:
+    out = [f"Paired over {c['threat_scans']} threat and {c['clean_scans']} clean scans, {c['resamples']} bootstrap "
+           "resamples (within each set, threat and clean scans apart):", "",
+           "| | old | new | new − old | 95% interval | new ahead in | new behind in |", "|---|---|---|---|---|---|---|"]
+    names = {"pd": "Pd at each model's thresholds", "pfa": "Pfa at each model's thresholds"}
+    for k, v in c["rows"].items():
+        label = names[k] if k in names else f"Pd at Pfa≤{float(k.rsplit('_', 1)[1]):.0%} (one threshold)"
+        out.append(f"| {label} | {v['old']:.3f} | {v['new']:.3f} | {v['diff']:+.3f} | "
+                   f"{v['diff_ci95'][0]:+.3f} to {v['diff_ci95'][1]:+.3f} | {v['new_ahead']:.0%} | {v['new_behind']:.0%} |")
+    out += ["", f"Threat scans only the new model detects: {c['threat_scans_only_new_detects']}, only the old: "
+                f"{c['threat_scans_only_old_detects']}; clean scans only the new one alarms on: "
+                f"{c['clean_scans_only_new_alarms']}, only the old: {c['clean_scans_only_old_alarms']}."]
+    return "\n".join(out)
+
+
 def markdown(p: dict, name: str = "pooled") -> str:
     head = "| | sets | threat scans detected | clean scans alarmed | Pd | Pfa | " + \
            " | ".join(f"Pd at Pfa≤{float(x):.0%}" for x in p["pd_at_pfa"]) + " | mean mAP50 |"
@@ -80,8 +183,18 @@ def markdown(p: dict, name: str = "pooled") -> str:
 
 
 def pool_cli(a) -> int:
-    p = pool([load(x) for x in a.reports])
+    new = [load(x) for x in a.reports]
+    p = pool(new)
     print(markdown(p, a.name))
+    if getattr(a, "against", None):
+        old = [load(x) for x in a.against]
+        po = pool(old)
+        print(markdown(po, "against").split("\n")[2])
+        c = paired(new, old, resamples=a.resamples)
+        print()
+        print(paired_markdown(c))
+        p["paired"] = c
+        p["against"] = po
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(p, indent=1))
