@@ -51,6 +51,11 @@ def test_finetune_compare_promote_rollback(tmp_path, model_dir, scans):
                  name="xfd-candidate", version="cand-1")
     res = compare(str(model_dir), str(cand), str(tmp_path / "d" / "data.yaml"), "test", tmp_path / "cmp")
     assert set(res["per_class_ap50"]) >= {"gun", "barrel"} and (tmp_path / "cmp" / "compare.md").exists()
+    pr = res["paired"]["rows"]  # the paired difference agrees with the two reports it came from
+    assert pr["pd"]["old"] == pytest.approx(res["old_metrics"]["pd"], abs=1e-4)
+    assert pr["pd"]["new"] == pytest.approx(res["new_metrics"]["pd"], abs=1e-4)
+    lo, hi = pr["pd"]["diff_ci95"]
+    assert lo <= pr["pd"]["diff"] <= hi and "95% interval" in (tmp_path / "cmp" / "compare.md").read_text()
     assert isinstance(res["found_by_kind"], list)
 
     data = tmp_path / "svc"

@@ -9,6 +9,7 @@ import cv2
 
 from detector.engine import Engine
 from training.evaluate import evaluate
+from training.pool import paired, paired_markdown
 
 
 def compare(old: str, new: str, data: str, split: str, out: str | Path, examples: int = 6) -> dict:
@@ -37,7 +38,8 @@ def compare(old: str, new: str, data: str, split: str, out: str | Path, examples
            "new_metrics": {k: rn[k] for k in ("map50", "map50_95", "pd", "pfa", "pd_at_pfa_0.05")},
            "per_class_ap50": {c: {"old": a, "new": b} for c, a, b in rows},
            "found_by_kind": _found_by_kind(ro, rn),
-           "fixed": fixed, "broken": broken, "false_alarms_removed": fa_fixed, "false_alarms_added": fa_new}
+           "fixed": fixed, "broken": broken, "false_alarms_removed": fa_fixed, "false_alarms_added": fa_new,
+           "paired": paired([rn], [ro]) if ro["threat_scans"] else None}
     (out / "compare.json").write_text(json.dumps(res, indent=1))
     f = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     md = [f"# {ro['model']['name']} {ro['model']['version']} vs {rn['model']['name']} {rn['model']['version']} on {split}", "",
@@ -48,6 +50,8 @@ def compare(old: str, new: str, data: str, split: str, out: str | Path, examples
     if res["found_by_kind"]:
         md += ["", "| class | kind | found old | found new | objects |", "|---|---|---|---|---|"]
         md += [f"| {k['class']} | {k['kind']} | {k['old']} | {k['new']} | {k['objects']} |" for k in res["found_by_kind"]]
+    if res["paired"]:  # is the difference more than these scans can tell apart?
+        md += ["", paired_markdown(res["paired"])]
     md += ["", f"Threat scans the new model catches and the old missed: {len(fixed)} (examples in fixed/).",
            f"Threat scans the new model misses and the old caught: {len(broken)} (broken/).",
            f"False alarms removed: {len(fa_fixed)}; added: {len(fa_new)}."]
