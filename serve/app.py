@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -77,6 +78,28 @@ def _min_free(text: str) -> int:
     return int(text) * 1024 * 1024
 
 
+WEBHOOK_EVENTS = {"alarm": "scan.alarm", "clear": "scan.clear", "review": "scan.review", "refused": "scan.refused"}
+
+
+def _webhook_urls(text: str) -> list[str]:
+    from urllib.parse import urlsplit
+
+    urls = [u.strip() for u in text.split(",") if u.strip()]
+    for u in urls:
+        parts = urlsplit(u)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"XFD_WEBHOOK_URLS: {u!r} is not an http(s) URL")
+    return urls
+
+
+def _webhook_events(text: str) -> list[str]:
+    names = [e.strip() for e in text.split(",") if e.strip()]
+    bad = [e for e in names if e not in WEBHOOK_EVENTS]
+    if bad or not names:
+        raise ValueError(f"XFD_WEBHOOK_EVENTS: {', '.join(bad) or 'nothing'} given; choose from {', '.join(WEBHOOK_EVENTS)}")
+    return [WEBHOOK_EVENTS[e] for e in names]
+
+
 def _site_flips(text: str) -> int:
     if text.strip() not in ("1", "2", "4"):
         raise ValueError(f"XFD_FLIPS: {text!r} is not 1, 2 or 4 (readings of each scan, mirrored)")
@@ -109,6 +132,14 @@ class Settings:
     retain_days: float = field(default_factory=lambda: _env("XFD_RETAIN_DAYS", 0.0, parse_days("XFD_RETAIN_DAYS")))
     retain_clear_days: float = field(default_factory=lambda: _env("XFD_RETAIN_CLEAR_DAYS", 30.0, parse_days("XFD_RETAIN_CLEAR_DAYS")))
     purge_every_s: float = field(default_factory=lambda: _env("XFD_PURGE_EVERY_S", 3600.0, float))
+    # webhooks: each event POSTed (signed) to every URL, queued in the database with the scan, retried
+    # with backoff in order per URL, given up after webhook_max_age_h
+    webhook_urls: list[str] = field(default_factory=lambda: _env("XFD_WEBHOOK_URLS", [], _webhook_urls))
+    webhook_secret: str = field(default_factory=lambda: _env("XFD_WEBHOOK_SECRET", ""))
+    webhook_events: list[str] = field(default_factory=lambda: _env("XFD_WEBHOOK_EVENTS", ["scan.alarm", "scan.review", "scan.refused"],
+                                                                   _webhook_events))
+    webhook_timeout_s: float = field(default_factory=lambda: _env("XFD_WEBHOOK_TIMEOUT_S", 5.0, float))
+    webhook_max_age_h: float = field(default_factory=lambda: _env("XFD_WEBHOOK_MAX_AGE_H", 24.0, float))
 
 
 # ----------------------------------------------------------------- errors
@@ -284,6 +315,7 @@ class Service:
         self.swap_error: str | None = None
         self.stopping = threading.Event()
         self.idem_inflight: set[str | None] = set()  # Idempotency-Keys whose scans are being analysed
+        self.webhook_wake = threading.Event()
 
     def _new_engine(self, path: str | Path) -> Engine:
         eng = Engine(path, backend=self.s.backend, concurrency=max(1, self.s.workers), warmup=True, flips=self.s.flips)
@@ -368,6 +400,65 @@ class Service:
                 log.error("retention: purge failed: %s", e)
             self.stopping.wait(max(1.0, self.s.purge_every_s))
 
+    def webhook_rows(self, event: str, body: dict) -> list[tuple[str, str, dict]]:
+        """The outbox rows of one event: one per webhook URL, if the event is sent at all."""
+        return [(u, event, body) for u in self.s.webhook_urls] if event in self.s.webhook_events else []
+
+    def deliver_webhooks(self) -> None:
+        """Send the outbox, oldest first per URL, until the service stops: a 2xx is delivered; anything
+        else is tried again after 1, 2, 4 ... 600 s, and given up (kept, listed in /v1/webhooks) once
+        older than XFD_WEBHOOK_MAX_AGE_H. Redirects are not followed."""
+        import httpx
+
+        if not self.s.webhook_urls:
+            return
+        if not self.s.webhook_secret:
+            log.warning("webhooks: XFD_WEBHOOK_SECRET is not set, so deliveries are not signed")
+        with httpx.Client(timeout=self.s.webhook_timeout_s, follow_redirects=False) as client:
+            while not self.stopping.is_set():
+                try:
+                    rows = self.store.outbox_due(time.time())
+                    for r in rows:
+                        if self.stopping.is_set():
+                            break
+                        self._deliver(client, r)
+                except Exception as e:  # never let the sender die
+                    log.error("webhooks: %s", e)
+                    rows = []
+                if not rows:
+                    self.webhook_wake.wait(1.0)
+                    self.webhook_wake.clear()
+
+    def _deliver(self, client, r: dict) -> None:
+        import httpx
+
+        body = r["body"].encode()
+        ts = str(int(time.time()))
+        headers = {"Content-Type": "application/json", "User-Agent": "xfd-webhook/1", "X-XFD-Event": r["event"],
+                   "X-XFD-Delivery": str(r["id"]), "X-XFD-Timestamp": ts}
+        if self.s.webhook_secret:
+            mac = hmac.new(self.s.webhook_secret.encode(), ts.encode() + b"." + body, hashlib.sha256)
+            headers["X-XFD-Signature"] = "sha256=" + mac.hexdigest()
+        status = error = None
+        try:
+            resp = client.post(r["url"], content=body, headers=headers)
+            status = resp.status_code
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+        except httpx.HTTPError as e:
+            error = f"{type(e).__name__}: {e}"[:300]
+        if error is None:
+            self.store.outbox_result(r["id"], True, status, None)
+            mx.WEBHOOKS.labels("delivered").inc()
+        elif time.time() - r["created"] > self.s.webhook_max_age_h * 3600:
+            self.store.outbox_result(r["id"], False, status, error)
+            mx.WEBHOOKS.labels("given_up").inc()
+            log.error("webhooks: gave up delivery %d (%s) to %s after %d attempts: %s", r["id"], r["event"], r["url"],
+                      r["attempts"] + 1, error)
+        else:
+            self.store.outbox_result(r["id"], False, status, error, time.time() + min(600.0, 2.0 ** r["attempts"]))
+            mx.WEBHOOKS.labels("retry").inc()
+
     def rate_ok(self, key_id: str) -> bool:
         rate = self.s.rate_per_key
         if rate <= 0:
@@ -434,10 +525,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             print(f"\n*** First start: created admin API key (shown once, store it now):\n    {token}\n", file=sys.stderr, flush=True)
         threading.Thread(target=svc.load_engine, name="model-loader", daemon=True).start()
         threading.Thread(target=svc.retention, name="retention", daemon=True).start()
+        threading.Thread(target=svc.deliver_webhooks, name="webhooks", daemon=True).start()
 
     @app.on_event("shutdown")
     async def _shutdown():
         svc.stopping.set()
+        svc.webhook_wake.set()
         svc.pool.shutdown(wait=True, cancel_futures=False)
         svc.io_pool.shutdown(wait=True, cancel_futures=False)
 
@@ -504,6 +597,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def metrics(key=Depends(require("integrator", "operator"))):
         mx.QUEUE.set(svc.pending)
         mx.STORAGE_FREE.set(svc.store.free_bytes())
+        mx.WEBHOOK_PENDING.set(svc.store.outbox_stats()["pending"])
         data, ctype = mx.render()
         return Response(data, media_type=ctype)
 
@@ -612,8 +706,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             rec, ids = await loop.run_in_executor(svc.pool, _analyse_and_store, svc, data, claimed, lane, tile, key,
                                                   parcel, view, pixels, (idem, idem_fp))
         except ApiError as e:  # a scan came in and was not screened: the belt is told, not only the sender
-            svc.publish({"type": "refused", "scan": {"lane": lane, "parcel": parcel, "view": view, "status": e.status,
-                                                     "code": e.code, "message": e.message, "created": time.time()}})
+            refused = {"lane": lane, "parcel": parcel, "view": view, "status": e.status, "code": e.code,
+                       "message": e.message, "created": time.time()}
+            svc.publish({"type": "refused", "scan": refused})
+            rows = svc.webhook_rows("scan.refused", {"refused": refused})
+            if rows:
+                try:  # (a full disk may refuse this too: the sender has its answer either way)
+                    svc.store.enqueue(rows)
+                    svc.webhook_wake.set()
+                except Exception as qe:
+                    log.error("webhooks: could not queue a refusal: %s", qe)
             raise
         finally:
             with svc.lock:
@@ -712,7 +814,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if b.box.x1 < 0 or b.box.y1 < 0 or b.box.x2 > w or b.box.y2 > h:
                     raise ApiError(422, "invalid_request", f"box {b.box.model_dump()} is outside the {w}x{h} image")
                 boxes.append(b.model_dump())
-        out = svc.store.review(scan_id, body.decision, body.note, boxes, key["id"])
+        urls = svc.s.webhook_urls if "scan.review" in svc.s.webhook_events else None
+        out = svc.store.review(scan_id, body.decision, body.note, boxes, key["id"], outbox_urls=urls)
+        if urls:
+            svc.webhook_wake.set()
         mx.REVIEWS.labels(body.decision).inc()
         svc.publish({"type": "review", "scan": out})
         return out
@@ -757,6 +862,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            "thresholds": i.thresholds, "card": i.card, "calibration": i.meta.get("calibration"),
                            "metrics": i.meta.get("metrics"), "registry_version": svc.registry_version},
                 "registry": {"versions": svc.registry.versions(), "last_swap_error": svc.swap_error}}
+
+    @app.get("/v1/webhooks", tags=["admin"], summary="Webhook deliveries: configuration, counts, pending and given-up ones (admin)")
+    async def webhooks(key=Depends(require()), limit: int = Query(20, ge=1, le=500)):
+        return {"urls": svc.s.webhook_urls, "events": svc.s.webhook_events, "signed": bool(svc.s.webhook_secret),
+                **svc.store.outbox_stats(), "pending_deliveries": svc.store.outbox_list("pending", limit),
+                "failed_deliveries": svc.store.outbox_list("failed", limit)}
+
+    @app.post("/v1/webhooks/deliveries/{delivery}/retry", tags=["admin"],
+              summary="Queue a given-up webhook delivery again (admin)")
+    async def webhook_retry(delivery: int, key=Depends(require())):
+        if not svc.store.outbox_retry(delivery):
+            raise ApiError(404, "not_found", f"no given-up delivery {delivery}")
+        svc.store.audit(key["id"], "webhook.retry", str(delivery), None)
+        svc.webhook_wake.set()
+        return {"delivery": delivery, "state": "pending"}
 
     @app.get("/v1/audit", tags=["admin"], summary="Audit log of reviews and key use (admin)")
     async def audit(key=Depends(require()), limit: int = Query(100, ge=1, le=1000)):
@@ -932,8 +1052,10 @@ def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed:
     rec = {"scan_id": scan_id, "model": eng.info.public(), **res.to_dict(), "lane": lane, "parcel": parcel,
            "view": view, "created": time.time(), "image_path": str(path), "image_sha256": sha, "content_type": ctype,
            "idem": idem[0], "idem_fp": idem[1]}
+    public = {k: v for k, v in rec.items() if k not in ("image_path", "image_sha256", "content_type", "idem", "idem_fp")}
+    outbox = svc.webhook_rows("scan.alarm" if res.verdict == "alarm" else "scan.clear", {"scan": public})
     try:
-        svc.store.insert_scan(rec)
+        svc.store.insert_scan(rec, outbox)
     except OSError as e:  # StorageFull from the database: no record, so no files either
         svc.store.discard_files(path)
         raise _not_stored(e) from None
@@ -941,6 +1063,8 @@ def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed:
         svc.store.discard_files(path)
         raise ApiError(409, "idempotency_in_progress", "a request with this Idempotency-Key was stored meanwhile; "
                        "retry for its answer", {"Retry-After": "1"}) from None
+    if outbox:
+        svc.webhook_wake.set()
     if parcel is not None:  # the parcel as far as its views have come in (this one included)
         n, alarms = svc.store.parcel_tally(parcel)
         rec["parcel_verdict"], rec["parcel_views"] = ("alarm" if alarms else "clear"), n

@@ -26,6 +26,9 @@ PURGED = Counter("xfd_purged_scans_total", "Scans whose images the retention pol
 PURGED_BYTES = Counter("xfd_purged_bytes_total", "Bytes of images the retention policy deleted", registry=REGISTRY)
 REPLAYS = Counter("xfd_idempotent_replays_total", "Detect requests answered from the scan their Idempotency-Key stored",
                   registry=REGISTRY)
+WEBHOOKS = Counter("xfd_webhook_attempts_total", "Webhook delivery attempts by result (delivered, retry, given_up)",
+                   ["result"], registry=REGISTRY)
+WEBHOOK_PENDING = Gauge("xfd_webhook_pending", "Webhook deliveries queued and not yet delivered", registry=REGISTRY)
 QUEUE = Gauge("xfd_queue_depth", "Scans waiting for or in inference", registry=REGISTRY)
 MODEL_INFO = Info("xfd_model", "Active model", registry=REGISTRY)
 

@@ -7,6 +7,7 @@ of high-entropy random tokens; the token itself is shown once, at creation.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -55,6 +56,12 @@ CREATE TABLE IF NOT EXISTS keys (
   id TEXT PRIMARY KEY, name TEXT, role TEXT NOT NULL, hash TEXT UNIQUE NOT NULL,
   created REAL NOT NULL, revoked REAL, last_used REAL
 );
+CREATE TABLE IF NOT EXISTS outbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, url TEXT NOT NULL, event TEXT NOT NULL,
+  scan_id TEXT, body TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL,
+  delivered REAL, failed REAL, last_status INTEGER, last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(url, id) WHERE delivered IS NULL AND failed IS NULL;
 CREATE TABLE IF NOT EXISTS audit (
   id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, key_id TEXT, action TEXT NOT NULL,
   target TEXT, detail TEXT
@@ -200,19 +207,21 @@ class Store:
         for p in cls.scan_files(image_path):
             p.unlink(missing_ok=True)
 
-    def insert_scan(self, rec: dict) -> None:
-        """Commit a scan's record (its image is already on disk). A database that cannot grow raises
-        StorageFull; any other failure to write it, OSError."""
+    def insert_scan(self, rec: dict, outbox: list[tuple[str, str, dict]] | None = None) -> None:
+        """Commit a scan's record (its image is already on disk), and in the same transaction the
+        webhook deliveries it causes ((url, event, body) each): a scan is never stored without them.
+        A database that cannot grow raises StorageFull; any other failure to write it, OSError."""
         try:
-            self._insert_scan(rec)
+            self._insert_scan(rec, outbox or [])
         except sqlite3.OperationalError as e:
             if "full" in str(e):  # SQLITE_FULL: "database or disk is full"
                 raise StorageFull(errno.ENOSPC, str(e)) from None
             raise OSError(errno.EIO, str(e)) from None  # an I/O error, a lock held too long: not stored
 
-    def _insert_scan(self, rec: dict) -> None:
-        with self._write:
-            self._conn().execute(
+    def _insert_scan(self, rec: dict, outbox: list[tuple[str, str, dict]]) -> None:
+        with self._write, self._transaction() as c:
+            self._enqueue(c, outbox, rec["scan_id"])
+            c.execute(
                 "INSERT INTO scans(id,created,lane,verdict,reasons,detections,width,height,model_name,model_version,"
                 "model_sha256,image_path,image_sha256,content_type,timing,parcel,view,pixel_mm,idem,idem_fp) "
                 "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -289,15 +298,93 @@ class Store:
         rows = self._conn().execute("SELECT * FROM scans WHERE parcel=? ORDER BY created, id", (parcel,)).fetchall()
         return [self._row(r) for r in rows]
 
-    def review(self, scan_id: str, state: str, note: str | None, boxes: list | None, key_id: str) -> dict | None:
-        with self._write:
-            cur = self._conn().execute(
+    def review(self, scan_id: str, state: str, note: str | None, boxes: list | None, key_id: str,
+               outbox_urls: list[str] | None = None) -> dict | None:
+        """Record an operator's decision; with outbox_urls, the scan as reviewed is queued for each
+        webhook in the same transaction."""
+        with self._write, self._transaction() as c:
+            cur = c.execute(
                 "UPDATE scans SET review_state=?, review_note=?, review_boxes=?, reviewed_at=?, reviewed_by=? WHERE id=?",
                 (state, note, json.dumps(boxes) if boxes is not None else None, time.time(), key_id, scan_id))
+            if cur.rowcount and outbox_urls:
+                r = c.execute("SELECT * FROM scans WHERE id=?", (scan_id,)).fetchone()
+                self._enqueue(c, [(u, "scan.review", {"scan": self._row(r)}) for u in outbox_urls], scan_id)
         if not cur.rowcount:
             return None
         self.audit(key_id, "scan.review", scan_id, {"state": state, "note": note, "boxes": len(boxes or [])})
         return self.get_scan(scan_id)
+
+    # ------------------------------------------------------------- webhook outbox
+    @contextlib.contextmanager
+    def _transaction(self):
+        c = self._conn()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+            c.execute("COMMIT")
+        except BaseException:  # a failed COMMIT (a full disk) too: the connection is left usable
+            if c.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    c.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _enqueue(c: sqlite3.Connection, rows: list[tuple[str, str, dict]], scan_id: str | None) -> None:
+        now = time.time()
+        for url, event, body in rows:
+            cur = c.execute("INSERT INTO outbox(created,url,event,scan_id,body,next_at) VALUES(?,?,?,?,?,?)",
+                            (now, url, event, scan_id, "", now))
+            payload = {"event": event, "delivery": cur.lastrowid, "created": now, **body}
+            c.execute("UPDATE outbox SET body=? WHERE id=?", (json.dumps(payload, separators=(",", ":")), cur.lastrowid))
+
+    def enqueue(self, rows: list[tuple[str, str, dict]], scan_id: str | None = None) -> None:
+        """Queue webhook deliveries ((url, event, body) each) that belong to no stored scan (a refused one)."""
+        if rows:
+            with self._write, self._transaction() as c:
+                self._enqueue(c, rows, scan_id)
+
+    def outbox_due(self, now: float, limit: int = 50) -> list[dict]:
+        """The deliveries to send now: for each URL only its oldest pending one, so a receiver sees
+        its events in the order they happened, however long one of them has to be retried."""
+        rows = self._conn().execute(
+            "SELECT * FROM outbox o WHERE delivered IS NULL AND failed IS NULL AND next_at <= ? AND NOT EXISTS ("
+            "SELECT 1 FROM outbox p WHERE p.url=o.url AND p.id<o.id AND p.delivered IS NULL AND p.failed IS NULL) "
+            "ORDER BY id LIMIT ?", (now, limit)).fetchall()
+        return [dict(r) for r in rows]
+
+    def outbox_result(self, oid: int, delivered: bool, status: int | None, error: str | None,
+                      next_at: float | None = None) -> None:
+        """After an attempt: delivered, to be retried at next_at, or (next_at None) given up."""
+        now = time.time()
+        with self._write:
+            self._conn().execute(
+                "UPDATE outbox SET attempts=attempts+1, last_status=?, last_error=?, delivered=?, failed=?, "
+                "next_at=COALESCE(?, next_at) WHERE id=?",
+                (status, error, now if delivered else None, None if delivered or next_at is not None else now,
+                 next_at, oid))
+
+    def outbox_stats(self) -> dict:
+        c = self._conn()
+        pending, delivered, failed = c.execute(
+            "SELECT COALESCE(SUM(delivered IS NULL AND failed IS NULL), 0), COALESCE(SUM(delivered IS NOT NULL), 0), "
+            "COALESCE(SUM(failed IS NOT NULL), 0) FROM outbox").fetchone()
+        oldest = c.execute("SELECT MIN(created) FROM outbox WHERE delivered IS NULL AND failed IS NULL").fetchone()[0]
+        return {"pending": pending, "delivered": delivered, "failed": failed, "oldest_pending": _iso(oldest)}
+
+    def outbox_list(self, state: str, limit: int = 100) -> list[dict]:
+        where = {"pending": "delivered IS NULL AND failed IS NULL", "delivered": "delivered IS NOT NULL",
+                 "failed": "failed IS NOT NULL"}[state]
+        rows = self._conn().execute(f"SELECT id, created, url, event, scan_id, attempts, next_at, delivered, failed, "
+                                    f"last_status, last_error FROM outbox WHERE {where} ORDER BY id DESC LIMIT ?",
+                                    (limit,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def outbox_retry(self, oid: int) -> bool:
+        """Queue a given-up delivery again (after the receiver is mended)."""
+        with self._write:
+            cur = self._conn().execute("UPDATE outbox SET failed=NULL, next_at=?, created=? WHERE id=? AND failed IS NOT NULL",
+                                       (time.time(), time.time(), oid))
+        return cur.rowcount > 0
 
 
     # ------------------------------------------------------------- storage: free space and retention
