@@ -92,6 +92,15 @@ def _webhook_urls(text: str) -> list[str]:
     return urls
 
 
+def redact_url(url: str) -> str:
+    """A webhook URL as logs and the API show it: no user, password or query (they may hold tokens)."""
+    from urllib.parse import urlsplit
+
+    p = urlsplit(url)
+    host = p.hostname or ""
+    return f"{p.scheme}://{host}{f':{p.port}' if p.port else ''}{p.path}" + ("?..." if p.query else "")
+
+
 def _webhook_events(text: str) -> list[str]:
     names = [e.strip() for e in text.split(",") if e.strip()]
     bad = [e for e in names if e not in WEBHOOK_EVENTS]
@@ -412,6 +421,7 @@ class Service:
 
         if not self.s.webhook_urls:
             return
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines carry the URL's token
         if not self.s.webhook_secret:
             log.warning("webhooks: XFD_WEBHOOK_SECRET is not set, so deliveries are not signed")
         with httpx.Client(timeout=self.s.webhook_timeout_s, follow_redirects=False) as client:
@@ -453,7 +463,7 @@ class Service:
         elif time.time() - r["created"] > self.s.webhook_max_age_h * 3600:
             self.store.outbox_result(r["id"], False, status, error)
             mx.WEBHOOKS.labels("given_up").inc()
-            log.error("webhooks: gave up delivery %d (%s) to %s after %d attempts: %s", r["id"], r["event"], r["url"],
+            log.error("webhooks: gave up delivery %d (%s) to %s after %d attempts: %s", r["id"], r["event"], redact_url(r["url"]),
                       r["attempts"] + 1, error)
         else:
             self.store.outbox_result(r["id"], False, status, error, time.time() + min(600.0, 2.0 ** r["attempts"]))
@@ -865,9 +875,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/webhooks", tags=["admin"], summary="Webhook deliveries: configuration, counts, pending and given-up ones (admin)")
     async def webhooks(key=Depends(require()), limit: int = Query(20, ge=1, le=500)):
-        return {"urls": svc.s.webhook_urls, "events": svc.s.webhook_events, "signed": bool(svc.s.webhook_secret),
-                **svc.store.outbox_stats(), "pending_deliveries": svc.store.outbox_list("pending", limit),
-                "failed_deliveries": svc.store.outbox_list("failed", limit)}
+        def shown(rows: list[dict]) -> list[dict]:
+            return [{**r, "url": redact_url(r["url"])} for r in rows]
+
+        return {"urls": [redact_url(u) for u in svc.s.webhook_urls], "events": svc.s.webhook_events,
+                "signed": bool(svc.s.webhook_secret), **svc.store.outbox_stats(),
+                "pending_deliveries": shown(svc.store.outbox_list("pending", limit)),
+                "failed_deliveries": shown(svc.store.outbox_list("failed", limit))}
 
     @app.post("/v1/webhooks/deliveries/{delivery}/retry", tags=["admin"],
               summary="Queue a given-up webhook delivery again (admin)")

@@ -71,7 +71,8 @@ def _signed(g: dict) -> bool:
 def test_events_are_signed_retried_in_order_and_survive_a_restart(tmp_path, model_dir, scans):
     rx = Receiver([500])  # the first attempt fails: it is sent again, and nothing overtakes it
     keys = {r: make_key(tmp_path, r) for r in ("integrator", "operator", "admin")}
-    env = {"XFD_WEBHOOK_URLS": rx.url, "XFD_WEBHOOK_SECRET": SECRET, "XFD_WEBHOOK_EVENTS": "alarm,clear,review,refused"}
+    env = {"XFD_WEBHOOK_URLS": rx.url + "?token=tok-123", "XFD_WEBHOOK_SECRET": SECRET,
+           "XFD_WEBHOOK_EVENTS": "alarm,clear,review,refused"}
     srv = Server(tmp_path, model_dir, env=env).start()
     k = {**H(keys["integrator"]), "Content-Type": "image/png"}
     try:
@@ -99,8 +100,11 @@ def test_events_are_signed_retried_in_order_and_survive_a_restart(tmp_path, mode
         assert "image_path" not in bodies[1]["scan"] and "idem" not in bodies[1]["scan"]
         assert bodies[3]["refused"]["code"] == "dark_scan" and bodies[3]["refused"]["lane"] == "w1"
         assert bodies[4]["scan"]["review"]["state"] == "confirmed"
-        st = httpx.get(srv.url + "/v1/webhooks", headers=H(keys["admin"])).json()
+        r = httpx.get(srv.url + "/v1/webhooks", headers=H(keys["admin"]))
+        st = r.json()
         assert (st["delivered"], st["pending"], st["failed"], st["signed"]) == (4, 0, 0, True)
+        assert st["urls"] == [rx.url + "?..."] and "tok-123" not in r.text  # a token in the URL is not shown
+        assert "tok-123" not in srv.log.read_text()  # nor logged
         assert httpx.get(srv.url + "/v1/webhooks", headers=H(keys["integrator"])).status_code == 403
         # the receiver goes down: a scan's event waits in the database, through a restart of the service
         rx.stop()
