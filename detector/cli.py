@@ -259,7 +259,7 @@ xfd bench --n 50 --model models/default""")
     b.add_argument("--no-train", action="store_true", help="skip the training-throughput measurement")
 
     k = _sub(sp, "keys", "manage API keys of the service", """
-xfd keys create --role integrator --name lane-3
+xfd keys create --role integrator --name lane-3 --lanes lane-3 --expires-days 365
 xfd keys list
 xfd keys revoke KEY_ID""")
     k.add_argument("action", choices=["create", "list", "revoke"])
@@ -267,6 +267,10 @@ xfd keys revoke KEY_ID""")
     k.add_argument("--role", choices=["integrator", "operator", "admin"], default=None)
     k.add_argument("--name", default="")
     k.add_argument("--data-dir", default=None)
+    k.add_argument("--expires-days", type=float, default=None, metavar="D",
+                   help="create: the key is refused (401 key_expired) after D days (default: never)")
+    k.add_argument("--lanes", default=None, metavar="LANE,...",
+                   help="create: an integrator key that may send scans for these lanes only (403 otherwise)")
 
     st = _sub(sp, "storage", "the service's data directory: free space, images kept, retention purge, backup", """
 xfd storage status

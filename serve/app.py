@@ -504,6 +504,10 @@ def require(*roles: str) -> Callable:
         key = svc.store.lookup_key(auth[7:].strip())
         if key is None:
             raise ApiError(401, "unauthorized", "invalid or revoked API key", {"WWW-Authenticate": "Bearer"})
+        if key["expires"] is not None and key["expires"] <= time.time():
+            raise ApiError(401, "key_expired", f"this API key expired on "
+                           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(key['expires']))}: ask an admin for a new one",
+                           {"WWW-Authenticate": "Bearer"})
         if key["role"] not in allowed:
             raise ApiError(403, "forbidden", f"role '{key['role']}' may not use this route (needs {' or '.join(sorted(allowed))})")
         if not svc.rate_ok(key["id"]):
@@ -682,6 +686,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for name, value, most in (("lane", lane, 64), ("parcel", parcel, 128), ("view", view, 32)):
             if value is not None and not _is_name(value, most):
                 raise ApiError(422, "invalid_request", f"{name} must be 1-{most} characters of letters, digits, _ . : -")
+        if key["lanes"] is not None and lane not in key["lanes"]:  # a scanner's key speaks for its own lanes only
+            raise ApiError(403, "lane_not_allowed", f"this key may send scans for lane {', '.join(key['lanes'])} only, "
+                           f"not {lane or 'no lane'}")
         idem = idem_fp = None
         idem_key = request.headers.get("idempotency-key")
         if idem_key is not None:

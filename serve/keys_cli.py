@@ -15,8 +15,14 @@ def keys_cli(a) -> int:
         if not a.role:
             print("xfd keys: error: --role integrator|operator|admin is required", file=sys.stderr)
             return 2
-        kid, token = store.create_key(a.role, a.name)
-        print(json.dumps({"id": kid, "role": a.role, "name": a.name, "key": token}))
+        lanes = [x.strip() for x in a.lanes.split(",") if x.strip()] if getattr(a, "lanes", None) else None
+        try:
+            kid, token = store.create_key(a.role, a.name, getattr(a, "expires_days", None), lanes)
+        except ValueError as e:
+            print(f"xfd keys: error: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps({"id": kid, "role": a.role, "name": a.name, "key": token,
+                          "expires": next(k["expires"] for k in store.list_keys() if k["id"] == kid), "lanes": lanes}))
         print("store this key now: it is shown once and kept only as a hash", file=sys.stderr)
         return 0
     if a.action == "list":

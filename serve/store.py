@@ -54,7 +54,7 @@ CREATE INDEX IF NOT EXISTS scans_created ON scans(created);
 CREATE INDEX IF NOT EXISTS scans_lane ON scans(lane, created);
 CREATE TABLE IF NOT EXISTS keys (
   id TEXT PRIMARY KEY, name TEXT, role TEXT NOT NULL, hash TEXT UNIQUE NOT NULL,
-  created REAL NOT NULL, revoked REAL, last_used REAL
+  created REAL NOT NULL, revoked REAL, last_used REAL, expires REAL, lanes TEXT
 );
 CREATE TABLE IF NOT EXISTS outbox (
   id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, url TEXT NOT NULL, event TEXT NOT NULL,
@@ -98,6 +98,10 @@ class Store:
                 if col not in have:
                     c.execute(f"ALTER TABLE scans ADD COLUMN {col} {kind}")
             c.execute("CREATE INDEX IF NOT EXISTS scans_parcel ON scans(parcel, created)")
+            have = {r["name"] for r in c.execute("PRAGMA table_info(keys)")}
+            for col, kind in (("expires", "REAL"), ("lanes", "TEXT")):  # keys made before expiry and lane binding
+                if col not in have:
+                    c.execute(f"ALTER TABLE keys ADD COLUMN {col} {kind}")
             # an integrator's Idempotency-Key names one scan: a retried request gets that scan back
             c.execute("CREATE UNIQUE INDEX IF NOT EXISTS scans_idem ON scans(idem) WHERE idem IS NOT NULL")
 
@@ -112,20 +116,31 @@ class Store:
         return c
 
     # ------------------------------------------------------------- keys
-    def create_key(self, role: str, name: str = "") -> tuple[str, str]:
+    def create_key(self, role: str, name: str = "", expires_days: float | None = None,
+                   lanes: list[str] | None = None) -> tuple[str, str]:
+        """A new key: its id and the token (shown once). expires_days: refused after that many days;
+        lanes: an integrator key that may send scans for these lanes only (a scanner's key cannot
+        speak for another lane)."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
+        if expires_days is not None and not (0 < expires_days < float("inf")):
+            raise ValueError(f"expiry must be a number of days > 0, not {expires_days!r}")
+        if lanes is not None and role != "integrator":
+            raise ValueError("only integrator keys (which send scans) are bound to lanes")
         token = "xfd_" + secrets.token_urlsafe(32)
         kid = secrets.token_hex(6)
+        now = time.time()
+        expires = now + expires_days * DAY_S if expires_days is not None else None
         with self._write:
-            self._conn().execute("INSERT INTO keys(id,name,role,hash,created) VALUES(?,?,?,?,?)",
-                                 (kid, name, role, hash_key(token), time.time()))
-        self.audit(kid, "key.create", kid, {"role": role, "name": name})
+            self._conn().execute("INSERT INTO keys(id,name,role,hash,created,expires,lanes) VALUES(?,?,?,?,?,?,?)",
+                                 (kid, name, role, hash_key(token), now, expires, json.dumps(lanes) if lanes else None))
+        self.audit(kid, "key.create", kid, {"role": role, "name": name, "expires": _iso(expires), "lanes": lanes})
         return kid, token
 
     def list_keys(self) -> list[dict]:
-        rows = self._conn().execute("SELECT id,name,role,created,revoked,last_used FROM keys ORDER BY created").fetchall()
-        return [dict(r) for r in rows]
+        rows = self._conn().execute("SELECT id,name,role,created,revoked,last_used,expires,lanes FROM keys "
+                                    "ORDER BY created").fetchall()
+        return [{**dict(r), "lanes": json.loads(r["lanes"]) if r["lanes"] else None} for r in rows]
 
     def revoke_key(self, kid: str) -> bool:
         with self._write:
@@ -138,10 +153,13 @@ class Store:
         return self._conn().execute("SELECT COUNT(*) FROM keys WHERE revoked IS NULL").fetchone()[0]
 
     def lookup_key(self, token: str) -> dict | None:
-        r = self._conn().execute("SELECT id,name,role,revoked FROM keys WHERE hash=?", (hash_key(token),)).fetchone()
+        """The key of a token, unless unknown or revoked; an expired key is returned with its expiry
+        (the caller says so), and lanes as a list (None: any lane)."""
+        r = self._conn().execute("SELECT id,name,role,revoked,expires,lanes FROM keys WHERE hash=?",
+                                 (hash_key(token),)).fetchone()
         if r is None or r["revoked"] is not None:
             return None
-        return dict(r)
+        return {**dict(r), "lanes": json.loads(r["lanes"]) if r["lanes"] else None}
 
     TOUCH_EVERY_S = 30.0
 

@@ -496,3 +496,50 @@ def test_idempotency_key_answers_a_retry_with_the_scan_it_stored(server, scans):
     assert len({r.json()["scan_id"] for r in out if r.status_code == 200}) == 1
     assert httpx.get(server.url + "/v1/scans", params={"lane": "idem-3"}, headers=o).json()["total"] == 1
     assert "xfd_idempotent_replays_total" in httpx.get(server.url + "/metrics", headers=o).text
+
+
+def test_keys_that_expire_and_keys_bound_to_lanes(server, scans, tmp_path):
+    """A scanner's key may be bound to its lanes (it cannot send scans as another lane) and may expire
+    (401 key_expired, said as such); keys made before either are upgraded in place."""
+    import json
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    def keys(*args):
+        return subprocess.run([sys.executable, "-m", "detector.cli", "keys", *args, "--data-dir", str(server.data_dir)],
+                              capture_output=True, text=True)
+
+    r = keys("create", "--role", "integrator", "--name", "belt-a scanner", "--lanes", "belt-a,belt-a2", "--expires-days", "0.00004")
+    assert r.returncode == 0, r.stderr
+    made = json.loads(r.stdout)
+    assert made["lanes"] == ["belt-a", "belt-a2"] and made["expires"] > time.time()
+    hk = {**H(made["key"]), "Content-Type": "image/png"}
+    data = png_bytes(scans["clean"][0].image)
+    assert httpx.post(server.url + "/v1/detect?lane=belt-a2", headers=hk, content=data, timeout=60).status_code == 200
+    for q in ("?lane=belt-b", ""):
+        r = httpx.post(server.url + "/v1/detect" + q, headers=hk, content=data, timeout=60)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "lane_not_allowed", r.text
+    listed = [json.loads(x) for x in keys("list").stdout.splitlines()]
+    assert next(k for k in listed if k["id"] == made["id"])["lanes"] == ["belt-a", "belt-a2"]
+    time.sleep(max(0.0, made["expires"] - time.time()) + 0.2)
+    r = httpx.post(server.url + "/v1/detect?lane=belt-a", headers=hk, content=data, timeout=60)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "key_expired" and "expired on" in r.json()["error"]["message"]
+    for bad, why in ((["--role", "operator", "--lanes", "belt-a"], "only integrator keys"),
+                     (["--role", "integrator", "--expires-days", "-1"], "days > 0")):
+        r = keys("create", *bad)
+        assert r.returncode == 2 and why in r.stderr, r.stderr
+    # a keys table from before expiry and lanes gains the columns; its keys work as before (any lane, never expire)
+    old = tmp_path / "old"
+    old.mkdir()
+    with sqlite3.connect(old / "xfd.sqlite3") as c:
+        c.execute("CREATE TABLE keys (id TEXT PRIMARY KEY, name TEXT, role TEXT NOT NULL, hash TEXT UNIQUE NOT NULL, "
+                  "created REAL NOT NULL, revoked REAL, last_used REAL)")
+        from serve.store import hash_key
+
+        c.execute("INSERT INTO keys(id,name,role,hash,created) VALUES('k1','old','integrator',?,1.0)", (hash_key("xfd_old"),))
+    from serve.store import Store
+
+    k = Store(old).lookup_key("xfd_old")
+    assert (k["id"], k["expires"], k["lanes"]) == ("k1", None, None)
