@@ -78,6 +78,7 @@ def _min_free(text: str) -> int:
     return int(text) * 1024 * 1024
 
 
+OUTBOX_KEEP_DAYS = 7  # delivered webhook deliveries are kept this long (given-up ones until retried or purged by hand)
 WEBHOOK_EVENTS = {"alarm": "scan.alarm", "clear": "scan.clear", "review": "scan.review", "refused": "scan.refused"}
 
 
@@ -387,7 +388,9 @@ class Service:
         return None
 
     def purge_once(self) -> dict:
-        """Apply the retention policy once: log, count and audit what was deleted."""
+        """Apply the retention policy once: log, count and audit what was deleted; and forget webhook
+        deliveries delivered more than a week ago."""
+        self.store.outbox_prune(time.time() - OUTBOX_KEEP_DAYS * 86400)
         done = self.store.purge(self.s.retain_days, self.s.retain_clear_days)
         if done["scans"]:
             mx.PURGED.inc(done["scans"])
@@ -400,8 +403,6 @@ class Service:
 
     def retention(self) -> None:
         """The retention policy, applied at start and every purge_every_s while the service runs."""
-        if not (self.s.retain_days or self.s.retain_clear_days):
-            return
         while not self.stopping.is_set():
             try:
                 self.purge_once()
@@ -611,7 +612,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def metrics(key=Depends(require("integrator", "operator"))):
         mx.QUEUE.set(svc.pending)
         mx.STORAGE_FREE.set(svc.store.free_bytes())
-        mx.WEBHOOK_PENDING.set(svc.store.outbox_stats()["pending"])
+        mx.WEBHOOK_PENDING.set(svc.store.outbox_pending())
         data, ctype = mx.render()
         return Response(data, media_type=ctype)
 
@@ -689,6 +690,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if key["lanes"] is not None and lane not in key["lanes"]:  # a scanner's key speaks for its own lanes only
             raise ApiError(403, "lane_not_allowed", f"this key may send scans for lane {', '.join(key['lanes'])} only, "
                            f"not {lane or 'no lane'}")
+        pixels = None
+        if pixel_mm is not None:
+            try:
+                pixels = imaging.parse_pixel_mm(pixel_mm)
+            except ValueError as e:
+                raise ApiError(422, "invalid_request", str(e)) from None
+        # from here on, an Idempotency-Key in flight is always released (the finally below)
         idem = idem_fp = None
         idem_key = request.headers.get("idempotency-key")
         if idem_key is not None:
@@ -705,12 +713,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     raise ApiError(409, "idempotency_in_progress", f"a request with Idempotency-Key {idem_key} is being "
                                    "analysed; retry for its answer", {"Retry-After": "1"})
                 svc.idem_inflight.add(idem)
-        pixels = None
-        if pixel_mm is not None:
-            try:
-                pixels = imaging.parse_pixel_mm(pixel_mm)
-            except ValueError as e:
-                raise ApiError(422, "invalid_request", str(e)) from None
         with svc.lock:
             if svc.pending >= svc.s.queue_size:
                 mx.REJECTED.inc()

@@ -62,6 +62,8 @@ CREATE TABLE IF NOT EXISTS outbox (
   delivered REAL, failed REAL, last_status INTEGER, last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(url, id) WHERE delivered IS NULL AND failed IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_delivered ON outbox(delivered) WHERE delivered IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outbox_failed ON outbox(failed) WHERE failed IS NOT NULL;
 CREATE TABLE IF NOT EXISTS audit (
   id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, key_id TEXT, action TEXT NOT NULL,
   target TEXT, detail TEXT
@@ -381,13 +383,17 @@ class Store:
                 (status, error, now if delivered else None, None if delivered or next_at is not None else now,
                  next_at, oid))
 
+    def outbox_pending(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM outbox WHERE delivered IS NULL AND failed IS NULL").fetchone()[0]
+
     def outbox_stats(self) -> dict:
+        """Deliveries pending, delivered (those not yet pruned: the last week's) and given up, each
+        counted on its own partial index."""
         c = self._conn()
-        pending, delivered, failed = c.execute(
-            "SELECT COALESCE(SUM(delivered IS NULL AND failed IS NULL), 0), COALESCE(SUM(delivered IS NOT NULL), 0), "
-            "COALESCE(SUM(failed IS NOT NULL), 0) FROM outbox").fetchone()
+        delivered = c.execute("SELECT COUNT(*) FROM outbox WHERE delivered IS NOT NULL").fetchone()[0]
+        failed = c.execute("SELECT COUNT(*) FROM outbox WHERE failed IS NOT NULL").fetchone()[0]
         oldest = c.execute("SELECT MIN(created) FROM outbox WHERE delivered IS NULL AND failed IS NULL").fetchone()[0]
-        return {"pending": pending, "delivered": delivered, "failed": failed, "oldest_pending": _iso(oldest)}
+        return {"pending": self.outbox_pending(), "delivered": delivered, "failed": failed, "oldest_pending": _iso(oldest)}
 
     def outbox_list(self, state: str, limit: int = 100) -> list[dict]:
         where = {"pending": "delivered IS NULL AND failed IS NULL", "delivered": "delivered IS NOT NULL",
@@ -396,6 +402,11 @@ class Store:
                                     f"last_status, last_error FROM outbox WHERE {where} ORDER BY id DESC LIMIT ?",
                                     (limit,)).fetchall()
         return [dict(r) for r in rows]
+
+    def outbox_prune(self, before: float) -> int:
+        """Forget deliveries delivered before `before` (unix time); pending and given-up ones stay."""
+        with self._write:
+            return self._conn().execute("DELETE FROM outbox WHERE delivered IS NOT NULL AND delivered < ?", (before,)).rowcount
 
     def outbox_retry(self, oid: int) -> bool:
         """Queue a given-up delivery again (after the receiver is mended)."""

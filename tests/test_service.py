@@ -474,6 +474,11 @@ def test_idempotency_key_answers_a_retry_with_the_scan_it_stored(server, scans):
     for bad in ("", "x" * 129, "semi;colon"):
         r = httpx.post(url, headers={**hk, "Idempotency-Key": bad}, content=data, timeout=60)
         assert r.status_code == 422 and "Idempotency-Key" in r.json()["error"]["message"], (bad, r.text)
+    # a request refused for a bad field leaves its key free: the corrected retry is analysed, not told 409
+    kk = {**hk, "Idempotency-Key": "belt3-000124"}
+    r = httpx.post(server.url + "/v1/detect?lane=idem-4&pixel_mm=wide", headers=kk, content=data, timeout=60)
+    assert r.status_code == 422, r.text
+    assert httpx.post(server.url + "/v1/detect?lane=idem-4&pixel_mm=1.0", headers=kk, content=data, timeout=60).status_code == 200
     # another integrator's key of the same name is another scan
     k2 = make_key(server.data_dir, "integrator")
     c = httpx.post(url, headers={**hk, "Authorization": f"Bearer {k2}"}, content=data, timeout=60)

@@ -165,3 +165,18 @@ def test_bad_webhook_settings_stop_the_service_at_start(tmp_path, model_dir):
         r = subprocess.run([sys.executable, "-m", "detector.cli", "serve", "--data-dir", str(tmp_path), "--model", str(model_dir)],
                            capture_output=True, text=True, cwd=REPO, timeout=60, env={**os.environ, name: value})
         assert r.returncode == 2 and name in r.stderr, (name, r.stderr)
+
+
+def test_delivered_deliveries_are_forgotten_after_a_week_and_the_rest_kept(tmp_path):
+    from serve.store import Store
+
+    st = Store(tmp_path)
+    st.enqueue([("http://a/h", "scan.refused", {"refused": {"code": "dark_scan"}})] * 3)
+    ids = [r["id"] for r in st.outbox_list("pending")]
+    assert len(ids) == 3 and st.outbox_due(time.time())[0]["id"] == min(ids)  # one at a time per URL, oldest first
+    st.outbox_result(min(ids), True, 200, None)
+    st.outbox_result(sorted(ids)[1], False, 500, "HTTP 500")  # given up
+    assert st.outbox_stats() | {"oldest_pending": None} == {"pending": 1, "delivered": 1, "failed": 1, "oldest_pending": None}
+    assert st.outbox_prune(time.time() - 7 * 86400) == 0  # delivered just now: kept
+    assert st.outbox_prune(time.time() + 1) == 1
+    assert st.outbox_stats()["delivered"] == 0 and st.outbox_pending() == 1 and st.outbox_stats()["failed"] == 1
