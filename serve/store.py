@@ -557,6 +557,7 @@ class Store:
         return {"data_dir": str(self.root), "scans": n, "images_kept": kept, "images_kept_clear_only": clear,
                 "images_purged": purged, "oldest_kept": _iso(oldest), "image_files": files, "image_bytes": size,
                 "database_bytes": sum(p.stat().st_size for p in self.root.glob("xfd.sqlite3*")),
+                "webhook_deliveries": self.outbox_stats(),
                 "disk_free_bytes": usage.free, "disk_total_bytes": usage.total}
 
 

@@ -83,6 +83,7 @@ def test_purge_deletes_only_what_the_policy_lets_go(tmp_path):
     assert (status["scans"], status["images_kept"], status["images_purged"], status["image_files"], status["image_bytes"]) \
         == (9, 1, 8, 1, 1000)
     assert status["images_kept_clear_only"] == 1 and status["disk_free_bytes"] > 0
+    assert status["webhook_deliveries"]["pending"] == 0
 
 
 def test_purge_refuses_days_that_are_not_days(tmp_path):
