@@ -50,7 +50,15 @@ IMAGE_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/tiff": ".tif", 
 
 def _env(name: str, default, cast=str):
     v = os.environ.get(name)
-    return cast(v) if v not in (None, "") else default
+    if v in (None, ""):
+        return default
+    try:
+        out = cast(v)
+    except ValueError as e:  # every setting's error names the variable
+        raise ValueError(str(e) if name in str(e) else f"{name}: {v!r} is not valid ({e})") from None
+    if cast in (int, float) and not (0 <= out < float("inf")):  # counts, sizes, seconds: never negative or NaN
+        raise ValueError(f"{name}: {v!r} must be a number >= 0")
+    return out
 
 
 def _site_pixel_mm(text: str) -> tuple[float, float]:

@@ -263,7 +263,9 @@ def test_retention_on_a_running_service_and_from_the_cli(tmp_path, model_dir, sc
 
 
 def test_bad_retention_settings_stop_the_service_at_start(tmp_path, model_dir):
-    for name, value in (("XFD_RETAIN_DAYS", "-3"), ("XFD_RETAIN_CLEAR_DAYS", "a week"), ("XFD_MIN_FREE_MB", "1.5")):
+    for name, value in (("XFD_RETAIN_DAYS", "-3"), ("XFD_RETAIN_CLEAR_DAYS", "a week"), ("XFD_MIN_FREE_MB", "1.5"),
+                        ("XFD_PURGE_EVERY_S", "hourly"), ("XFD_WEBHOOK_TIMEOUT_S", "nan"), ("XFD_QUEUE", "-1"),
+                        ("XFD_PORT", "http")):
         r = subprocess.run([sys.executable, "-m", "detector.cli", "serve", "--data-dir", str(tmp_path), "--model", str(model_dir)],
                            capture_output=True, text=True, cwd=REPO, timeout=60, env={**os.environ, name: value})
         assert r.returncode == 2 and name in r.stderr, (name, r.stderr)
