@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -279,3 +280,27 @@ def test_console_says_when_a_scan_was_not_screened(console_env, scans):
     page.screenshot(path=str(ARTIFACTS / "09_not_screened.png"))
     page.click("#refused-ok")
     assert page.is_hidden("#refused")
+
+
+def test_console_says_when_the_service_is_not_screening(console_env, tmp_path, model_dir):
+    """A service that cannot store scans (below its free-space floor) screens nothing: the console says
+    so at once, from /readyz, without waiting for a scan to be refused."""
+    _, _, page = console_env
+    key = make_key(tmp_path, "operator")
+    full = Server(tmp_path, model_dir, env={"XFD_MIN_FREE_MB": str(10**12)}).start(wait_ready=False)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:  # the model warm, the disk "full"
+            r = httpx.get(full.url + "/readyz", timeout=5)
+            if r.status_code == 503 and r.json()["error"]["code"] == "storage_full":
+                break
+            time.sleep(0.5)
+        page.goto(full.url + "/console/")
+        page.fill("#key", key)
+        page.click("#signin-btn")
+        page.wait_for_selector("#app:not([hidden])")
+        page.wait_for_selector("#health:not([hidden])", timeout=15000)
+        assert "storage_full" in page.inner_text("#health") and "NOT SCREENING" in page.inner_text("#health")
+        page.screenshot(path=str(ARTIFACTS / "10_not_screening.png"))
+    finally:
+        full.stop()

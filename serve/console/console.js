@@ -39,7 +39,7 @@ async function signIn(key) {
     $("signin").hidden = true; $("app").hidden = false;
     $("model").textContent = `${S.model.name} ${S.model.version} · ${S.model.backend}`;
     $("draw-label").innerHTML = S.classes.map((c) => `<option>${c}</option>`).join("");
-    await loadLanes(); await refreshQueue(); connect();
+    await loadLanes(); await refreshQueue(); connect(); watchHealth();
     if (S.queue.length) openScan(S.queue[0].scan_id);
   } catch (e) {
     sessionStorage.removeItem("xfd_key");
@@ -90,6 +90,25 @@ async function connect() {
       if (!ctl.signal.aborted) { refreshQueue().catch(() => {}); }
     }
   }
+}
+// the service's readiness, every 5 s: a model that failed to load or a full disk means scans arriving
+// now are not screened, which the belt must see without waiting for a scan to be refused
+async function watchHealth() {
+  if (S.healthTimer) return;
+  const check = async () => {
+    try {
+      const r = await fetch("/readyz");
+      const j = await r.json();
+      if (r.ok) {
+        $("health").hidden = true;
+        $("model").textContent = `${j.model.name} ${j.model.version} · ${j.backend}`;  // after a model swap too
+      } else {
+        $("health-text").textContent = `${j.error.message} (${j.error.code})`;
+        $("health").hidden = false;
+      }
+    } catch (e) { /* unreachable: the connection badge says so */ }
+  };
+  S.healthTimer = setInterval(check, 5000); check();
 }
 function setConn(ok) {
   $("conn").className = "conn " + (ok ? "ok" : "bad");
@@ -387,6 +406,7 @@ function beep() {
 
 function signOut(msg) {
   if (S.streamAbort) S.streamAbort.abort();
+  if (S.healthTimer) { clearInterval(S.healthTimer); S.healthTimer = null; }
   sessionStorage.removeItem("xfd_key"); S.key = "";
   $("app").hidden = true; $("signin").hidden = false; $("signin-error").textContent = msg || "";
 }
