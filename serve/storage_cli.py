@@ -39,6 +39,8 @@ def storage_cli(a) -> int:
         except (ValueError, OSError) as e:
             print(f"xfd storage: error: backup failed: {e}", file=sys.stderr)
             return 1
+        store.audit(None, "storage.backup", str(done["out"]), {k: v for k, v in done.items() if k not in ("out", "missing")}
+                    | {"missing": len(done["missing"]), "by": "cli"})
         print(json.dumps({k: v for k, v in done.items() if k != "missing"} | {"missing": len(done["missing"])}))
         print(f"backed up {done['scans']} scans into {done['out']}: {done['files_copied']} files copied "
               f"({done['bytes_copied'] / 2**20:.1f} MB), {done['files_present']} already there"

@@ -292,6 +292,7 @@ def test_backup_of_a_running_service_restores_and_then_copies_only_what_is_new(t
         assert (j["files_copied"], j["files_present"], j["bytes_copied"]) == (0, 3, 0), j
         r = _xfd("storage", "backup", "--data-dir", str(live), "--out", str(live))
         assert r.returncode == 1 and "data directory itself" in r.stderr
+        assert [a["action"] for a in Store(live).audit_log()].count("storage.backup") == 2
     finally:
         srv.stop()
     # the backup, moved elsewhere, is a data directory the service runs on: same keys, scans, images, reviews
