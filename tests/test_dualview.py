@@ -120,6 +120,8 @@ def test_eval_scores_parcels_over_views_with_the_real_model(tmp_path, model_dir)
         assert rep["strata"][f"view={v}"]["scans"] == 8
     md = (tmp_path / "r" / "report.md").read_text()
     assert "## Parcels" in md and "| top alone |" in md and "| side alone |" in md
+    lo, hi = rep["map50_ci95"]  # what mAP50 these few scans can tell apart
+    assert 0 <= lo <= hi <= 1 and f"{rep['map50']:.3f} (95% CI" in md
     # each scan's scores (what xfd pool --against resamples) agree with its flags at the thresholds and the curve
     th = min(rep["thresholds"].values())
     for s in rep["per_scan"]:

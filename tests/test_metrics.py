@@ -242,3 +242,33 @@ def test_clutter_strata_split_scans_by_items_packed():
     assert (s["clutter=0-9"].astype(int) + s["clutter=10-24"] + s["clutter=25+"]).tolist() == [1] * 6
     partial = strata([{"meta": {"n_threats": 0, "n_clutter": 3}}, {"meta": {"n_threats": 0}}])
     assert not any(k.startswith("clutter=") for k in partial)
+
+
+def test_map50_of_reweighted_scans_is_map50_of_those_scans_repeated():
+    """The image bootstrap behind mAP50's interval: weights 1 give detection_metrics' mAP50; a scan of
+    weight 2 counts as that scan sent twice; weight 0 as not sent."""
+    rng = np.random.default_rng(3)
+    preds, gts = [], []
+    for _ in range(12):
+        g, p = [], []
+        for _ in range(int(rng.integers(0, 3))):
+            c, (x, y) = int(rng.integers(0, 3)), rng.uniform(0, 300, 2)
+            g.append([c, x, y, x + 40, y + 40])
+            if rng.random() < 0.7:
+                p.append([x + rng.normal(0, 4), y, x + 40, y + 40, rng.random(), c])
+        for _ in range(int(rng.integers(0, 3))):
+            x, y = rng.uniform(0, 300, 2)
+            p.append([x, y, x + 25, y + 25, rng.random() * 0.6, int(rng.integers(0, 3))])
+        preds.append(np.array(p, np.float64).reshape(-1, 6))
+        gts.append(np.array(g, np.float64).reshape(-1, 5))
+    names = ["a", "b", "c"]
+    w = np.ones((3, 12))
+    w[1, 4], w[2, 7] = 2, 0
+    got = M.map50_resampled(preds, gts, 3, w)
+    assert got[0] == pytest.approx(M.detection_metrics(preds, gts, names)["map50"], abs=1e-4)
+    twice = preds + [preds[4]], gts + [gts[4]]
+    assert got[1] == pytest.approx(M.detection_metrics(*twice, names)["map50"], abs=1e-4)
+    without = [p for i, p in enumerate(preds) if i != 7], [g for i, g in enumerate(gts) if i != 7]
+    assert got[2] == pytest.approx(M.detection_metrics(*without, names)["map50"], abs=1e-4)
+    b = M.bootstrap_weights(12, 5, seed=1)
+    assert b.shape == (5, 12) and (b.sum(1) == 12).all()

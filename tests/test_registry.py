@@ -56,6 +56,9 @@ def test_finetune_compare_promote_rollback(tmp_path, model_dir, scans):
     assert pr["pd"]["new"] == pytest.approx(res["new_metrics"]["pd"], abs=1e-4)
     lo, hi = pr["pd"]["diff_ci95"]
     assert lo <= pr["pd"]["diff"] <= hi and "95% interval" in (tmp_path / "cmp" / "compare.md").read_text()
+    pm = res["paired_map50"]  # mAP50's paired difference: the two reports' mAP50s apart, with an interval
+    assert pm["diff"] == pytest.approx(res["new_metrics"]["map50"] - res["old_metrics"]["map50"], abs=2e-4)
+    assert pm["diff_ci95"][0] <= pm["diff_ci95"][1] and "mAP50, paired" in (tmp_path / "cmp" / "compare.md").read_text()
     assert isinstance(res["found_by_kind"], list)
 
     data = tmp_path / "svc"

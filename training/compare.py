@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from detector.engine import Engine
+from training import metrics as M
 from training.evaluate import evaluate
 from training.pool import paired, paired_markdown
 
@@ -16,8 +18,9 @@ def compare(old: str, new: str, data: str, split: str, out: str | Path, examples
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     eo, en = Engine(old, concurrency=1), Engine(new, concurrency=1)
-    ro = evaluate(eo, data, split, out / "old")
-    rn = evaluate(en, data, split, out / "new")
+    ro = evaluate(eo, data, split, out / "old", return_predictions=True)
+    rn = evaluate(en, data, split, out / "new", return_predictions=True)
+    (po_, go), (pn_, _) = ro.pop("_predictions"), rn.pop("_predictions")
     po = {p["file"]: p for p in ro["per_scan"]}
     pn = {p["file"]: p for p in rn["per_scan"]}
     fixed = [f for f in po if po[f]["threat"] and not po[f]["detected"] and pn[f]["detected"]]
@@ -39,7 +42,8 @@ def compare(old: str, new: str, data: str, split: str, out: str | Path, examples
            "per_class_ap50": {c: {"old": a, "new": b} for c, a, b in rows},
            "found_by_kind": _found_by_kind(ro, rn),
            "fixed": fixed, "broken": broken, "false_alarms_removed": fa_fixed, "false_alarms_added": fa_new,
-           "paired": paired([rn], [ro]) if ro["threat_scans"] else None}
+           "paired": paired([rn], [ro]) if ro["threat_scans"] else None,
+           "paired_map50": paired_map50(po_, pn_, go, len(ro["per_class"]))}
     (out / "compare.json").write_text(json.dumps(res, indent=1))
     f = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     md = [f"# {ro['model']['name']} {ro['model']['version']} vs {rn['model']['name']} {rn['model']['version']} on {split}", "",
@@ -52,11 +56,25 @@ def compare(old: str, new: str, data: str, split: str, out: str | Path, examples
         md += [f"| {k['class']} | {k['kind']} | {k['old']} | {k['new']} | {k['objects']} |" for k in res["found_by_kind"]]
     if res["paired"]:  # is the difference more than these scans can tell apart?
         md += ["", paired_markdown(res["paired"])]
+    pm = res["paired_map50"]
+    md += ["", f"mAP50, paired over the same {pm['scans']} scans ({pm['resamples']} image-bootstrap resamples): new − old "
+               f"{pm['diff']:+.3f} (95% interval {pm['diff_ci95'][0]:+.3f} to {pm['diff_ci95'][1]:+.3f}); new ahead in "
+               f"{pm['new_ahead']:.0%} of resamples, behind in {pm['new_behind']:.0%}."]
     md += ["", f"Threat scans the new model catches and the old missed: {len(fixed)} (examples in fixed/).",
            f"Threat scans the new model misses and the old caught: {len(broken)} (broken/).",
            f"False alarms removed: {len(fa_fixed)}; added: {len(fa_new)}."]
     (out / "compare.md").write_text("\n".join(md) + "\n")
     return res
+
+
+def paired_map50(old_preds, new_preds, gts, nc: int, resamples: int = 200, seed: int = 0) -> dict:
+    """mAP50 of two models on the same scans, resampled together (image bootstrap): the difference and its
+    95% interval, and how often new came out ahead and behind."""
+    w = np.concatenate([np.ones((1, len(gts))), M.bootstrap_weights(len(gts), resamples, seed)])
+    d = M.map50_resampled(new_preds, gts, nc, w) - M.map50_resampled(old_preds, gts, nc, w)
+    lo, hi = np.nanpercentile(d[1:], [2.5, 97.5])
+    return {"scans": len(gts), "resamples": resamples, "diff": float(d[0]), "diff_ci95": [float(lo), float(hi)],
+            "new_ahead": float(np.mean(d[1:] > 1e-12)), "new_behind": float(np.mean(d[1:] < -1e-12))}
 
 
 def _found_by_kind(ro: dict, rn: dict) -> list[dict]:

@@ -370,9 +370,12 @@ def false_alarms_by_content(items: list[dict], threat: np.ndarray, alarmed: np.n
     return rows
 
 
+MAP_RESAMPLES = 200
+
+
 def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = False, target_pfa: float = 0.05,
              tile: str = "auto", pfa_confidence: float | None = None, min_gain: int = 3, perturb: str | None = None,
-             plots_too: bool = True, declare_pixels: bool = False) -> dict:
+             plots_too: bool = True, declare_pixels: bool = False, return_predictions: bool = False) -> dict:
     if calibrate and split == "test":
         raise EvalError("refusing to calibrate thresholds on the test split: use --split val")
     if calibrate and perturb:
@@ -429,6 +432,9 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
         thresholds = {n: float(engine.info.thresholds.get(n, 0.25)) for n in names}
         theta = np.array([thresholds[n] for n in names])
     det = M.detection_metrics(preds, gts, names, thresholds)
+    # what mAP50 these scans can tell apart: 200 image-bootstrap resamples (seed 0)
+    boot = M.map50_resampled(preds, gts, nc, M.bootstrap_weights(len(items), MAP_RESAMPLES))
+    map50_ci = [round(float(x), 4) for x in np.nanpercentile(boot, [2.5, 97.5])] if len(items) > 1 else None
     curve = M.pd_pfa_curve(any_max, hit_max, threat)
     # Pd, Pfa, their intervals and Pd at fixed Pfa from the single-threshold curve (for comparisons
     # across models)
@@ -451,7 +457,7 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
     report = {
         "model": engine.info.public(), "backend": engine.backend, "flips": engine.flips, "data": str(Path(data).resolve()), "split": split,
         "perturbation": perturb, "declared_pixels": declare_pixels, "scans": len(items), "threat_scans": int(threat.sum()), "clean_scans": int((~threat).sum()),
-        "map50": det["map50"], "map50_95": det["map50_95"], "per_class": det["per_class"],
+        "map50": det["map50"], "map50_ci95": map50_ci, "map50_95": det["map50_95"], "per_class": det["per_class"],
         "pd": pd, "pfa": pfa, **scr, "thresholds": thresholds,
         "parcels": None if groups is None else parcel_report(items, any_max, hit_max, threat, theta, groups),
         "calibrated_here": calibrate, "calibrated_on": ("parcels" if groups is not None else "scans") if calibrate else None,
@@ -469,6 +475,8 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
     (out / "report.md").write_text(markdown(report))
     if plots_too:
         plots(out, preds, gts, names, curve, conf, pd, pfa)
+    if return_predictions:  # for xfd compare's paired mAP (never written to the report)
+        report = {**report, "_predictions": (preds, gts)}
     return report
 
 
@@ -482,7 +490,7 @@ def markdown(r: dict) -> str:
              + (f" **Each scan altered: {r['perturbation']}** (training/robustness.py)." if r.get("perturbation") else "")
              + (" Each scan's pixel size declared to the engine (--declare-pixels)." if r.get("declared_pixels") else ""), "",
              "| metric | value |", "|---|---|",
-             f"| mAP50 | {r['map50']:.3f} |", f"| mAP50-95 | {r['map50_95']:.3f} |",
+             f"| mAP50 | {r['map50']:.3f}{_ci(r.get('map50_ci95'))} |", f"| mAP50-95 | {r['map50_95']:.3f} |",
              f"| **Pd at the operating point** | **{M.fmt_rate(r['pd'], 'threat')}**{_ci(r.get('pd_ci95'))} |",
              f"| **Pfa at the operating point** | **{M.fmt_rate(r['pfa'], 'clean')}**{_ci(r.get('pfa_ci95'))} |",
              f"| Pd at Pfa<=0.01 (single threshold) | {M.fmt_rate(r['pd_at_pfa_0.01'], 'clean')} |",

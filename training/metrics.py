@@ -70,6 +70,47 @@ def match_class(preds: list[np.ndarray], gts: list[np.ndarray], cls: int, iou_th
     return np.array(scores), np.array(tps, bool), n_gt
 
 
+def _class_table(preds, gts, cls: int, iou_thr: float = 0.5):
+    """match_class() with each detection's image and each image's count of labelled objects."""
+    scores, tps, imgs = [], [], []
+    n_gt = np.zeros(len(preds))
+    for i, (p, g) in enumerate(zip(preds, gts, strict=True)):
+        s, t, n = match_class([p], [g], cls, iou_thr)
+        scores.append(s)
+        tps.append(t)
+        imgs.append(np.full(len(s), i))
+        n_gt[i] = n
+    cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
+    return cat(scores, np.float64), cat(tps, bool), cat(imgs, np.int64), n_gt
+
+
+def map50_resampled(preds, gts, nc: int, weights: np.ndarray, chunk: int = 50) -> np.ndarray:
+    """mAP50 of the scans reweighted by each row of `weights` (resamples x scans, e.g. bootstrap counts):
+    a scan drawn twice counts its detections and its labelled objects twice. A class with no labelled
+    object in a resample is left out of that resample's mean, as detection_metrics() does."""
+    weights = np.asarray(weights, np.float64)
+    aps = np.full((len(weights), nc), np.nan)
+    for c in range(nc):
+        s, t, img, n_gt = _class_table(preds, gts, c)
+        order = np.argsort(-s, kind="stable")
+        t, img = t[order], img[order]
+        total = weights @ n_gt
+        for a in range(0, len(weights), chunk):
+            w = weights[a:a + chunk][:, img]
+            tp = np.cumsum(w * t, axis=1)
+            fp = np.cumsum(w * ~t, axis=1)
+            for k in range(len(w)):
+                if total[a + k] > 0:
+                    aps[a + k, c] = _ap101(tp[k] / total[a + k], tp[k] / np.maximum(tp[k] + fp[k], 1e-12))
+    with np.errstate(all="ignore"):
+        return np.nanmean(aps, axis=1)
+
+
+def bootstrap_weights(n: int, resamples: int, seed: int = 0) -> np.ndarray:
+    """Bootstrap counts: each row draws n scans with replacement from n."""
+    return np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+
+
 def pr_curve(scores: np.ndarray, tps: np.ndarray, n_gt: int):
     order = np.argsort(-scores)
     tp = np.cumsum(tps[order])
