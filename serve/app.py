@@ -789,7 +789,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/v1/scans/{scan_id}/image", tags=["scans"],
              summary="The original image as sent; ?format=png: as the model saw it, as PNG (what a browser can "
                      "show of TIFF and DICOS scans); ?overlay=1: PNG with the boxes drawn",
-             response_class=Response)
+             response_class=Response,
+             responses={404: {"description": "unknown scan, or its image missing from the store (image_missing)"},
+                        410: {"description": "image_purged: deleted under the retention policy; the record is kept"}})
     async def get_image(scan_id: str, key=Depends(require("operator")), overlay: bool = False,
                         format: Literal["original", "png"] = "original"):
         found = svc.store.image_path(scan_id)
