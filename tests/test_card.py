@@ -155,13 +155,14 @@ def test_card_without_runs_here_says_so(tmp_path, model_dir, monkeypatch):
     md = tmp_path / "m"
     md.mkdir()
     shutil.copy(model_dir / "model.json", md / "model.json")
-    rep = _report(tmp_path / "rep", map50=0.2, pd=0.2, pfa=0.04, scans=10, threat_scans=5,
+    rep = _report(tmp_path / "rep", map50=0.2, map50_ci95=[0.12, 0.31], pd=0.2, pfa=0.04, scans=10, threat_scans=5,
                   per_class={n: {"ap50": 0.1, "precision": 0.5, "recall": 0.5, "instances": 3}
                              for n in json.loads((md / "model.json").read_text())["names"]})
     monkeypatch.chdir(tmp_path)  # no runs/train here
     assert card.main([str(md), "--report", f"test={rep}"]) == 0
     text = (md / "card.md").read_text()
     assert "Data 1: not recorded: the training runs are not on this machine" in text and "0 epochs" not in text
+    assert "| 0.200 [0.12, 0.31] |" in text  # mAP50 with its interval, when the report has one
 
 
 def test_calibration_data_is_stored_relative_to_the_working_directory(tmp_path, monkeypatch):

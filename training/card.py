@@ -9,7 +9,8 @@ from pathlib import Path
 
 
 def _row(name: str, r: dict) -> str:
-    return (f"| {name} | {r.get('backend', '?')} | {r['scans']} ({r['threat_scans']} threat) | {r['map50']:.3f} | {r['map50_95']:.3f} | "
+    return (f"| {name} | {r.get('backend', '?')} | {r['scans']} ({r['threat_scans']} threat) | {r['map50']:.3f}{_ci(r.get('map50_ci95'))} | "
+            f"{r['map50_95']:.3f} | "
             f"{format(r['per_class']['gun']['ap50'], '.3f') if r['per_class']['gun']['ap50'] is not None else 'n/a'} | "
             f"{r['pd']:.3f}{_ci(r.get('pd_ci95'))} | {r['pfa']:.3f}{_ci(r.get('pfa_ci95'))} | {r['pd_at_pfa_0.05']:.3f} |")
 
