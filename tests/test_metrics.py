@@ -1,5 +1,7 @@
 """Screening and detection metrics on hand-made predictions with known answers."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -272,3 +274,9 @@ def test_map50_of_reweighted_scans_is_map50_of_those_scans_repeated():
     assert got[2] == pytest.approx(M.detection_metrics(*without, names)["map50"], abs=1e-4)
     b = M.bootstrap_weights(12, 5, seed=1)
     assert b.shape == (5, 12) and (b.sum(1) == 12).all()
+    # scans without a labelled object have no mAP50: NaN (no warning), and no interval rather than a NaN one
+    empty = [np.zeros((0, 5))] * 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        none = M.map50_resampled(preds[:3], empty, 3, np.ones((2, 3)))
+    assert np.isnan(none).all() and M.interval95(none) is None and M.interval95(np.array([0.1, np.nan, 0.3])) is not None

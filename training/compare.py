@@ -57,9 +57,10 @@ def compare(old: str, new: str, data: str, split: str, out: str | Path, examples
     if res["paired"]:  # is the difference more than these scans can tell apart?
         md += ["", paired_markdown(res["paired"])]
     pm = res["paired_map50"]
-    md += ["", f"mAP50, paired over the same {pm['scans']} scans ({pm['resamples']} image-bootstrap resamples): new − old "
-               f"{pm['diff']:+.3f} (95% interval {pm['diff_ci95'][0]:+.3f} to {pm['diff_ci95'][1]:+.3f}); new ahead in "
-               f"{pm['new_ahead']:.0%} of resamples, behind in {pm['new_behind']:.0%}."]
+    if pm:
+        md += ["", f"mAP50, paired over the same {pm['scans']} scans ({pm['resamples']} image-bootstrap resamples): new − old "
+                   f"{pm['diff']:+.3f} (95% interval {pm['diff_ci95'][0]:+.3f} to {pm['diff_ci95'][1]:+.3f}); new ahead in "
+                   f"{pm['new_ahead']:.0%} of resamples, behind in {pm['new_behind']:.0%}."]
     md += ["", f"Threat scans the new model catches and the old missed: {len(fixed)} (examples in fixed/).",
            f"Threat scans the new model misses and the old caught: {len(broken)} (broken/).",
            f"False alarms removed: {len(fa_fixed)}; added: {len(fa_new)}."]
@@ -72,8 +73,9 @@ def paired_map50(old_preds, new_preds, gts, nc: int, resamples: int = 200, seed:
     95% interval, and how often new came out ahead and behind."""
     w = np.concatenate([np.ones((1, len(gts))), M.bootstrap_weights(len(gts), resamples, seed)])
     d = M.map50_resampled(new_preds, gts, nc, w) - M.map50_resampled(old_preds, gts, nc, w)
-    lo, hi = np.nanpercentile(d[1:], [2.5, 97.5])
-    return {"scans": len(gts), "resamples": resamples, "diff": float(d[0]), "diff_ci95": [float(lo), float(hi)],
+    if not np.isfinite(d[0]):  # no labelled object in these scans: no mAP to compare
+        return None
+    return {"scans": len(gts), "resamples": resamples, "diff": float(d[0]), "diff_ci95": M.interval95(d[1:]),
             "new_ahead": float(np.mean(d[1:] > 1e-12)), "new_behind": float(np.mean(d[1:] < -1e-12))}
 
 

@@ -434,7 +434,8 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
     det = M.detection_metrics(preds, gts, names, thresholds)
     # what mAP50 these scans can tell apart: 200 image-bootstrap resamples (seed 0)
     boot = M.map50_resampled(preds, gts, nc, M.bootstrap_weights(len(items), MAP_RESAMPLES))
-    map50_ci = [round(float(x), 4) for x in np.nanpercentile(boot, [2.5, 97.5])] if len(items) > 1 else None
+    iv = M.interval95(boot) if len(items) > 1 else None
+    map50_ci = [round(x, 4) for x in iv] if iv else None
     curve = M.pd_pfa_curve(any_max, hit_max, threat)
     # Pd, Pfa, their intervals and Pd at fixed Pfa from the single-threshold curve (for comparisons
     # across models)
@@ -471,7 +472,7 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
         "definitions": "Pd: share of threat scans with an alarming detection overlapping a labelled threat (IoU>=0.5, any class). "
                        "Pfa: share of clean scans with any alarming detection. Alarm: score >= the class threshold.",
     }
-    (out / "report.json").write_text(json.dumps(report, indent=1))
+    (out / "report.json").write_text(json.dumps(report, indent=1, allow_nan=False))  # strict JSON: a NaN is a bug
     (out / "report.md").write_text(markdown(report))
     if plots_too:
         plots(out, preds, gts, names, curve, conf, pd, pfa)

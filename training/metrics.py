@@ -102,8 +102,15 @@ def map50_resampled(preds, gts, nc: int, weights: np.ndarray, chunk: int = 50) -
             for k in range(len(w)):
                 if total[a + k] > 0:
                     aps[a + k, c] = _ap101(tp[k] / total[a + k], tp[k] / np.maximum(tp[k] + fp[k], 1e-12))
-    with np.errstate(all="ignore"):
-        return np.nanmean(aps, axis=1)
+    ok = ~np.isnan(aps)  # a resample without any labelled object has no mAP50 (NaN), not a warning
+    return np.where(ok.any(1), np.where(ok, aps, 0).sum(1) / np.maximum(ok.sum(1), 1), np.nan)
+
+
+def interval95(values: np.ndarray) -> list[float] | None:
+    """The 2.5th and 97.5th percentiles of the finite values (None when there are none)."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    return [float(x) for x in np.percentile(v, [2.5, 97.5])] if len(v) else None
 
 
 def bootstrap_weights(n: int, resamples: int, seed: int = 0) -> np.ndarray:
