@@ -516,7 +516,7 @@ def test_keys_that_expire_and_keys_bound_to_lanes(server, scans, tmp_path):
         return subprocess.run([sys.executable, "-m", "detector.cli", "keys", *args, "--data-dir", str(server.data_dir)],
                               capture_output=True, text=True)
 
-    r = keys("create", "--role", "integrator", "--name", "belt-a scanner", "--lanes", "belt-a,belt-a2", "--expires-days", "0.00004")
+    r = keys("create", "--role", "integrator", "--name", "belt-a scanner", "--lanes", "belt-a,belt-a2", "--expires-days", "0.0001")
     assert r.returncode == 0, r.stderr
     made = json.loads(r.stdout)
     assert made["lanes"] == ["belt-a", "belt-a2"] and made["expires"] > time.time()
