@@ -12,8 +12,12 @@
 # (more loose components). The weights, results.csv and the data summary come back in $OUT; the
 # recipe copies best.pt and last.pt out as they appear, so a run cut short still returns them.
 # Then, here: make export WEIGHTS=<returned best.pt> MODEL=artifacts/candNN VERSION=..., make eval
-# MODEL=artifacts/candNN FLIPS=4, and ship only if it beats the shipped model on the test sets pooled
-# (`xfd pool reports/{test,shifted,vendor,fan,tools}` against the shipped model's numbers in the README).
+# MODEL=artifacts/candNN FLIPS=4, then the shipped model on the same scans, as it serves (no calibration):
+#   for s in test shifted vendor fan tools; do xfd eval --model models/default \
+#     --data data/synth-$s/data.yaml --split test --out reports/shipped/$s; done
+# and ship only if it beats the shipped model paired on the five test sets pooled:
+#   xfd pool reports/{test,shifted,vendor,fan,tools} --against reports/shipped/{test,shifted,vendor,fan,tools}
+# (Pd at pooled Pfa <= 5 % ahead with its 95 % interval above 0, and false alarms not up).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d .whl ] || { echo "no .whl/: run 'make gpu-kit' here and carry .whl" >&2; exit 2; }
