@@ -1028,6 +1028,10 @@ def _replay(svc: Service, request: Request, found: tuple[dict, str], fp: str, id
     return JSONResponse(body, headers=headers)
 
 
+# a stored record's fields that are the store's business, never an answer's or a webhook's
+INTERNAL_FIELDS = ("image_path", "image_sha256", "content_type", "idem", "idem_fp")
+
+
 def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed: str, lane: str | None, tile: str,
                        key: dict, parcel: str | None = None, view: str | None = None,
                        pixel_mm: tuple[float, float] | None = None,
@@ -1085,7 +1089,7 @@ def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed:
     rec = {"scan_id": scan_id, "model": eng.info.public(), **res.to_dict(), "lane": lane, "parcel": parcel,
            "view": view, "created": time.time(), "image_path": str(path), "image_sha256": sha, "content_type": ctype,
            "idem": idem[0], "idem_fp": idem[1]}
-    public = {k: v for k, v in rec.items() if k not in ("image_path", "image_sha256", "content_type", "idem", "idem_fp")}
+    public = {k: v for k, v in rec.items() if k not in INTERNAL_FIELDS}
     outbox = svc.webhook_rows("scan.alarm" if res.verdict == "alarm" else "scan.clear", {"scan": public})
     try:
         svc.store.insert_scan(rec, outbox)
@@ -1113,7 +1117,7 @@ def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed:
         if d.alarm:
             mx.DETECTIONS.labels(d.label).inc()
     svc.store.touch_key(key["id"])
-    for internal in ("image_path", "image_sha256", "content_type", "idem", "idem_fp"):
+    for internal in INTERNAL_FIELDS:
         rec.pop(internal)
     return rec, img.ids
 

@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 ROLES = ("integrator", "operator", "admin")
+REVIEW_STATES = ("pending", "confirmed", "false_alarm")
 DAY_S = 86400.0
 # the errors of a disk (or quota, or file size limit) that has no room left: the scan is refused with
 # 507, not a 500, and nothing of it is left behind
@@ -29,7 +30,7 @@ FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 class StorageFull(OSError):
     """The data directory has no room for a scan: its image or its record could not be written."""
-REVIEW_STATES = ("pending", "confirmed", "false_alarm")
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS scans (
@@ -191,16 +192,7 @@ class Store:
         d = self.images / day
         d.mkdir(parents=True, exist_ok=True)
         path = d / f"{scan_id}{ext}"
-        tmp = path.with_suffix(path.suffix + ".part")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:  # a full disk leaves no half-written file behind
-            tmp.unlink(missing_ok=True)
-            raise
+        _write_durably(path, lambda f: f.write(data))
         dfd = os.open(d, os.O_RDONLY)
         try:
             os.fsync(dfd)
@@ -415,7 +407,6 @@ class Store:
                                        (time.time(), time.time(), oid))
         return cur.rowcount > 0
 
-
     # ------------------------------------------------------------- storage: free space and retention
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free
@@ -460,7 +451,8 @@ class Store:
                         self._conn().execute(f"UPDATE scans SET purged=? WHERE purged IS NULL AND id IN "
                                              f"({','.join('?' * len(ids))})", (now, *ids))
                 for r in rows:
-                    files = self.scan_files(resolve_image(self.images, r["image_path"]))
+                    image = resolve_image(self.images, r["image_path"])
+                    files = self.scan_files(image)
                     out["files"] += len(files)
                     for f in files:
                         try:
@@ -469,7 +461,7 @@ class Store:
                                 f.unlink()
                         except FileNotFoundError:
                             pass
-                    dirs.add(resolve_image(self.images, r["image_path"]).parent)
+                    dirs.add(image.parent)
                 out["scans"] += len(rows)
                 out["clear"] += len(rows) if clear else 0
         if not dry_run:
@@ -562,22 +554,30 @@ class Store:
 
 
 def _copy_if_new(src: Path, dst: Path, always: bool = False) -> int | None:
-    """Copy src to dst (written aside, fsync'ed, then renamed) unless a file of the same size is there;
+    """Copy src to dst (durably, as an image is written) unless a file of the same size is there;
     the bytes copied, or None when it was there already."""
     size = src.stat().st_size
     if not always and dst.exists() and dst.stat().st_size == size:
         return None
     dst.parent.mkdir(parents=True, exist_ok=True)
-    part = dst.with_name(dst.name + ".part")
-    try:
-        shutil.copyfile(src, part)
-        with open(part, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(part, dst)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
+    with open(src, "rb") as s:
+        _write_durably(dst, lambda f: shutil.copyfileobj(s, f))
     return size
+
+
+def _write_durably(path: Path, fill) -> None:
+    """Write path aside (.part) with fill(file), fsync it, then rename it into place: a failure (a full
+    disk) leaves no half-written file behind."""
+    tmp = path.with_name(path.name + ".part")
+    try:
+        with open(tmp, "wb") as f:
+            fill(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _iso(t: float | None) -> str | None:

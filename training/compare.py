@@ -72,11 +72,10 @@ def paired_map50(old_preds, new_preds, gts, nc: int, resamples: int = 200, seed:
     """mAP50 of two models on the same scans, resampled together (image bootstrap): the difference and its
     95% interval, and how often new came out ahead and behind."""
     w = np.concatenate([np.ones((1, len(gts))), M.bootstrap_weights(len(gts), resamples, seed)])
-    d = M.map50_resampled(new_preds, gts, nc, w) - M.map50_resampled(old_preds, gts, nc, w)
-    if not np.isfinite(d[0]):  # no labelled object in these scans: no mAP to compare
+    new, old = M.map50_resampled(new_preds, gts, nc, w), M.map50_resampled(old_preds, gts, nc, w)
+    if not np.isfinite(new[0] - old[0]):  # no labelled object in these scans: no mAP to compare
         return None
-    return {"scans": len(gts), "resamples": resamples, "diff": float(d[0]), "diff_ci95": M.interval95(d[1:]),
-            "new_ahead": float(np.mean(d[1:] > 1e-12)), "new_behind": float(np.mean(d[1:] < -1e-12))}
+    return {"scans": len(gts), "resamples": resamples, **M.paired_difference(new, old)}
 
 
 def _found_by_kind(ro: dict, rn: dict) -> list[dict]:

@@ -106,6 +106,15 @@ def map50_resampled(preds, gts, nc: int, weights: np.ndarray, chunk: int = 50) -
     return np.where(ok.any(1), np.where(ok, aps, 0).sum(1) / np.maximum(ok.sum(1), 1), np.nan)
 
 
+def paired_difference(new: np.ndarray, old: np.ndarray) -> dict:
+    """Two models scored on the same resamples (row 0: the scans as they are, the rest bootstrap
+    resamples): both values, the difference, its 95% interval, and the share of resamples in which
+    new came out ahead and behind."""
+    d = np.asarray(new, np.float64) - np.asarray(old, np.float64)
+    return {"new": float(new[0]), "old": float(old[0]), "diff": float(d[0]), "diff_ci95": interval95(d[1:]),
+            "new_ahead": float(np.mean(d[1:] > 1e-12)), "new_behind": float(np.mean(d[1:] < -1e-12))}
+
+
 def interval95(values: np.ndarray) -> list[float] | None:
     """The 2.5th and 97.5th percentiles of the finite values (None when there are none)."""
     v = np.asarray(values, np.float64)

@@ -137,10 +137,7 @@ def paired(new: list[dict], old: list[dict], resamples: int = 2000, seed: int = 
     rows = {}
 
     def row(name: str, vn: np.ndarray, vo: np.ndarray) -> None:
-        d = vn - vo
-        lo, hi = np.percentile(d[1:], [2.5, 97.5])
-        rows[name] = {"new": float(vn[0]), "old": float(vo[0]), "diff": float(d[0]), "diff_ci95": [float(lo), float(hi)],
-                      "new_ahead": float((d[1:] > 1e-12).mean()), "new_behind": float((d[1:] < -1e-12).mean())}
+        rows[name] = M.paired_difference(vn, vo)
 
     if nc:
         for x in PFAS:

@@ -37,7 +37,7 @@ async function signIn(key) {
     S.model = m.active; S.colors = m.active.colors || {}; S.classes = m.active.classes;
     sessionStorage.setItem("xfd_key", key);
     $("signin").hidden = true; $("app").hidden = false;
-    $("model").textContent = `${S.model.name} ${S.model.version} · ${S.model.backend}`;
+    showModel(S.model, S.model.backend);
     $("draw-label").innerHTML = S.classes.map((c) => `<option>${c}</option>`).join("");
     await loadLanes(); await refreshQueue(); connect(); watchHealth();
     if (S.queue.length) openScan(S.queue[0].scan_id);
@@ -91,6 +91,7 @@ async function connect() {
     }
   }
 }
+function showModel(m, backend) { $("model").textContent = `${m.name} ${m.version} · ${backend}`; }
 // the service's readiness, every 5 s: a model that failed to load or a full disk means scans arriving
 // now are not screened, which the belt must see without waiting for a scan to be refused
 async function watchHealth() {
@@ -101,7 +102,7 @@ async function watchHealth() {
       const j = await r.json();
       if (r.ok) {
         $("health").hidden = true;
-        $("model").textContent = `${j.model.name} ${j.model.version} · ${j.backend}`;  // after a model swap too
+        showModel(j.model, j.backend);  // after a model swap too
       } else {
         $("health-text").textContent = `${j.error.message} (${j.error.code})`;
         $("health").hidden = false;
