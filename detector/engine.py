@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import queue
 import threading
@@ -23,6 +24,8 @@ import numpy as np
 
 from . import imaging, taxonomy
 from .offline import REPO_ROOT, default_threads
+
+log = logging.getLogger("xfd.engine")
 
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
 BACKENDS = ("openvino-int8", "openvino", "onnx", "torch")
@@ -202,13 +205,14 @@ class _OnnxRunner:
 class _OpenVinoModel:
     """One compiled model shared by runners; each runner owns an infer request."""
 
-    _cache: dict[tuple[str, int, int], object] = {}
+    _cache: dict[tuple[str, int, int, str], object] = {}
     _lock = threading.Lock()
 
     @classmethod
     def compiled(cls, path: str, threads: int, streams: int = 1):
+        precision = ov_precision()
         with cls._lock:
-            key = (path, threads, streams)
+            key = (path, threads, streams, precision)
             if key not in cls._cache:
                 import openvino as ov
 
@@ -221,8 +225,7 @@ class _OpenVinoModel:
                     ppp.input().model().set_layout(ov.Layout("NCHW"))
                     ppp.input().preprocess().convert_element_type(ov.Type.f32).scale(255.0)
                     model = ppp.build()
-                    cls._cache[key] = core.compile_model(model, "CPU", {
-                        "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": streams})
+                    cls._cache[key] = core.compile_model(model, "CPU", ov_config(threads, streams, precision))
                 except Exception as e:
                     raise ModelError(f"cannot load OpenVINO model {path}: {str(e)[:200]}") from None
             return cls._cache[key]
@@ -238,6 +241,28 @@ class _OpenVinoRunner:
 
 
 RUNNERS = {"torch": _TorchRunner, "onnx": _OnnxRunner, "openvino": _OpenVinoRunner, "openvino-int8": _OpenVinoRunner}
+
+
+# OpenVINO's CPU plugin runs a floating-point IR in bfloat16 by default wherever the CPU has
+# AVX512-BF16 or AMX, and in f32 elsewhere, so the same model gave other scores, and another
+# operating point, on another CPU (synth-test: 6 of 116 clean scans alarmed where it ran bf16,
+# 8 where it ran f32). Scores are computed in f32 on every CPU unless a site asks otherwise.
+OV_PRECISIONS = ("f32", "bf16", "f16")
+
+
+def ov_precision() -> str:
+    """Floating-point precision OpenVINO computes in: XFD_OV_PRECISION, else f32 (the precision the
+    shipped thresholds are calibrated in; bf16 or f16 is faster on CPUs built for it, at scores that
+    differ from the calibrated ones in the last digits)."""
+    env = (os.environ.get("XFD_OV_PRECISION") or "f32").strip().lower()
+    if env not in OV_PRECISIONS:
+        raise ModelError(f"XFD_OV_PRECISION must be one of {', '.join(OV_PRECISIONS)}, got {env!r}")
+    return env
+
+
+def ov_config(threads: int, streams: int, precision: str) -> dict:
+    """The CPU plugin's settings: threads, streams and the inference precision, always explicit."""
+    return {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": streams, "INFERENCE_PRECISION_HINT": precision}
 
 
 def ov_streams(concurrency: int, threads: int) -> int:
@@ -491,6 +516,12 @@ class Engine:
         self.flips = flips if flips is not None else int((self.info.meta.get("calibration") or {}).get("flips", 1))
         if self.flips not in FLIPS:
             raise ModelError(f"flips must be one of {', '.join(map(str, FLIPS))}, got {self.flips!r}")
+        # the floating-point precision scores are computed in (PyTorch and ONNX Runtime: f32)
+        self.precision = ov_precision() if self.backend.startswith("openvino") else "f32"
+        calibrated = (self.info.meta.get("calibration") or {}).get("precision")
+        if calibrated and calibrated != self.precision:
+            log.warning("model %s %s was calibrated with scores computed in %s, this engine computes them in %s: "
+                        "its operating point holds only roughly", self.info.name, self.info.version, calibrated, self.precision)
         self.names = self.info.names
         self.imgsz = self.info.imgsz
         self.pixel_range = tuple(self.info.meta.get("pixel_mm_range") or TRAINED_PIXEL_MM)

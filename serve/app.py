@@ -344,9 +344,9 @@ class Service:
         self.engine = eng  # one reference assignment: in-flight requests keep the engine they started with
         self.registry_version = version
         mx.MODEL_INFO.info({"name": eng.info.name, "version": eng.info.version, "sha256": eng.info.sha256, "backend": eng.backend,
-                            "flips": str(eng.flips)})
-        log.info("model %s %s ready (%s, %d reading%s a scan)", eng.info.name, eng.info.version, eng.backend, eng.flips,
-                 "s" if eng.flips > 1 else "")
+                            "precision": eng.precision, "flips": str(eng.flips)})
+        log.info("model %s %s ready (%s in %s, %d reading%s a scan)", eng.info.name, eng.info.version, eng.backend, eng.precision,
+                 eng.flips, "s" if eng.flips > 1 else "")
 
     def load_engine(self) -> None:
         try:
@@ -612,7 +612,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if full and svc.engine is not None and svc.engine.ready:  # it could analyse, but not store: not ready for scans
             return JSONResponse(error_body(503, "storage_full", full), 503, headers={"Retry-After": "60"})
         if svc.engine is not None and svc.engine.ready:
-            return {"status": "ready", "model": svc.engine.info.public(), "backend": svc.engine.backend, "flips": svc.engine.flips}
+            return {"status": "ready", "model": svc.engine.info.public(), "backend": svc.engine.backend, "precision": svc.engine.precision,
+                    "flips": svc.engine.flips}
         body = error_body(503, "not_ready", svc.engine_error or "model loading and warming up")
         return JSONResponse(body, 503, headers={"Retry-After": "2"})
 
@@ -887,7 +888,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(503, "not_ready", svc.engine_error or "model is loading", {"Retry-After": "2"})
         i = svc.engine.info
         colors = {c.name: c.color for c in taxonomy.classes()}
-        return {"active": {**i.public(), "backend": svc.engine.backend, "flips": svc.engine.flips, "imgsz": i.imgsz, "classes": i.names, "colors": colors,
+        return {"active": {**i.public(), "backend": svc.engine.backend, "precision": svc.engine.precision, "flips": svc.engine.flips, "imgsz": i.imgsz, "classes": i.names, "colors": colors,
                            "thresholds": i.thresholds, "card": i.card, "calibration": i.meta.get("calibration"),
                            "metrics": i.meta.get("metrics"), "registry_version": svc.registry_version},
                 "registry": {"versions": svc.registry.versions(), "last_swap_error": svc.swap_error}}

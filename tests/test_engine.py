@@ -253,6 +253,48 @@ def test_openvino_streams_setting(model_dir, scans, monkeypatch):
             Engine(model_dir, backend="openvino", concurrency=2)
 
 
+def test_openvino_precision_is_pinned(model_dir, scans, monkeypatch, tmp_path, caplog):
+    """OpenVINO computes a floating-point IR in bfloat16 by default on CPUs with AVX512-BF16 or AMX
+    and in f32 elsewhere, so one model had two operating points. Scores are computed in f32 unless
+    XFD_OV_PRECISION says otherwise; the precision is in the compiled model, the engine and the
+    calibration, an engine computing in another precision than its calibration's warns, and bad values
+    are refused naming the variable."""
+    import shutil
+
+    from detector.engine import _OpenVinoModel, ov_config
+
+    monkeypatch.delenv("XFD_OV_PRECISION", raising=False)
+    e = Engine(model_dir, backend="openvino", concurrency=1, threads=2)
+    assert e.precision == "f32"
+    xml = str(next((model_dir / "openvino").glob("*.xml")))
+    assert str(_OpenVinoModel.compiled(xml, 2, 1).get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
+    assert ov_config(2, 1, "f32")["INFERENCE_PRECISION_HINT"] == "f32"
+    assert Engine(model_dir, backend="torch").precision == "f32"
+
+    # a model calibrated in f32, served in bf16 by a site's choice: served, with a warning
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    meta = json.loads((copy / "model.json").read_text())
+    meta.setdefault("calibration", {})["precision"] = "f32"
+    (copy / "model.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("XFD_OV_PRECISION", "BF16")
+    with caplog.at_level("WARNING", logger="xfd.engine"):
+        b = Engine(copy, backend="openvino", concurrency=1, threads=2)
+    assert b.precision == "bf16"
+    assert any("calibrated with scores computed in f32" in r.getMessage() and "bf16" in r.getMessage() for r in caplog.records)
+    # the same objects found, at scores that differ in the last digits
+    found = 0
+    for s in scans["threat"][:3]:
+        f32, bf16 = _arr(e.detect(s.image)), _arr(b.detect(s.image))
+        found += int((f32[:, 4] >= 0.4).sum())
+        assert _agree(f32, bf16, iou=0.8, min_conf=0.4)
+    assert found > 0
+    for bad in ("fp32", "int8"):
+        monkeypatch.setenv("XFD_OV_PRECISION", bad)
+        with pytest.raises(ModelError, match="XFD_OV_PRECISION"):
+            Engine(model_dir, backend="openvino", concurrency=1)
+
+
 def _png_header(w, h):
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
     c = b"IHDR" + ihdr

@@ -107,9 +107,13 @@ def write_card(model_dir: str | Path, reps: dict[str, dict], training: dict, tar
            "object whose score is its mean over the readings (a reading that missed it counts 0). The thresholds were "
            f"calibrated so, the results below measured so, and the service reads so unless XFD_FLIPS says otherwise "
            f"({flips} times the model's time per scan)."] if (flips := int(meta.get("calibration", {}).get("flips", 1))) > 1 else []),
-        f"- Served path: `{meta.get('default_backend', 'openvino')}` (model.json `default_backend`). OpenVINO runs the FP32 IR at "
-        "its default inference precision, which is bfloat16 on CPUs with AVX512-BF16 or AMX (this project's machine has it): "
-        "the metrics below were measured that way.",
+        f"- Served path: `{meta.get('default_backend', 'openvino')}` (model.json `default_backend`). " + (
+            f"Scores are computed in {prec} on every CPU (XFD_OV_PRECISION; OpenVINO's own default is bfloat16 on CPUs with "
+            f"AVX512-BF16 or AMX and f32 elsewhere, which moved this model's scores by up to 0.045): the thresholds were "
+            f"calibrated and the metrics below measured in {prec}."
+            if (prec := meta.get("calibration", {}).get("precision")) else
+            "OpenVINO runs the FP32 IR at its default inference precision, which is bfloat16 on CPUs with AVX512-BF16 or AMX "
+            "(the machine this model was calibrated on has it): the metrics below were measured that way."),
         "", "## Training data", "",
         f"- {training.get('data_desc', 'simulated scans')}",
         f"- Training: {training.get('desc', '')}",

@@ -456,7 +456,7 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
                  "hit_score": round(float(h), 6), "alarm_score": round(float(m), 6)}
                 for it, t, d, a, h, m in zip(items, threat, detected, alarmed, hit_score, alarm_score, strict=True)]
     report = {
-        "model": engine.info.public(), "backend": engine.backend, "flips": engine.flips, "data": str(Path(data).resolve()), "split": split,
+        "model": engine.info.public(), "backend": engine.backend, "precision": engine.precision, "flips": engine.flips, "data": str(Path(data).resolve()), "split": split,
         "perturbation": perturb, "declared_pixels": declare_pixels, "scans": len(items), "threat_scans": int(threat.sum()), "clean_scans": int((~threat).sum()),
         "map50": det["map50"], "map50_ci95": map50_ci, "map50_95": det["map50_95"], "per_class": det["per_class"],
         "pd": pd, "pfa": pfa, **scr, "thresholds": thresholds,
@@ -487,7 +487,9 @@ def _ci(iv) -> str:
 
 def markdown(r: dict) -> str:
     lines = [f"# Evaluation: {r['model']['name']} {r['model']['version']} on {Path(r['data']).parent.name}/{r['split']}", "",
-             f"{r['scans']} scans ({r['threat_scans']} with threats, {r['clean_scans']} clean), backend {r['backend']}."
+             f"{r['scans']} scans ({r['threat_scans']} with threats, {r['clean_scans']} clean), backend {r['backend']}"
+             + (f" computing in {r['precision']}" if r.get("precision") else "") + ", "
+             + (f"{r['flips']} readings a scan." if r.get("flips", 1) > 1 else "one reading a scan.")
              + (f" **Each scan altered: {r['perturbation']}** (training/robustness.py)." if r.get("perturbation") else "")
              + (" Each scan's pixel size declared to the engine (--declare-pixels)." if r.get("declared_pixels") else ""), "",
              "| metric | value |", "|---|---|",
@@ -648,7 +650,8 @@ def store_thresholds(model: str, report: dict) -> None:
     cal = {"data": _portable(report["data"]), "split": report["split"], "target_pfa": report["target_pfa"],
            "pfa_confidence": report.get("pfa_confidence"), "min_gain": report.get("min_gain"),
            "pd": report["pd"], "pfa": report["pfa"], "scans": report["scans"],
-           "clean_scans": report["clean_scans"], "backend": report["backend"], "flips": report.get("flips", 1)}
+           "clean_scans": report["clean_scans"], "backend": report["backend"], "flips": report.get("flips", 1),
+           "precision": report.get("precision")}
     if report.get("calibrated_on") == "parcels":  # the operating point holds per parcel, over its views
         pc = report["parcels"]
         cal.update({"per": "parcel", "pd": pc["all_views"]["pd"], "pfa": pc["all_views"]["pfa"], "parcels": pc["parcels"],
