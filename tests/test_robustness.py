@@ -4,7 +4,9 @@ of negative displays (dark air)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -145,6 +147,14 @@ def test_negative_and_black_padded_scans(engine, scans):
     small = np.zeros((300, 400, 3), np.uint8)
     small[120:180, 150:250] = 140
     assert engine.detect(small).extra["negative"] is True
+    # ... and so is a pseudo-colour negative of a nearly empty parcel: its organic walls and contents,
+    # orange as simulated, are dark in red and bright in blue inverted (once refused as dark_scan)
+    colour = np.full((300, 400, 3), 255, np.uint8)
+    colour[100:200, 120:280] = (235, 170, 120)  # light orange: a cardboard box's floor
+    cv2.rectangle(colour, (120, 100), (280, 200), (215, 120, 30), 3)  # its walls
+    inverted = 255 - colour
+    assert (inverted.min(2) >= 48).mean() < 0.01  # every channel bright: almost nowhere
+    assert engine.detect(inverted).extra["negative"] is True
 
 
 def test_service_counts_negative_scans(server, scans):
@@ -191,3 +201,27 @@ def test_declared_pixel_sizes_follow_the_alteration(engine, small_set, tmp_path)
     (bare / "data.yaml").write_text(f"path: {bare}\ntest: images/test\nnames: {dict(enumerate(engine.names))}\n")
     with pytest.raises(EvalError, match="no mm_per_px"):
         evaluate(engine, str(bare / "data.yaml"), "test", tmp_path / "bare-rep", declare_pixels=True, plots_too=False)
+
+
+def test_a_scan_the_engine_refuses_is_reported_not_fatal(engine, tmp_path):
+    """A scan the engine refuses (dark throughout) no longer stops an evaluation or a robustness run
+    half-way: it is listed in the report with its code, has no detections (missed if it holds a
+    threat) and the summary says so."""
+    import shutil
+
+    root = tmp_path / "set"
+    write_dataset(root, 6, seed=9, split="test=1", **QUIET)
+    img_dir, lab_dir = root / "images" / "test", root / "labels" / "test"
+    first = sorted(img_dir.glob("*.png"))[0]
+    dark = img_dir / "zz_dark.png"
+    cv2.imwrite(str(dark), np.zeros((300, 400, 3), np.uint8))
+    shutil.copy(lab_dir / (first.stem + ".txt"), lab_dir / "zz_dark.txt")  # the dark one "holds" first's threats
+    rep = evaluate(engine, root / "data.yaml", "test", tmp_path / "rep", plots_too=False)
+    assert rep["scans"] == 7 and [(Path(r["file"]).name, r["code"]) for r in rep["refused"]] == [("zz_dark.png", "dark_scan")]
+    row = next(p for p in rep["per_scan"] if p["file"].endswith("zz_dark.png"))
+    assert row["refused"] == "dark_scan" and not row["detected"] and not row["alarm"]
+    assert "1 scan(s) refused by the engine** (dark_scan" in (tmp_path / "rep" / "report.md").read_text()
+    # without a list to collect them, a refusal is still an error (predict's callers that expect every scan read)
+    items, _ = load_split(root / "data.yaml", "test")
+    with pytest.raises(imaging.ImageError):
+        predict(engine, [it for it in items if it["image"].name == "zz_dark.png"], progress=False)

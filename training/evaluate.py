@@ -177,11 +177,15 @@ def read_gt(label: Path, w: int, h: int) -> np.ndarray:
 
 
 def predict(engine, items: list[dict], tile: str = "auto", conf: float = 0.001, progress: bool = True, perturb=None,
-            pixel_mm: list | None = None):
+            pixel_mm: list | None = None, refused: list | None = None):
     """perturb: a function (rgb, index) -> rgb applied before the model (training.robustness);
     when it resizes, the labelled boxes are scaled with it, and when it has a `shift` (a frame
     around the scan) they move by it. pixel_mm: per scan, the pixel size
-    declared to the engine (Engine.detect), or None."""
+    declared to the engine (Engine.detect), or None. refused: a list to collect the scans the engine
+    refuses to analyse (ImageError: a scan dark throughout, ...) as {index, code}, each with no
+    detections; without it a refusal is an error."""
+    from detector.imaging import ImageError
+
     preds, gts, times = [], [], []
     t0 = time.time()
     for i, it in enumerate(items):
@@ -198,10 +202,17 @@ def predict(engine, items: list[dict], tile: str = "auto", conf: float = 0.001, 
                 gt = gt + np.array([0, dx, dy, dx, dy], np.float32)
             elif rgb.shape[:2] != (h0, w0):
                 gt = gt * np.array([1, rgb.shape[1] / w0, rgb.shape[0] / h0, rgb.shape[1] / w0, rgb.shape[0] / h0], np.float32)
-        res = engine.detect(rgb, tile=tile, conf=conf, **({"pixel_mm": pixel_mm[i]} if pixel_mm else {}))
-        times.append(res.timing_ms["total"])
-        p = np.array([[d.box.x1, d.box.y1, d.box.x2, d.box.y2, d.confidence, d.class_id] for d in res.detections],
-                     np.float32).reshape(-1, 6)
+        try:
+            res = engine.detect(rgb, tile=tile, conf=conf, **({"pixel_mm": pixel_mm[i]} if pixel_mm else {}))
+        except ImageError as e:
+            if refused is None:
+                raise
+            refused.append({"index": i, "code": e.code})
+            p = np.zeros((0, 6), np.float32)
+        else:
+            times.append(res.timing_ms["total"])
+            p = np.array([[d.box.x1, d.box.y1, d.box.x2, d.box.y2, d.confidence, d.class_id] for d in res.detections],
+                         np.float32).reshape(-1, 6)
         preds.append(p)
         gts.append(gt)
         if progress and (i + 1) % max(1, len(items) // 10) == 0:
@@ -418,7 +429,10 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
             raise EvalError(f"cannot calibrate on {data} ({split}): its {len(items)} scans hold "
                             f"{'no' if labelled == 0 else 'only'} threat scans; thresholds for a false-alarm rate "
                             "need clean scans and threat scans")
-    preds, gts, times = predict(engine, items, tile, perturb=transform, pixel_mm=declared)
+    refused: list[dict] = []
+    preds, gts, times = predict(engine, items, tile, perturb=transform, pixel_mm=declared, refused=refused)
+    if not times:
+        raise EvalError(f"the engine refused every scan of {data} ({split}): {refused[0]['code']}")
     nc = len(names)
     any_max, hit_max, threat = M.scan_tables(preds, gts, nc)
     groups = parcel_groups(items)
@@ -455,6 +469,8 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
     per_scan = [{"file": str(it["image"]), "threat": bool(t), "detected": bool(d), "alarm": bool(a),
                  "hit_score": round(float(h), 6), "alarm_score": round(float(m), 6)}
                 for it, t, d, a, h, m in zip(items, threat, detected, alarmed, hit_score, alarm_score, strict=True)]
+    for r in refused:
+        per_scan[r["index"]]["refused"] = r["code"]
     report = {
         "model": engine.info.public(), "backend": engine.backend, "precision": engine.precision, "flips": engine.flips, "data": str(Path(data).resolve()), "split": split,
         "perturbation": perturb, "declared_pixels": declare_pixels, "scans": len(items), "threat_scans": int(threat.sum()), "clean_scans": int((~threat).sum()),
@@ -468,6 +484,7 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
         "strata": strat, "threats_found_by": threats_found_by(items, preds, theta, names),
         "false_alarms_by_content": false_alarms_by_content(items, threat, alarmed), "pd_pfa_curve": curve, "confusion": {"labels": names + ["background"], "matrix": conf.tolist()},
         "latency_ms": {"p50": round(float(np.percentile(times, 50)), 1), "p95": round(float(np.percentile(times, 95)), 1)},
+        "refused": [{"file": per_scan[r["index"]]["file"], "threat": per_scan[r["index"]]["threat"], "code": r["code"]} for r in refused],
         "per_scan": per_scan, "leakage": leak,
         "definitions": "Pd: share of threat scans with an alarming detection overlapping a labelled threat (IoU>=0.5, any class). "
                        "Pfa: share of clean scans with any alarming detection. Alarm: score >= the class threshold.",
@@ -491,7 +508,11 @@ def markdown(r: dict) -> str:
              + (f" computing in {r['precision']}" if r.get("precision") else "") + ", "
              + (f"{r['flips']} readings a scan." if r.get("flips", 1) > 1 else "one reading a scan.")
              + (f" **Each scan altered: {r['perturbation']}** (training/robustness.py)." if r.get("perturbation") else "")
-             + (" Each scan's pixel size declared to the engine (--declare-pixels)." if r.get("declared_pixels") else ""), "",
+             + (" Each scan's pixel size declared to the engine (--declare-pixels)." if r.get("declared_pixels") else "")
+             + (f" **{len(r['refused'])} scan(s) refused by the engine** ({', '.join(sorted({x['code'] for x in r['refused']}))}; "
+                f"{sum(x['threat'] for x in r['refused'])} with threats): the service answers such a scan with an error and never "
+                "clears it, but here it counts as a scan without detections (missed if it holds a threat, not a false alarm)."
+                if r.get("refused") else ""), "",
              "| metric | value |", "|---|---|",
              f"| mAP50 | {r['map50']:.3f}{_ci(r.get('map50_ci95'))} |", f"| mAP50-95 | {r['map50_95']:.3f} |",
              f"| **Pd at the operating point** | **{M.fmt_rate(r['pd'], 'threat')}**{_ci(r.get('pd_ci95'))} |",
