@@ -92,6 +92,21 @@ xfd synth --out data/shifted --n 200 --seed 3 --split test=1 --shifted --raw""")
                    help="degrees added to every hue anchor of the colour palette (default 0; --shifted 12)")
     s.add_argument("--raw", action="store_true", help="also write raw 16-bit low/high energy images")
 
+    g = _sub(sp, "gallery", "a catalogue of what the simulator draws: each threat class and gun-like confuser alone, "
+                            "several instances in each orientation, rendered as scans (PNG or JPEG, and a JSON index beside it)", """
+xfd gallery --out datasets/samples/gallery_threats.jpg --what threats --tile 180
+xfd gallery --out /tmp/confusers.png --what confusers --gray
+xfd gallery --out /tmp/fine.png --mm-per-px 0.6 --per-row 8 --seed 3""")
+    g.add_argument("--out", required=True, help="the sheet, a .png or .jpg path (its index is written beside it as .json)")
+    g.add_argument("--what", default="all", choices=["threats", "confusers", "all"],
+                   help="threat classes (guns of five kinds, then each component class), gun-like confusers (toy guns, "
+                        "tools, tubes, cartridge-sized metal, gun-shaped tools), or both (default)")
+    g.add_argument("--per-row", type=int, default=6, help="instances per row, 1-12 (default 6: flat, flat, tilted, edge, end, flat)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--mm-per-px", type=float, default=1.0, help="detector pitch, 0.4-2.5 mm (default 1.0)")
+    g.add_argument("--tile", type=int, default=280, help="tile side in pixels, 96-640 (default 280)")
+    g.add_argument("--gray", action="store_true", help="single-energy grayscale display instead of pseudo-colour")
+
     t = _sub(sp, "train", "train a detector (ultralytics, offline, resumable)", """
 xfd train --data data/synth/data.yaml
 xfd train --data data/synth/data.yaml --model yolo26n-p2 --epochs 60 --imgsz 640
@@ -437,6 +452,16 @@ def cmd_bench(a) -> int:
     return bench_cli(a)
 
 
+def cmd_gallery(a) -> int:
+    from .synth.gallery import gallery
+
+    meta = gallery(a.out, what=a.what, per_row=a.per_row, seed=a.seed, mm_per_px=a.mm_per_px, tile=a.tile, gray=a.gray)
+    rows = len({t["row"] for t in meta["tiles"]})
+    print(f"{a.out}: {rows} rows x {a.per_row} ({meta['size_px'][0]} x {meta['size_px'][1]} px); index "
+          f"{Path(a.out).with_suffix('.json')}")
+    return 0
+
+
 def cmd_keys(a) -> int:
     from serve.keys_cli import keys_cli
 
@@ -449,7 +474,7 @@ def cmd_storage(a) -> int:
     return storage_cli(a)
 
 
-COMMANDS = {"synth": cmd_synth, "train": cmd_train, "eval": cmd_eval, "export": cmd_export, "detect": cmd_detect,
+COMMANDS = {"synth": cmd_synth, "gallery": cmd_gallery, "train": cmd_train, "eval": cmd_eval, "export": cmd_export, "detect": cmd_detect,
             "serve": cmd_serve, "import": cmd_import, "bench": cmd_bench, "keys": cmd_keys, "compare": cmd_compare,
             "robustness": cmd_robustness, "mix": cmd_mix, "pool": cmd_pool, "models": cmd_models,
             "storage": cmd_storage}
