@@ -124,6 +124,16 @@ def _site_flips(text: str) -> int:
     return int(text)
 
 
+def _site_precision(text: str) -> str:
+    from detector.engine import OV_PRECISIONS
+
+    v = text.strip().lower()
+    if v and v not in OV_PRECISIONS:
+        raise ValueError(f"XFD_OV_PRECISION: {text!r} is not one of {', '.join(OV_PRECISIONS)} (the precision OpenVINO "
+                         "computes scores in; default f32, the precision the shipped thresholds were calibrated in)")
+    return v or "f32"
+
+
 @dataclass
 class Settings:
     host: str = field(default_factory=lambda: _env("XFD_HOST", "127.0.0.1"))
@@ -144,6 +154,8 @@ class Settings:
     # readings of each scan, mirrored (1, 2 or 4; detector.engine.FLIPS): unset, as the model's
     # thresholds were calibrated; another value trades speed for detections at thresholds that then hold only roughly
     flips: int | None = field(default_factory=lambda: _env("XFD_FLIPS", None, _site_flips))
+    # the precision OpenVINO computes scores in (detector.engine.ov_precision reads it; checked here at start-up)
+    ov_precision: str = field(default_factory=lambda: _env("XFD_OV_PRECISION", "f32", _site_precision))
     # storage: below this much free space in the data directory scans are refused (507) rather than
     # analysed and lost; images past their retention are deleted (records stay) every purge_every_s
     min_free_bytes: int = field(default_factory=lambda: _env("XFD_MIN_FREE_MB", 512 * 1024 * 1024, _min_free))

@@ -100,7 +100,7 @@ def test_calibration_records_its_readings_and_the_engine_follows_them(tmp_path, 
     store_thresholds(str(m), rep)
     meta = json.loads((m / "model.json").read_text())
     cal = meta.get("backend_calibration", {}).get(rep["backend"]) or meta["calibration"]
-    assert cal["flips"] == 2
+    assert cal["flips"] == 2 and cal["precision"] == rep["precision"] == "f32"  # what the scores were computed in
     e = Engine(m, backend=rep["backend"], concurrency=1, warmup=False)
     assert e.flips == 2 and e.info.thresholds == {k: float(v) for k, v in rep["thresholds"].items()}
     assert Engine(m, backend=rep["backend"], concurrency=1, warmup=False, flips=1).flips == 1  # a caller may say otherwise
@@ -112,6 +112,9 @@ def test_service_reads_as_many_times_as_it_is_told(tmp_path, model_dir, scans):
     r = subprocess.run([sys.executable, "-m", "detector.cli", "serve", "--model", str(model_dir), "--data-dir", str(tmp_path / "bad")],
                        capture_output=True, text=True, cwd=REPO, timeout=120, env={**os.environ, "XFD_FLIPS": "3"})
     assert r.returncode == 2 and "XFD_FLIPS" in r.stderr and "1, 2 or 4" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "serve", "--model", str(model_dir), "--data-dir", str(tmp_path / "bad")],
+                       capture_output=True, text=True, cwd=REPO, timeout=120, env={**os.environ, "XFD_OV_PRECISION": "fp64"})
+    assert r.returncode == 2 and "XFD_OV_PRECISION" in r.stderr and "f32, bf16, f16" in r.stderr
     r = subprocess.run([sys.executable, "-m", "detector.cli", "eval", "--model", str(model_dir), "--data", "x.yaml",
                         "--out", str(tmp_path / "r"), "--flips", "3"], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 2 and "--flips" in r.stderr
@@ -119,7 +122,8 @@ def test_service_reads_as_many_times_as_it_is_told(tmp_path, model_dir, scans):
     key = make_key(d, "integrator")
     srv = Server(d, model_dir, env={"XFD_FLIPS": "2"}).start()
     try:
-        assert httpx.get(srv.url + "/readyz", timeout=30).json()["flips"] == 2
+        ready = httpx.get(srv.url + "/readyz", timeout=30).json()
+        assert ready["flips"] == 2 and ready["precision"] == "f32"
         s = scans["threat"][0]
         j = httpx.post(srv.url + "/v1/detect", headers={"Authorization": f"Bearer {key}", "Content-Type": "image/png"},
                        content=png_bytes(s.image), timeout=60).json()
