@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -31,15 +30,9 @@ def _pct(a, q):
 
 
 def machine() -> str:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu or platform.processor()} x{os.cpu_count()} cores, Python {platform.python_version()}"
+    from . import machine as m
+
+    return m.summary()
 
 
 def sample_scans(n: int, seed: int = 31337) -> list[bytes]:

@@ -41,6 +41,12 @@ def test_card_lists_stages_hardware_and_data(tmp_path, model_dir):
     assert card.main([str(md), "--report", f"test={rep}", "--run", str(r1), "--run", str(r2)]) == 0
     text = (md / "card.md").read_text()
     assert "3 epochs at 512 px, batch 16, AdamW lr0 0.002, 0.00 h" not in text  # times come from results.csv
+    # the machine the numbers were measured on (what moves them between machines: AVX512-BF16/AMX, VNNI)
+    m = json.loads((rep / "report.json").read_text())["machine"]
+    assert m["cores"] >= 1 and m["cpu"] and isinstance(m["isa"], list) and set(m["isa"]) <= {"avx2", "avx512", "avx512_bf16", "amx_bf16", "vnni"}
+    from detector import machine
+
+    assert f"Measured on {machine.summary(m)}." in text and f"Measured on {machine.summary(m)}." in (rep / "report.md").read_text()
     assert "3 epochs at 512 px, batch 16, AdamW lr0 0.002, 1.50 h on a 2-core CPU, data 1 (from scratch)" in text
     assert ("2 epochs at 512 px, batch 128, AdamW lr0 0.002, 1.00 h on NVIDIA H100 80GB HBM3, 16 CPU cores, data 2 "
             "(fine-tuned from the previous stage)") in text

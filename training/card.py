@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from detector import machine
+
 
 def _row(name: str, r: dict) -> str:
     return (f"| {name} | {r.get('backend', '?')} | {r['scans']} ({r['threat_scans']} threat) | {r['map50']:.3f}{_ci(r.get('map50_ci95'))} | "
@@ -121,7 +123,8 @@ def write_card(model_dir: str | Path, reps: dict[str, dict], training: dict, tar
         "Pd = share of threat scans with an alarming detection on a labelled threat (IoU >= 0.5); Pfa = share of clean "
         "scans that alarm; at the calibrated operating point, with 95% Clopper-Pearson intervals in brackets (a few "
         "hundred scans pin a rate down to several points, no better). 'Pd@Pfa5%' = best Pd with one threshold for all "
-        "classes at Pfa <= 5%.", "",
+        "classes at Pfa <= 5%." + "".join(sorted({f" Measured on {machine.summary(r['machine'])}." for r in reps.values()
+                                                  if r.get("machine")})), "",
         "| test set | backend | scans | mAP50 | mAP50-95 | gun AP50 | Pd | Pfa | Pd@Pfa5% |", "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row(k, r) for k, r in reps.items()]

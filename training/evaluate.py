@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import yaml
 
-from detector import offline
+from detector import machine, offline
 from training import metrics as M
 
 IMG_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -485,7 +485,7 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
         "false_alarms_by_content": false_alarms_by_content(items, threat, alarmed), "pd_pfa_curve": curve, "confusion": {"labels": names + ["background"], "matrix": conf.tolist()},
         "latency_ms": {"p50": round(float(np.percentile(times, 50)), 1), "p95": round(float(np.percentile(times, 95)), 1)},
         "refused": [{"file": per_scan[r["index"]]["file"], "threat": per_scan[r["index"]]["threat"], "code": r["code"]} for r in refused],
-        "per_scan": per_scan, "leakage": leak,
+        "per_scan": per_scan, "leakage": leak, "machine": machine.describe(),
         "definitions": "Pd: share of threat scans with an alarming detection overlapping a labelled threat (IoU>=0.5, any class). "
                        "Pfa: share of clean scans with any alarming detection. Alarm: score >= the class threshold.",
     }
@@ -512,7 +512,8 @@ def markdown(r: dict) -> str:
              + (f" **{len(r['refused'])} scan(s) refused by the engine** ({', '.join(sorted({x['code'] for x in r['refused']}))}; "
                 f"{sum(x['threat'] for x in r['refused'])} with threats): the service answers such a scan with an error and never "
                 "clears it, but here it counts as a scan without detections (missed if it holds a threat, not a false alarm)."
-                if r.get("refused") else ""), "",
+                if r.get("refused") else ""),
+             *([f"Measured on {machine.summary(r['machine'])}.", ""] if r.get("machine") else [""]),
              "| metric | value |", "|---|---|",
              f"| mAP50 | {r['map50']:.3f}{_ci(r.get('map50_ci95'))} |", f"| mAP50-95 | {r['map50_95']:.3f} |",
              f"| **Pd at the operating point** | **{M.fmt_rate(r['pd'], 'threat')}**{_ci(r.get('pd_ci95'))} |",
