@@ -145,3 +145,29 @@ def test_pool_against_from_the_command_line(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "| Pd at Pfa≤1% (one threshold) | 0.000 | 0.500 | +0.500 |" in r.stdout and "95% interval" in r.stdout
     assert json.loads((tmp_path / "p.json").read_text())["paired"]["rows"]["pd_at_pfa_0.01"]["new"] == 0.5
+
+
+def test_paired_comparison_says_when_the_two_sides_were_not_measured_alike(tmp_path):
+    """The same model's scores in bf16 on one machine and f32 on another differ (2026.11.29.17: 6 or 8
+    false alarms of 116): a paired difference across precisions or machines holds that too, and says so."""
+    from training.pool import measured_unlike, paired, paired_markdown
+
+    def tagged(name, precision, cpu, isa):
+        p = _scored(tmp_path / name, [0.3, 0.6], [0.1, 0.0])
+        r = json.loads((p / "report.json").read_text())
+        r.update({"backend": "openvino", "precision": precision, "flips": 4,
+                  "machine": {"cpu": cpu, "isa": isa, "cores": 2, "openvino": "2026.4.1", "python": "3.11.7"}})
+        (p / "report.json").write_text(json.dumps(r))
+        return load(p)
+
+    old = tagged("old", "bf16", "AMD EPYC", ["avx2", "avx512", "avx512_bf16"])
+    new = tagged("new", "f32", "Intel Xeon", ["avx2", "avx512"])
+    same = tagged("same", "f32", "Intel Xeon", ["avx2", "avx512"])
+    unlike = measured_unlike([new], [old])
+    assert unlike[0] == "precision: new f32, old bf16" and unlike[1].startswith("CPU: new Intel Xeon (avx2, avx512), old AMD EPYC")
+    c = paired([new], [old], resamples=50)
+    assert c["measured_unlike"] == unlike and "**Not measured alike**" in paired_markdown(c)
+    c = paired([new], [same], resamples=50)
+    assert c["measured_unlike"] == [] and "Not measured alike" not in paired_markdown(c)
+    # reports from before precision and machine were recorded: nothing to say, not a difference
+    assert measured_unlike([new], [load(_scored(tmp_path / "legacy", [0.3, 0.6], [0.1, 0.0]))]) == []

@@ -148,10 +148,30 @@ def paired(new: list[dict], old: list[dict], resamples: int = 2000, seed: int = 
         row("pfa", wc @ stack("alarmed", 0) / nc, wc @ stack("alarmed", 1) / nc)
     dn, do = stack("detected", 0), stack("detected", 1)
     an, ao = stack("alarmed", 0), stack("alarmed", 1)
-    return {"sets": [rn.get("_path") for rn in new], "against": against,
+    return {"sets": [rn.get("_path") for rn in new], "against": against, "measured_unlike": measured_unlike(new, old),
             "threat_scans": nt, "clean_scans": nc, "resamples": resamples, "seed": seed, "rows": rows,
             "threat_scans_only_new_detects": int((dn & ~do).sum()), "threat_scans_only_old_detects": int((do & ~dn).sum()),
             "clean_scans_only_new_alarms": int((an & ~ao).sum()), "clean_scans_only_old_alarms": int((ao & ~an).sum())}
+
+
+def _conditions(r: dict) -> dict:
+    """How a report's scores were computed, where that can move them: backend, precision, readings, machine."""
+    m = r.get("machine") or {}
+    return {"backend": r.get("backend"), "precision": r.get("precision"), "readings": r.get("flips"),
+            "CPU": f"{m['cpu']} ({', '.join(m.get('isa') or []) or 'no listed ISA'})" if m else None}
+
+
+def measured_unlike(new: list[dict], old: list[dict]) -> list[str]:
+    """What differs between how the new and the old reports were measured, beyond the model: 'precision:
+    new f32, old bf16'. Unrecorded on either side (reports written before it was recorded) is not a
+    difference. A paired difference then holds that too: compare on one machine, as served."""
+    out = []
+    for key in ("backend", "precision", "readings", "CPU"):
+        vn = {c[key] for c in map(_conditions, new)} - {None}
+        vo = {c[key] for c in map(_conditions, old)} - {None}
+        if vn and vo and vn != vo:
+            out.append(f"{key}: new {', '.join(map(str, sorted(vn)))}, old {', '.join(map(str, sorted(vo)))}")
+    return out
 
 
 def paired_markdown(c: dict) -> str:
@@ -166,6 +186,9 @@ def paired_markdown(c: dict) -> str:
     out += ["", f"Threat scans only the new model detects: {c['threat_scans_only_new_detects']}, only the old: "
                 f"{c['threat_scans_only_old_detects']}; clean scans only the new one alarms on: "
                 f"{c['clean_scans_only_new_alarms']}, only the old: {c['clean_scans_only_old_alarms']}."]
+    if c.get("measured_unlike"):
+        out += ["", "**Not measured alike** (the differences above include this, not only the models): "
+                + "; ".join(c["measured_unlike"]) + "."]
     return "\n".join(out)
 
 
