@@ -287,6 +287,15 @@ xfd keys revoke KEY_ID""")
     k.add_argument("--lanes", default=None, metavar="LANE,...",
                    help="create: an integrator key that may send scans for these lanes only (403 otherwise)")
 
+    ln = _sub(sp, "lanes", "each lane's alarm rate against the false-alarm rate the model was calibrated for, with the "
+                           "operators' reviews (a lane far above it runs on images the model was not calibrated for)", """
+xfd lanes --data-dir var --days 7
+xfd lanes --data-dir var --json""")
+    ln.add_argument("--data-dir", default=None, help="the service's data directory (default XFD_DATA_DIR or var/)")
+    ln.add_argument("--days", type=float, default=None, help="only the last D days (default: every scan stored)")
+    ln.add_argument("--model", default=None, help="the model whose calibration to compare with (default XFD_MODEL or models/default)")
+    ln.add_argument("--json", action="store_true", help="JSON instead of a table")
+
     st = _sub(sp, "storage", "the service's data directory: free space, images kept, retention purge, backup", """
 xfd storage status
 xfd storage purge --dry-run                    # what the retention policy would delete now
@@ -468,6 +477,12 @@ def cmd_keys(a) -> int:
     return keys_cli(a)
 
 
+def cmd_lanes(a) -> int:
+    from serve.lanes import lanes_cli
+
+    return lanes_cli(a)
+
+
 def cmd_storage(a) -> int:
     from serve.storage_cli import storage_cli
 
@@ -477,7 +492,7 @@ def cmd_storage(a) -> int:
 COMMANDS = {"synth": cmd_synth, "gallery": cmd_gallery, "train": cmd_train, "eval": cmd_eval, "export": cmd_export, "detect": cmd_detect,
             "serve": cmd_serve, "import": cmd_import, "bench": cmd_bench, "keys": cmd_keys, "compare": cmd_compare,
             "robustness": cmd_robustness, "mix": cmd_mix, "pool": cmd_pool, "models": cmd_models,
-            "storage": cmd_storage}
+            "storage": cmd_storage, "lanes": cmd_lanes}
 
 if __name__ == "__main__":
     sys.exit(main())

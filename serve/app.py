@@ -781,6 +781,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         nxt = offset + len(items) if offset + len(items) < total else None
         return {"items": items, "total": total, "limit": limit, "offset": offset, "next_offset": nxt}
 
+    @app.get("/v1/lanes", tags=["scans"], summary="Each lane's alarm rate against the model's calibration, with reviews",
+             description="Per lane and model version over the scans stored (optionally since/until, unix time): scans, "
+                         "alarms, the alarms operators confirmed or called false, clear scans confirmed by hand (threats "
+                         "the model missed), the rate of alarms not confirmed as threats with its 95% interval, and for "
+                         "the active model's scans whether that rate is 'above' the false-alarm rate its thresholds were "
+                         "calibrated for (on simulated scans), 'consistent' with it, or from 'too_few_scans' to tell. A "
+                         "lane 'above' runs on images the model was not calibrated for.")
+    async def lanes(key=Depends(require("operator")),
+                    since: float | None = Query(None, allow_inf_nan=False, description="unix time, inclusive"),
+                    until: float | None = Query(None, allow_inf_nan=False, description="unix time, exclusive")):
+        from .lanes import lane_report
+
+        if svc.engine is None:
+            raise ApiError(503, "not_ready", svc.engine_error or "model is loading", {"Retry-After": "2"})
+        info = svc.engine.info
+        rows = await asyncio.to_thread(svc.store.lane_counts, since, until)
+        return {"model": info.version, "calibration": info.meta.get("calibration"), "since": since, "until": until,
+                "lanes": lane_report(rows, info.version, info.meta.get("calibration"))}
+
     @app.get("/v1/parcels/{parcel}", tags=["scans"], summary="One parcel over all its views (dual-view scanners)",
              description="The parcel's verdict over every view stored with this `parcel` (alarm when any view "
                          "alarms), the reasons of its alarming views, a review state over them, and each view in "

@@ -299,6 +299,26 @@ class Store:
         rows = c.execute(f"SELECT * FROM scans{w} ORDER BY created DESC LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
         return [self._row(r) for r in rows], total
 
+    def lane_counts(self, since: float | None = None, until: float | None = None) -> list[dict]:
+        """Per lane and model version: scans, alarms, and what operators said of them (an alarm confirmed
+        or called a false alarm; a clear scan confirmed is a threat the model missed and a person found)."""
+        where, args = [], []
+        if since is not None:
+            where.append("created>=?")
+            args.append(since)
+        if until is not None:
+            where.append("created<?")
+            args.append(until)
+        w = (" WHERE " + " AND ".join(where)) if where else ""
+        rows = self._conn().execute(
+            "SELECT lane, model_version, COUNT(*), COALESCE(SUM(verdict='alarm'), 0), "
+            "COALESCE(SUM(verdict='alarm' AND review_state='confirmed'), 0), "
+            "COALESCE(SUM(verdict='alarm' AND review_state='false_alarm'), 0), "
+            "COALESCE(SUM(verdict!='alarm' AND review_state='confirmed'), 0), MIN(created), MAX(created) "
+            f"FROM scans{w} GROUP BY lane, model_version ORDER BY lane, model_version", args).fetchall()
+        return [{"lane": r[0], "model_version": r[1], "scans": r[2], "alarms": r[3], "alarms_confirmed": r[4],
+                 "alarms_false": r[5], "clear_confirmed": r[6], "first": _iso(r[7]), "last": _iso(r[8])} for r in rows]
+
     def parcel_tally(self, parcel: str) -> tuple[int, int]:
         """Views of a parcel stored so far, and how many of them alarm (for each detect's answer)."""
         n, alarms = self._conn().execute(
