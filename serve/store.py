@@ -287,12 +287,7 @@ class Store:
             if val is not None:
                 where.append(f"{col}=?")
                 args.append(val)
-        if since is not None:
-            where.append("created>=?")
-            args.append(since)
-        if until is not None:
-            where.append("created<?")
-            args.append(until)
+        _time_window(where, args, since, until)
         w = (" WHERE " + " AND ".join(where)) if where else ""
         c = self._conn()
         total = c.execute(f"SELECT COUNT(*) FROM scans{w}", args).fetchone()[0]
@@ -303,12 +298,7 @@ class Store:
         """Per lane and model version: scans, alarms, and what operators said of them (an alarm confirmed
         or called a false alarm; a clear scan confirmed is a threat the model missed and a person found)."""
         where, args = [], []
-        if since is not None:
-            where.append("created>=?")
-            args.append(since)
-        if until is not None:
-            where.append("created<?")
-            args.append(until)
+        _time_window(where, args, since, until)
         w = (" WHERE " + " AND ".join(where)) if where else ""
         rows = self._conn().execute(
             "SELECT lane, model_version, COUNT(*), COALESCE(SUM(verdict='alarm'), 0), "
@@ -571,6 +561,16 @@ class Store:
                 "database_bytes": sum(p.stat().st_size for p in self.root.glob("xfd.sqlite3*")),
                 "webhook_deliveries": self.outbox_stats(),
                 "disk_free_bytes": usage.free, "disk_total_bytes": usage.total}
+
+
+def _time_window(where: list, args: list, since: float | None, until: float | None) -> None:
+    """Add 'created in [since, until)' to a WHERE clause being built (either bound may be open)."""
+    if since is not None:
+        where.append("created>=?")
+        args.append(since)
+    if until is not None:
+        where.append("created<?")
+        args.append(until)
 
 
 def _copy_if_new(src: Path, dst: Path, always: bool = False) -> int | None:
