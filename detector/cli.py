@@ -294,6 +294,7 @@ xfd lanes --data-dir var --json""")
     ln.add_argument("--data-dir", default=None, help="the service's data directory (default XFD_DATA_DIR or var/)")
     ln.add_argument("--days", type=float, default=None, help="only the last D days (default: every scan stored)")
     ln.add_argument("--model", default=None, help="the model whose calibration to compare with (default XFD_MODEL or models/default)")
+    ln.add_argument("--min-scans", type=int, default=100, help="judge a lane against the calibration from this many scans (default 100)")
     ln.add_argument("--json", action="store_true", help="JSON instead of a table")
 
     st = _sub(sp, "storage", "the service's data directory: free space, images kept, retention purge, backup", """

@@ -786,11 +786,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                          "alarms, the alarms operators confirmed or called false, clear scans confirmed by hand (threats "
                          "the model missed), the rate of alarms not confirmed as threats with its 95% interval, and for "
                          "the active model's scans whether that rate is 'above' the false-alarm rate its thresholds were "
-                         "calibrated for (on simulated scans), 'consistent' with it, or from 'too_few_scans' to tell. A "
+                         "calibrated for (on simulated scans), 'consistent' with it, or from 'too_few_scans' to tell "
+                         "(under min_scans, default 100, or an interval too wide). A "
                          "lane 'above' runs on images the model was not calibrated for.")
     async def lanes(key=Depends(require("operator")),
                     since: float | None = Query(None, allow_inf_nan=False, description="unix time, inclusive"),
-                    until: float | None = Query(None, allow_inf_nan=False, description="unix time, exclusive")):
+                    until: float | None = Query(None, allow_inf_nan=False, description="unix time, exclusive"),
+                    min_scans: int = Query(100, ge=1, le=10**9, description="judge a lane from this many scans")):
         from .lanes import lane_report
 
         if svc.engine is None:
@@ -798,7 +800,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         info = svc.engine.info
         rows = await asyncio.to_thread(svc.store.lane_counts, since, until)
         return {"model": info.version, "calibration": info.meta.get("calibration"), "since": since, "until": until,
-                "lanes": lane_report(rows, info.version, info.meta.get("calibration"))}
+                "min_scans": min_scans, "lanes": lane_report(rows, info.version, info.meta.get("calibration"), min_scans)}
 
     @app.get("/v1/parcels/{parcel}", tags=["scans"], summary="One parcel over all its views (dual-view scanners)",
              description="The parcel's verdict over every view stored with this `parcel` (alarm when any view "

@@ -24,11 +24,14 @@ def _rate(k: int, n: int) -> dict:
     return {"count": k, "rate": round(k / n, 4) if n else None, "ci95": [round(x, 4) for x in iv] if iv else None}
 
 
-def lane_report(rows: list[dict], version: str | None, calibration: dict | None) -> list[dict]:
+MIN_SCANS = 100  # a lane is judged from this many scans (a day of a belt is thousands)
+
+
+def lane_report(rows: list[dict], version: str | None, calibration: dict | None, min_scans: int = MIN_SCANS) -> list[dict]:
     """Each store row (Store.lane_counts) with its rates, and for the given model version a verdict
     against its calibration: 'above' (the lower 95 % bound of the unconfirmed-alarm rate is over the
-    calibrated target), 'consistent', or 'too_few_scans' to tell (the interval spans from under half the
-    target to over twice it)."""
+    calibrated target), 'consistent', or 'too_few_scans' to tell (under min_scans, or the interval spans
+    from under half the target to over twice it)."""
     target = (calibration or {}).get("target_pfa")
     out = []
     for r in rows:
@@ -40,7 +43,9 @@ def lane_report(rows: list[dict], version: str | None, calibration: dict | None)
             lo, hi = rec["unconfirmed_alarm_rate"]["ci95"]
             rec["calibrated"] = {"target_pfa": target, "pfa_on_calibration_set": calibration.get("pfa"),
                                  "calibration_set": calibration.get("data")}
-            if lo > target:
+            if n < min_scans:
+                rec["against_calibration"] = "too_few_scans"
+            elif lo > target:
                 rec["against_calibration"] = "above"
                 rec["advice"] = (f"{unconfirmed} of {n} scans alarmed without a confirmed threat ({lo:.1%} to {hi:.1%}), "
                                  f"above the {target:.0%} the model was calibrated for on simulated scans: this lane's images "
@@ -91,7 +96,10 @@ def lanes_cli(a) -> int:
         print(f"xfd lanes: error: cannot read the model to compare with: {e}", file=sys.stderr)
         return 2
     since = time.time() - a.days * 86400 if a.days else None
-    rep = lane_report(Store(root).lane_counts(since=since), info.version, info.meta.get("calibration"))
+    if a.min_scans < 1:
+        print(f"xfd lanes: error: --min-scans must be at least 1, got {a.min_scans}", file=sys.stderr)
+        return 2
+    rep = lane_report(Store(root).lane_counts(since=since), info.version, info.meta.get("calibration"), a.min_scans)
     if a.json:
         print(json.dumps({"model": info.version, "since": since, "lanes": rep}, indent=1))
     else:

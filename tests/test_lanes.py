@@ -31,7 +31,9 @@ def test_lanes_report_alarm_rates_reviews_and_calibration(tmp_path, model_dir, s
         ho = {"Authorization": f"Bearer {op}"}
         for sid, decision in ((ids["hot"][0][0], "confirmed"), (ids["hot"][1][0], "false_alarm"), (ids["calm"][0][0], "confirmed")):
             assert httpx.post(srv.url + f"/v1/scans/{sid}/review", headers=ho, json={"decision": decision}, timeout=30).status_code == 200
-        r = httpx.get(srv.url + "/v1/lanes", headers=ho, timeout=30)
+        # under 100 scans a lane is not judged by default
+        assert {x["against_calibration"] for x in httpx.get(srv.url + "/v1/lanes", headers=ho, timeout=30).json()["lanes"]} == {"too_few_scans"}
+        r = httpx.get(srv.url + "/v1/lanes?min_scans=10", headers=ho, timeout=30)
         assert r.status_code == 200
         body = r.json()
         version = json.loads((model_dir / "model.json").read_text())["version"]
@@ -50,24 +52,28 @@ def test_lanes_report_alarm_rates_reviews_and_calibration(tmp_path, model_dir, s
         assert httpx.get(srv.url + "/v1/lanes?since=4102444800", headers=ho, timeout=30).json()["lanes"] == []
         assert httpx.get(srv.url + "/v1/lanes", headers={"Authorization": f"Bearer {integ}"}, timeout=30).status_code == 403
         assert httpx.get(srv.url + "/v1/lanes?since=nan", headers=ho, timeout=30).status_code == 422
+        assert httpx.get(srv.url + "/v1/lanes?min_scans=0", headers=ho, timeout=30).status_code == 422
     finally:
         srv.stop()
     # the same from the command line, on the database the service wrote
-    r = subprocess.run([sys.executable, "-m", "detector.cli", "lanes", "--data-dir", str(d), "--model", str(model_dir), "--json"],
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "lanes", "--data-dir", str(d), "--model", str(model_dir), "--json",
+                        "--min-scans", "10"],
                        capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 0, r.stderr
     assert {x["lane"]: x["against_calibration"] for x in json.loads(r.stdout)["lanes"]} == {"calm": "too_few_scans", "hot": "above"}
-    r = subprocess.run([sys.executable, "-m", "detector.cli", "lanes", "--data-dir", str(d), "--model", str(model_dir), "--days", "1"],
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "lanes", "--data-dir", str(d), "--model", str(model_dir), "--days", "1",
+                        "--min-scans", "10"],
                        capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 0 and "| hot | " in r.stdout and "| above |" in r.stdout and "hot: 9 of 10 scans alarmed" in r.stdout
     for args, msg in ((["--data-dir", str(tmp_path / "nowhere")], "no service database"), (["--data-dir", str(d), "--days", "0"], "--days"),
+                      (["--data-dir", str(d), "--min-scans", "0"], "--min-scans"),
                       (["--data-dir", str(d), "--model", str(tmp_path / "nomodel")], "cannot read the model")):
         r = subprocess.run([sys.executable, "-m", "detector.cli", "lanes", *args], capture_output=True, text=True, cwd=REPO, timeout=120)
         assert r.returncode == 2 and msg in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("alarms, scans, verdict", [(30, 1000, "consistent"), (90, 1000, "above"), (0, 1000, "consistent"),
-                                                    (1, 12, "too_few_scans")])
+                                                    (1, 12, "too_few_scans"), (60, 99, "too_few_scans"), (60, 100, "above")])
 def test_verdict_against_a_5_percent_target(alarms, scans, verdict):
     row = {"lane": "x", "model_version": "v", "scans": scans, "alarms": alarms, "alarms_confirmed": 0, "alarms_false": 0,
            "clear_confirmed": 0, "first": None, "last": None}
