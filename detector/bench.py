@@ -22,17 +22,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import machine
 from .engine import BACKENDS, DEFAULT_MODEL_DIR, Engine, load_model_info
 
 
 def _pct(a, q):
     return round(float(np.percentile(a, q)), 2)
-
-
-def machine() -> str:
-    from . import machine as m
-
-    return m.summary()
 
 
 def sample_scans(n: int, seed: int = 31337) -> list[bytes]:
@@ -265,9 +260,10 @@ def bench_train(model_dir: Path, n: int = 48, batch: int = 16) -> dict:
 
 def bench_cli(a) -> int:
     model = Path(a.model) if a.model else DEFAULT_MODEL_DIR
-    print(f"machine: {machine()}", flush=True)
+    host = machine.summary()
+    print(f"machine: {host}", flush=True)
     scans = sample_scans(a.n)
-    results = {"machine": machine(), "model": str(model), "scans": a.n}
+    results = {"machine": host, "model": str(model), "scans": a.n}
     print("engine latency per scan (decode to verdict), same weights and scans:", flush=True)
     results["engine"] = bench_engine(model, scans)
     for k, v in results["engine"].items():

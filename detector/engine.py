@@ -209,8 +209,7 @@ class _OpenVinoModel:
     _lock = threading.Lock()
 
     @classmethod
-    def compiled(cls, path: str, threads: int, streams: int = 1):
-        precision = ov_precision()
+    def compiled(cls, path: str, threads: int, streams: int = 1, precision: str = "f32"):
         with cls._lock:
             key = (path, threads, streams, precision)
             if key not in cls._cache:
@@ -232,8 +231,8 @@ class _OpenVinoModel:
 
 
 class _OpenVinoRunner:
-    def __init__(self, path: str, threads: int, streams: int = 1):
-        self.req = _OpenVinoModel.compiled(path, threads, streams).create_infer_request()
+    def __init__(self, path: str, threads: int, streams: int = 1, precision: str = "f32"):
+        self.req = _OpenVinoModel.compiled(path, threads, streams, precision).create_infer_request()
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
         self.req.infer({0: img[None]})
@@ -250,14 +249,20 @@ RUNNERS = {"torch": _TorchRunner, "onnx": _OnnxRunner, "openvino": _OpenVinoRunn
 OV_PRECISIONS = ("f32", "bf16", "f16")
 
 
+def check_precision(text: str | None) -> str:
+    """A value of XFD_OV_PRECISION as the engine uses it (empty: f32), or ModelError naming the variable."""
+    v = (text or "f32").strip().lower()
+    if v not in OV_PRECISIONS:
+        raise ModelError(f"XFD_OV_PRECISION must be one of {', '.join(OV_PRECISIONS)}, got {v!r} (the precision "
+                         "OpenVINO computes scores in; default f32, the precision the shipped thresholds were calibrated in)")
+    return v
+
+
 def ov_precision() -> str:
     """Floating-point precision OpenVINO computes in: XFD_OV_PRECISION, else f32 (the precision the
     shipped thresholds are calibrated in; bf16 or f16 is faster on CPUs built for it, at scores that
     differ from the calibrated ones in the last digits)."""
-    env = (os.environ.get("XFD_OV_PRECISION") or "f32").strip().lower()
-    if env not in OV_PRECISIONS:
-        raise ModelError(f"XFD_OV_PRECISION must be one of {', '.join(OV_PRECISIONS)}, got {env!r}")
-    return env
+    return check_precision(os.environ.get("XFD_OV_PRECISION"))
 
 
 def ov_config(threads: int, streams: int, precision: str) -> dict:
@@ -534,7 +539,7 @@ class Engine:
         self.ov_streams = ov_streams(concurrency, self.threads) if self.backend.startswith("openvino") else None
         for _ in range(max(1, concurrency)):
             if self.ov_streams:
-                self._pool.put(RUNNERS[self.backend](path, self.threads, self.ov_streams))
+                self._pool.put(RUNNERS[self.backend](path, self.threads, self.ov_streams, self.precision))
             else:
                 self._pool.put(RUNNERS[self.backend](path, per if concurrency > 1 else self.threads))
         self.ready = False

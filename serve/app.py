@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from detector import dicos, imaging, taxonomy
-from detector.engine import DEFAULT_MODEL_DIR, Engine, EngineError
+from detector.engine import DEFAULT_MODEL_DIR, Engine, EngineError, check_precision
 from detector.offline import REPO_ROOT
 
 from . import metrics as mx
@@ -124,16 +124,6 @@ def _site_flips(text: str) -> int:
     return int(text)
 
 
-def _site_precision(text: str) -> str:
-    from detector.engine import OV_PRECISIONS
-
-    v = text.strip().lower()
-    if v and v not in OV_PRECISIONS:
-        raise ValueError(f"XFD_OV_PRECISION: {text!r} is not one of {', '.join(OV_PRECISIONS)} (the precision OpenVINO "
-                         "computes scores in; default f32, the precision the shipped thresholds were calibrated in)")
-    return v or "f32"
-
-
 @dataclass
 class Settings:
     host: str = field(default_factory=lambda: _env("XFD_HOST", "127.0.0.1"))
@@ -155,7 +145,7 @@ class Settings:
     # thresholds were calibrated; another value trades speed for detections at thresholds that then hold only roughly
     flips: int | None = field(default_factory=lambda: _env("XFD_FLIPS", None, _site_flips))
     # the precision OpenVINO computes scores in (detector.engine.ov_precision reads it; checked here at start-up)
-    ov_precision: str = field(default_factory=lambda: _env("XFD_OV_PRECISION", "f32", _site_precision))
+    ov_precision: str = field(default_factory=lambda: _env("XFD_OV_PRECISION", "f32", check_precision))
     # storage: below this much free space in the data directory scans are refused (507) rather than
     # analysed and lost; images past their retention are deleted (records stay) every purge_every_s
     min_free_bytes: int = field(default_factory=lambda: _env("XFD_MIN_FREE_MB", 512 * 1024 * 1024, _min_free))
@@ -798,9 +788,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if svc.engine is None:
             raise ApiError(503, "not_ready", svc.engine_error or "model is loading", {"Retry-After": "2"})
         info = svc.engine.info
-        rows = await asyncio.to_thread(svc.store.lane_counts, since, until)
-        return {"model": info.version, "calibration": info.meta.get("calibration"), "since": since, "until": until,
-                "min_scans": min_scans, "lanes": lane_report(rows, info.version, info.meta.get("calibration"), min_scans)}
+        cal = info.meta.get("calibration")
+        # the database query and the intervals (scipy) off the event loop
+        report = await asyncio.to_thread(lambda: lane_report(svc.store.lane_counts(since, until), info.version, cal, min_scans))
+        return {"model": info.version, "calibration": cal, "since": since, "until": until, "min_scans": min_scans,
+                "lanes": report}
 
     @app.get("/v1/parcels/{parcel}", tags=["scans"], summary="One parcel over all its views (dual-view scanners)",
              description="The parcel's verdict over every view stored with this `parcel` (alarm when any view "

@@ -18,13 +18,12 @@ from pathlib import Path
 
 from training.metrics import rate_interval
 
+MIN_SCANS = 100  # a lane is judged from this many scans (a day of a belt is thousands)
+
 
 def _rate(k: int, n: int) -> dict:
     iv = rate_interval(k, n)
     return {"count": k, "rate": round(k / n, 4) if n else None, "ci95": [round(x, 4) for x in iv] if iv else None}
-
-
-MIN_SCANS = 100  # a lane is judged from this many scans (a day of a belt is thousands)
 
 
 def lane_report(rows: list[dict], version: str | None, calibration: dict | None, min_scans: int = MIN_SCANS) -> list[dict]:
@@ -90,15 +89,15 @@ def lanes_cli(a) -> int:
     if a.days is not None and not 0 < a.days <= 3660:
         print(f"xfd lanes: error: --days must be more than 0 and at most 3660, got {a.days}", file=sys.stderr)
         return 2
+    if a.min_scans < 1:
+        print(f"xfd lanes: error: --min-scans must be at least 1, got {a.min_scans}", file=sys.stderr)
+        return 2
     try:
         info = load_model_info(a.model or s.model)
     except (ModelError, OSError, ValueError) as e:
         print(f"xfd lanes: error: cannot read the model to compare with: {e}", file=sys.stderr)
         return 2
     since = time.time() - a.days * 86400 if a.days else None
-    if a.min_scans < 1:
-        print(f"xfd lanes: error: --min-scans must be at least 1, got {a.min_scans}", file=sys.stderr)
-        return 2
     rep = lane_report(Store(root).lane_counts(since=since), info.version, info.meta.get("calibration"), a.min_scans)
     if a.json:
         print(json.dumps({"model": info.version, "since": since, "lanes": rep}, indent=1))

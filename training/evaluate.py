@@ -15,6 +15,7 @@ import numpy as np
 import yaml
 
 from detector import machine, offline
+from detector.imaging import ImageError
 from training import metrics as M
 
 IMG_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -184,8 +185,6 @@ def predict(engine, items: list[dict], tile: str = "auto", conf: float = 0.001, 
     declared to the engine (Engine.detect), or None. refused: a list to collect the scans the engine
     refuses to analyse (ImageError: a scan dark throughout, ...) as {index, code}, each with no
     detections; without it a refusal is an error."""
-    from detector.imaging import ImageError
-
     preds, gts, times = [], [], []
     t0 = time.time()
     for i, it in enumerate(items):
