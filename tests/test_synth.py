@@ -759,3 +759,72 @@ def test_fit_contents_keeps_clutter_inside_its_parcel(monkeypatch):
         assert f["packed_share"] <= scene.FIT_FILL
     assert sum(m["fit"]["left_out_too_big"] + m["fit"]["left_out_parcel_full"] for m in metas) > 0
     assert "fit" not in simulate(31, 0, SceneConfig(clutter=(30, 45), p_threat=1.0)).meta
+
+
+# ----------------------------------------------------------------- gun shapes (generator 4.0.0)
+def _area(poly: np.ndarray) -> float:
+    x, y = poly[:, 0], poly[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def test_fillet_rounds_corners_with_the_asked_radius():
+    """A 40 x 20 rectangle with every corner rounded by r = 5 loses exactly (4 - pi) r^2 of area,
+    stays inside the rectangle, and its arcs are r from their centres; a radius too big for an
+    edge is shrunk to fit; `only` rounds just the corners named."""
+    rect = np.array([(0, 0), (40, 0), (40, 20), (0, 20)], float)
+    r = 5.0
+    p = threat_mod.fillet(rect, r, n=64)
+    assert abs(_area(p) - (800 - (4 - np.pi) * r * r)) < 0.05
+    assert p[:, 0].min() >= -1e-9 and p[:, 0].max() <= 40 + 1e-9 and p[:, 1].max() <= 20 + 1e-9
+    corner = p[(p[:, 0] > 30) & (p[:, 1] > 10)]  # the top-right arc: centre (35, 15)
+    assert np.allclose(np.hypot(corner[:, 0] - 35, corner[:, 1] - 15), r, atol=1e-6)
+    big = threat_mod.fillet(rect, 100.0, n=32)  # at most 45 % of the 20 mm edge: r = 9
+    assert _area(big) > 800 - (4 - np.pi) * 9.0**2 - 0.5 and _area(big) < 800 - (4 - np.pi) * 8.9**2
+    one = threat_mod.fillet(rect, r, n=64, only={2})
+    assert abs(_area(one) - (800 - (1 - np.pi / 4) * r * r)) < 0.05
+    assert len(threat_mod.fillet(rect, 0.0)) == 4
+
+
+def test_round_edges_takes_the_quarter_rounds_off_a_slab():
+    """A 60 x 30 x 16 mm block with its side-to-face edges rounded by r = 4 loses the volume of
+    the quarter rounds, 2 x perimeter x (1 - pi/4) r^2 (within voxel error); seen along z its
+    areal density now falls off over r at the outline instead of stepping, as a gun's does."""
+    pitch = 0.5
+    poly = [(0, 0), (60, 0), (60, 30), (0, 30)]
+    pts = shapes.extrude(poly, -8, 8, pitch)
+    keep = threat_mod.round_edges(pts, [poly], [], -8, 8, pitch, 4.0)
+    lost = (len(pts) - keep.sum()) * pitch**3
+    want = 2 * 180 * (1 - np.pi / 4) * 16.0
+    assert abs(lost - want) / want < 0.15, (lost, want)
+    kept = pts[keep]
+    mid = kept[np.abs(kept[:, 1] - 15) < pitch]  # a row across the block at y = 15
+    xs = np.unique(mid[:, 0])
+    thick = np.array([np.sum(mid[:, 0] == x) for x in (xs[0], xs[2], xs[4], xs[len(xs) // 2])]) * pitch
+    assert thick[0] < thick[1] < thick[2] < thick[3] == pytest.approx(16, abs=pitch)
+    assert threat_mod.round_edges(pts, [poly], [], -8, 8, pitch, 0.0).all()
+
+
+def test_guns_have_real_shapes_and_sizes():
+    """Generator 4.0.0's pistols range from pocket to full size, have rounded grips (no corner of
+    the grip outline sharper than its fillet) and oval or squared guards, some have an external
+    hammer behind the slide; seen end-on, a slide is a bar with rounded shoulders (narrower at its
+    top than across its middle)."""
+    rng = np.random.default_rng(41)
+    designs = [threat_mod.pistol_design(rng) for _ in range(200)]
+    lengths = np.array([d["L"] for d in designs])
+    assert lengths.min() < 135 and lengths.max() > 205
+    assert {d["size"] for d in designs} == {"pocket", "compact", "full"}
+    assert {d["guard"] for d in designs} == {"oval", "square"} and any(d["hammer"] for d in designs)
+    grip = threat_mod._grip_outline(designs[0], np.random.default_rng(1))
+    assert len(grip) > 20  # arcs, not a quadrilateral
+    e = np.diff(np.vstack([grip, grip[:1]]), axis=0)
+    cross = e[:-1, 0] * e[1:, 1] - e[:-1, 1] * e[1:, 0]
+    turn = np.abs(np.degrees(np.arctan2(cross, np.einsum("ij,ij->i", e[:-1], e[1:]))))
+    assert turn.max() < 60, turn.max()  # no sharp corner left
+    d = dict(designs[0], style="block", edge_r=4.0)
+    s = threat_mod.pistol_slide(d, 0.5)
+    p = s.parts[0].pts
+    rear = p[(p[:, 0] > d["L"] - 18) & (p[:, 0] < d["L"] - 17)]  # behind the ejection port, solid
+    top = rear[rear[:, 1] > rear[:, 1].max() - 0.6]
+    mid = rear[np.abs(rear[:, 1] - d["hs"] / 2) < 0.5]
+    assert np.ptp(top[:, 2]) < np.ptp(mid[:, 2]) - 2  # the shoulders are rounded off

@@ -65,7 +65,18 @@ from .shapes import (
 # 3.5.0 = 3.4.0 + the opt-in side view (`xfd synth --side-view`): a dual-view scanner's second,
 #         horizontal beam through the same parcel, with the same objects in the same 3D poses, as a
 #         second labelled image. Off (the default) keeps 3.4.0's images and labels.
-GENERATOR_VERSION = "3.6.0"
+# 3.6.0 = 3.5.0 + the opt-in belt stretch (`xfd synth --belt-stretch P`): non-square pixels, a belt
+#         speed or line rate off the vendor's setting. Off keeps 3.5.0's images. The last version of
+#         straight-edged guns: the test sets of xfd-default 2026.11.30.18 and before.
+# 4.0.0 = 3.6.0 with guns and gun parts of real shapes, which changes every configuration's images:
+#         rounded corners and edges (threats.fillet, round_edges: seen flat, a part's areal density
+#         falls off towards its outline as a real gun's does; edge-on a slide is a rounded bar),
+#         bevelled muzzles, grips with a rounded butt, palm swell, finger grooves and beavertail,
+#         oval or squared trigger guards with curved triggers, external hammers, pocket to full-size
+#         pistols, revolvers with round, square or bird's-head butts, fluted cylinders, ejector
+#         rods, sights and a trigger, rounded printed parts, magazines and carbine grips. It was
+#         judged by `xfd gallery`, whose sheet showed the guns of 3.6.0 as straight-edged prisms.
+GENERATOR_VERSION = "4.0.0"
 
 # fit_contents: inner clearance of a container (walls, padding) across and along it, and under its lid
 FIT_CLEARANCE_MM = (10.0, 10.0, 5.0)

@@ -28,9 +28,10 @@ from .shapes import (
 
 # ----------------------------------------------------------------- helpers
 def mask_prism(add: list, sub: list, z0: float, z1: float, pitch: float, shell: float | None = None,
-               rings: list | None = None) -> tuple[np.ndarray, float]:
+               rings: list | None = None, edge_r: float = 0.0) -> tuple[np.ndarray, float]:
     """Prism from a union of polygons minus holes. With shell, keep only a hollow skin
-    of that thickness (sheet metal); returns (points, density scale for mass)."""
+    of that thickness (sheet metal); edge_r rounds the edges between its sides and faces
+    (round_edges); returns (points, density scale for mass)."""
     allp = np.concatenate([np.asarray(p, np.float64) for p in add])
     lo = allp.min(0) - pitch
     hi = allp.max(0) + pitch
@@ -49,15 +50,97 @@ def mask_prism(add: list, sub: list, z0: float, z1: float, pitch: float, shell: 
     zs = _grid(z0, z1, pitch)
     pts = _layers(xy, zs)
     scale = 1.0
-    if shell is not None:
-        dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)[mask > 0] * pitch
-        dd = np.tile(dist, len(zs))
-        dz = np.minimum(pts[:, 2] - z0, z1 - pts[:, 2])
-        eff = max(shell, pitch)
-        keep = (dd <= eff) | (dz <= eff)
+    if shell is not None or edge_r > pitch * 0.5:
+        dd = np.tile(cv2.distanceTransform(mask, cv2.DIST_L2, 3)[mask > 0] * pitch, len(zs))
+        keep = np.ones(len(pts), bool)
+        if edge_r > pitch * 0.5:
+            keep = _edge_keep(dd, pts[:, 2], z0, z1, pitch, edge_r)
+        if shell is not None:
+            dz = np.minimum(pts[:, 2] - z0, z1 - pts[:, 2])
+            eff = max(shell, pitch)
+            if edge_r > pitch * 0.5:  # the skin follows the rounded edge
+                rr = min(edge_r, (z1 - z0) / 2)
+                a, b = np.maximum(rr - np.maximum(dd - 0.5 * pitch, 0), 0), np.maximum(rr - dz, 0)
+                near_round = (a > 0) & (b > 0)
+                skin = (dd <= eff) | (dz <= eff) | (near_round & (np.hypot(a, b) >= rr - eff))
+            else:
+                skin = (dd <= eff) | (dz <= eff)
+            keep &= skin
+            scale = shell / eff
         pts = pts[keep]
-        scale = shell / eff
     return pts, scale
+
+
+def fillet(poly, r: float, n: int = 5, only: set[int] | None = None) -> np.ndarray:
+    """The polygon with its corners rounded: each corner (or only those indexed) becomes an arc of
+    radius r tangent to both edges, n segments long, the radius shrunk where an edge is too short
+    for it (at most 45 % of either edge). Machined and moulded gun parts have no sharp corners:
+    grips, trigger guards, muzzles and sights are rounded (generator 4.0.0)."""
+    p = np.asarray(poly, np.float64)
+    m = len(p)
+    out = []
+    for i in range(m):
+        a, b, c = p[i - 1], p[i], p[(i + 1) % m]
+        u, v = a - b, c - b
+        lu, lv = float(np.hypot(*u)), float(np.hypot(*v))
+        if (only is not None and i not in only) or lu < 1e-9 or lv < 1e-9 or r <= 0:
+            out.append(b)
+            continue
+        u, v = u / lu, v / lv
+        ang = math.acos(float(np.clip(u @ v, -1.0, 1.0)))  # the corner's inside angle
+        if ang < 1e-3 or ang > math.pi - 1e-3:
+            out.append(b)
+            continue
+        t = min(r / math.tan(ang / 2), 0.45 * lu, 0.45 * lv)  # tangent length
+        rr = t * math.tan(ang / 2)
+        bis = (u + v) / np.hypot(*(u + v))
+        centre = b + bis * (rr / math.sin(ang / 2))
+        p1, p2 = b + u * t, b + v * t
+        a1 = math.atan2(p1[1] - centre[1], p1[0] - centre[0])
+        a2 = math.atan2(p2[1] - centre[1], p2[0] - centre[0])
+        turn = (a2 - a1 + math.pi) % (2 * math.pi) - math.pi  # the short way round
+        for k in range(n + 1):
+            t_ = a1 + turn * k / n
+            out.append(centre + rr * np.array([math.cos(t_), math.sin(t_)]))
+    return np.array(out)
+
+
+def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 24) -> np.ndarray:
+    a = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return np.stack([cx + rx * np.cos(a), cy + ry * np.sin(a)], 1)
+
+
+def round_edges(pts: np.ndarray, add: list, sub: list, z0: float, z1: float, pitch: float, r: float) -> np.ndarray:
+    """Which points of a prism (polygons `add` minus `sub`, extruded from z0 to z1) stay when the
+    edges where its side walls meet its two faces are rounded with radius r: a boolean mask.
+    Seen flat, the areal density then falls off towards the outline as a real gun's does, instead
+    of a slab's step; seen edge-on, a slide or grip is a rounded bar, not a rectangle."""
+    if r <= pitch * 0.5 or not len(pts):
+        return np.ones(len(pts), bool)
+    allp = np.concatenate([np.asarray(q, np.float64) for q in add])
+    lo = allp.min(0) - 2 * pitch
+    hi = allp.max(0) + 2 * pitch
+    w = int(np.ceil((hi[0] - lo[0]) / pitch)) + 2
+    h = int(np.ceil((hi[1] - lo[1]) / pitch)) + 2
+    mask = np.zeros((h, w), np.uint8)
+    for q in add:
+        cv2.fillPoly(mask, [np.round((np.asarray(q) - lo) / pitch * 8).astype(np.int32)], 1, shift=3)
+    for q in sub:
+        cv2.fillPoly(mask, [np.round((np.asarray(q) - lo) / pitch * 8).astype(np.int32)], 0, shift=3)
+    dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3) * pitch
+    ix = np.clip(np.round((pts[:, 0] - lo[0]) / pitch).astype(np.int64), 0, w - 1)
+    iy = np.clip(np.round((pts[:, 1] - lo[1]) / pitch).astype(np.int64), 0, h - 1)
+    return _edge_keep(dist[iy, ix], pts[:, 2], z0, z1, pitch, r)
+
+
+def _edge_keep(dist: np.ndarray, z: np.ndarray, z0: float, z1: float, pitch: float, r: float) -> np.ndarray:
+    """Inside the quarter rounds of radius r, from each point's distance (mm, pixel centre to the
+    nearest outside pixel) to the side wall and its z."""
+    dd = np.maximum(dist - 0.5 * pitch, 0.0)  # to the side wall
+    dz = np.minimum(z - z0, z1 - z)  # to the nearer face
+    r = min(r, (z1 - z0) / 2)
+    a, b = np.maximum(r - dd, 0.0), np.maximum(r - dz, 0.0)
+    return a * a + b * b <= r * r
 
 
 def _printed_mask_prism(add, sub, z0, z1, pitch, rng, infill, pattern):
@@ -112,32 +195,50 @@ def cartridge(rng: np.random.Generator, pitch: float, calibre: str | None = None
 
 # ----------------------------------------------------------------- pistol family
 def pistol_design(rng: np.random.Generator) -> dict:
-    L = rng.uniform(150, 210)
+    size = rng.choice(["pocket", "compact", "full", "full"])
+    L = {"pocket": rng.uniform(120, 150), "compact": rng.uniform(150, 180), "full": rng.uniform(180, 215)}[str(size)]
+    ws = rng.uniform(19, 27)
     return {
         "L": L,
+        "size": str(size),
         "hs": rng.uniform(24, 33),
-        "ws": rng.uniform(19, 27),
+        "ws": ws,
         "hr": rng.uniform(10, 15),
-        "grip_front": L - rng.uniform(55, 72),
+        "grip_front": L - rng.uniform(55, 72) * (0.85 if size == "pocket" else 1.0),
         "grip_rear": L - rng.uniform(6, 16),
-        "grip_h": rng.uniform(70, 100),
+        "grip_h": rng.uniform(70, 100) * (0.75 if size == "pocket" else 1.0),
         "grip_angle": np.radians(rng.uniform(8, 22)),
         "wf": rng.uniform(21, 31),
         "r_barrel": rng.uniform(6.0, 7.6),
         "bore": rng.uniform(4.2, 5.8),
         "style": rng.choice(["block", "tapered", "round"]),
+        # generator 4.0.0: rounded edges and corners, grips and guards of real shapes
+        "edge_r": rng.uniform(1.5, 4.5),  # slide and frame edges, mm
+        "corner_r": rng.uniform(1.5, 5.0),  # slide profile corners
+        "muzzle_chamfer": rng.uniform(0, 9),  # the slide's front top bevel (most modern pistols)
+        "beavertail": rng.uniform(0, 14),  # how far the frame's tang reaches back over the hand
+        "finger_grooves": bool(rng.random() < 0.35),
+        "palm_swell": rng.uniform(0, 5),  # the backstrap's bulge, mm
+        "guard": rng.choice(["oval", "oval", "square"]),  # trigger guard: round, or a Glock's squared front
+        "hammer": bool(rng.random() < 0.35),  # an external hammer (1911, CZ, Beretta) at the slide's rear
     }
 
 
 def pistol_slide(d: dict, pitch: float, material: str = "steel") -> Obj:
     L, hs, ws = d["L"], d["hs"], d["ws"]
+    cr, ch = d["corner_r"], d["muzzle_chamfer"]
     if d["style"] == "tapered":
         prof = [(0, 0), (L, 0), (L, hs), (12, hs), (0, hs * 0.7)]
     elif d["style"] == "round":
         prof = [(0, 0), (L, 0), (L, hs * 0.9), (L - 6, hs), (6, hs), (0, hs * 0.8)]
+    elif ch > 1.0:  # a bevelled muzzle: the front top corner cut back
+        prof = [(0, 0), (L, 0), (L, hs), (ch, hs), (0, hs - ch * 0.6)]
     else:
         prof = [(0, 0), (L, 0), (L, hs), (0, hs)]
+    prof = fillet(prof, cr)
     pts = extrude(prof, -ws / 2, ws / 2, pitch)
+    # the slide's edges are rounded: end-on a bar with round shoulders, not a slab
+    pts = pts[round_edges(pts, [prof], [], -ws / 2, ws / 2, pitch, d["edge_r"] * (1.6 if d["style"] == "round" else 1.0))]
     x, y, z = pts[:, 0], pts[:, 1], pts[:, 2]
     cavity = (x > 5) & (x < L - 20) & (y > 2.0) & (y < hs - 3.0) & (np.abs(z) < ws / 2 - 2.3)
     port = (x > L * 0.45) & (x < L * 0.68) & (y > hs - 4) & (z > -ws / 2 + 3)
@@ -148,7 +249,8 @@ def pistol_slide(d: dict, pitch: float, material: str = "steel") -> Obj:
     o.add(pts, material, pitch)
     o.add(cylinder(1.2, 18, pitch, centre=(L - 12, hs * 0.45, 0)), "steel", pitch)  # firing pin
     o.add(box(6, 5, 7, pitch, centre=(L - 3, hs - 3, 0)), "steel", pitch)  # rear sight
-    o.add(box(4, 3.5, 3, pitch, centre=(6, hs + 1.5, 0)), "steel", pitch)  # front sight
+    fx = max(6.0, ch + 3.0) if d["style"] == "block" else 6.0
+    o.add(box(4, 3.5, 3, pitch, centre=(fx, hs + 1.5, 0)), "steel", pitch)  # front sight
     return o
 
 
@@ -171,22 +273,29 @@ def pistol_frame(d: dict, pitch: float, material: str, rng: np.random.Generator,
     L, hr, gh, ga, wf = d["L"], d["hr"], d["grip_h"], d["grip_angle"], d["wf"]
     gf, gr = d["grip_front"], d["grip_rear"]
     dx = gh * np.tan(ga)
-    rail = [(3, 0), (L - 3, 0), (L - 3, -hr), (3, -hr)]
-    grip = [(gf, -hr + 1), (gr, -hr + 1), (gr + dx + 4, -hr - gh), (gf + dx - 2, -hr - gh)]
+    rail = fillet([(3, 0), (L - 3, 0), (L - 3, -hr), (3, -hr)], 2.0)
+    grip = _grip_outline(d, rng)
     tg_front = gf - rng.uniform(40, 52)
     guard = [(tg_front, -hr + 1), (gf + 2, -hr + 1), (gf + 2, -hr - 30), (tg_front + 8, -hr - 30), (tg_front, -hr - 22)]
     guard_hole = [(tg_front + 4, -hr - 2), (gf - 1, -hr - 2), (gf - 1, -hr - 26), (tg_front + 9, -hr - 26), (tg_front + 4, -hr - 20)]
+    if d["guard"] == "oval":  # a round guard: its front and bottom one curve
+        r_g = rng.uniform(10, 15)
+        guard, guard_hole = fillet(guard, r_g, 6, only={2, 3, 4}), fillet(guard_hole, r_g - 3.5, 6, only={2, 3, 4})
+    else:  # a squared front: small radii only
+        guard, guard_hole = fillet(guard, 3.0, 3, only={2, 3, 4}), fillet(guard_hole, 2.0, 3, only={2, 3, 4})
     well = [(gf + 4, -hr + 2), (gr - 5, -hr + 2), (gr + dx - 2, -hr - gh - 1), (gf + dx + 3, -hr - gh - 1)]
     o = Obj([], "frame", "pistol_frame", {"material": material, "printed": printed})
+    er = d["edge_r"] + 1.0  # grips are rounder than slides
     if printed:
         pts = _printed_mask_prism([rail, grip, guard], [guard_hole], -wf / 2, wf / 2, pitch, rng, infill, pattern)
+        pts = pts[round_edges(pts, [rail, grip, guard], [guard_hole], -wf / 2, wf / 2, pitch, er)]
         # the well is open inside, between the grip's side walls (before 2.0.0 it was cut through
         # them, leaving a printed grip as two thin strips)
         inwell = _points_in_poly(pts[:, :2], well) & (np.abs(pts[:, 2]) < wf / 2 - 2.5)
         o.add(pts[~inwell], material, pitch)
     else:
         shell = 3.0 if material in ("polymer", "abs", "nylon") else None
-        pts, sc = mask_prism([rail, grip, guard], [guard_hole], -wf / 2, wf / 2, pitch, shell=shell)
+        pts, sc = mask_prism([rail, grip, guard], [guard_hole], -wf / 2, wf / 2, pitch, shell=shell, edge_r=er)
         # the magazine well is open in a real frame
         inwell = _points_in_poly(pts[:, :2], well) & (np.abs(pts[:, 2]) < wf / 2 - 2.5)
         o.add(pts[~inwell], material, pitch, sc)
@@ -196,13 +305,41 @@ def pistol_frame(d: dict, pitch: float, material: str, rng: np.random.Generator,
             o.add(box(10, 3, wf - 4, pitch, centre=(cx, -1.5, 0)), "steel", pitch)
         o.add(box(12, 8, 10, pitch, centre=(gf - 8, -hr + 4, 0)), "steel", pitch)
         o.add(box(14, 10, 9, pitch, centre=(gr - 8, -hr + 2, 0)), "steel", pitch)
-    # trigger and trigger bar
-    o.add(extrude([(gf - 14, -hr - 2), (gf - 8, -hr - 2), (gf - 10, -hr - 20), (gf - 15, -hr - 18)], -2.5, 2.5, pitch), "steel", pitch)
+    # trigger (a curved blade) and trigger bar
+    blade = fillet([(gf - 13, -hr - 2), (gf - 8, -hr - 2), (gf - 8.5, -hr - 11), (gf - 11, -hr - 20),
+                    (gf - 15, -hr - 19), (gf - 13, -hr - 11)], 2.0, 3)
+    o.add(extrude(blade, -2.5, 2.5, pitch), "steel", pitch)
     o.add(box(35, 2, 2, pitch, centre=(gf + 5, -hr + 3, wf / 2 - 3)), "steel", pitch)
     # pins across the frame
     for px, py in ((gf - 6, -hr + 5), (gr - 10, -hr + 4), (gf + 15, -hr + 6)):
         o.add(cylinder(1.2, wf, pitch, axis=2, centre=(px, py, 0)), "steel", pitch)
     return o, well
+
+
+def _grip_outline(d: dict, rng: np.random.Generator) -> np.ndarray:
+    """A pistol grip seen from the side: front strap (with finger grooves on some), a rounded
+    butt, a backstrap with a palm swell, and the tang or beavertail over the web of the hand."""
+    hr, gh, ga = d["hr"], d["grip_h"], d["grip_angle"]
+    gf, gr = d["grip_front"], d["grip_rear"]
+    dx = gh * np.tan(ga)
+    a, b = np.array([gf, -hr + 1.0]), np.array([gf + dx - 2, -hr - gh])  # front strap, top to butt
+    front = [a]
+    if d["finger_grooves"]:
+        n = np.array([-(b - a)[1], (b - a)[0]]) / np.hypot(*(b - a))  # the strap's forward normal
+        n = n if n[0] < 0 else -n
+        for k, t in enumerate((0.3, 0.4, 0.5, 0.6, 0.7)):
+            front.append(a + (b - a) * t + n * (2.5 if k % 2 == 0 else 0.0))
+    front.append(b)
+    c = np.array([gr + dx + 4, -hr - gh])  # the butt's rear corner
+    top_back = np.array([gr, -hr + 1.0])
+    mid = (c + top_back) / 2 + np.array([d["palm_swell"], 0.0])
+    back = [c, mid, top_back + np.array([1.5, -9.0])]
+    bt = d["beavertail"]
+    if bt > 2:
+        back += [np.array([gr + bt, -hr - 2.5]), np.array([gr + bt * 0.7, -hr + 1.0])]
+    else:
+        back.append(top_back)
+    return fillet(np.array(front + back), rng.uniform(4, 9), 4)
 
 
 def magazine(rng: np.random.Generator, pitch: float, length: float = 0, rounds: int | None = None,
@@ -218,7 +355,7 @@ def magazine(rng: np.random.Generator, pitch: float, length: float = 0, rounds: 
         depth, width, cal = rng.uniform(30, 36), rng.uniform(14, 23), rng.choice(["9mm", ".45", ".380"])
         curve = 0.0
     bend = -curve * length  # curved rifle magazines bend forward, towards the muzzle (-x)
-    body = [(0, 0), (depth, 0), (depth + bend, -length), (bend, -length)]
+    body = fillet([(0, 0), (depth, 0), (depth + bend, -length), (bend, -length)], rng.uniform(1.5, 4.0), 3, only={0, 1})
     o = Obj([], "magazine", f"{kind}_magazine", {"material": material, "printed": printed_infill > 0})
     if printed_infill > 0:
         o.add(printed_solid(body, -width / 2, width / 2, pitch, rng, printed_infill, "grid"), "pla", pitch)
@@ -260,9 +397,18 @@ def pistol(rng: np.random.Generator, pitch: float, variant: str | None = None) -
     g.extend(frame).extend(pistol_slide(d, pitch)).extend(pistol_barrel(d, pitch))
     add_coil(g, 4.0, 0.55, d["L"] * 0.5, 14, "steel", pitch, centre=(d["L"] * 0.28, -4.5, 0))
     g.add(cylinder(2.0, d["L"] * 0.5, pitch, centre=(d["L"] * 0.28, -4.5, 0)), "steel" if rng.random() < 0.5 else "polymer", pitch)
+    if d["hammer"] and variant != "polymer":
+        _add_hammer(g, d, pitch)
     if rng.random() < 0.85:
         _insert_magazine(g, d, rng, pitch)
     return g
+
+
+def _add_hammer(g: Obj, d: dict, pitch: float) -> None:
+    """An external hammer behind the slide, its spur up and back (cocked or down alike, seen flat)."""
+    L, hs = d["L"], d["hs"]
+    spur = fillet([(L - 4, -2), (L + 3, -2), (L + 8, hs * 0.55), (L + 10, hs * 0.85), (L + 4, hs * 0.95), (L - 2, hs * 0.5)], 2.0, 3)
+    g.add(extrude(spur, -3.5, 3.5, pitch), "steel", pitch)
 
 
 def _insert_magazine(g: Obj, d: dict, rng, pitch):
@@ -298,35 +444,62 @@ def revolver_parts(rng: np.random.Generator, pitch: float) -> dict[str, Obj]:
     wf = rng.uniform(24, 32)
     barrel = Obj([], "barrel", "revolver_barrel", {"material": "steel"})
     barrel.add(cylinder(rb, bl, pitch, r_in=4.5, centre=(bl / 2, 0, 0)), "steel", pitch)
-    if rng.random() < 0.6:
+    underlug = rng.random() < 0.6
+    if underlug:
         barrel.add(box(bl * 0.9, rb * 0.9, rb * 1.3, pitch, centre=(bl * 0.48, -rb - rb * 0.4, 0)), "steel", pitch)  # underlug
     barrel.add(box(bl, 3, 6, pitch, centre=(bl / 2, rb + 1, 0)), "steel", pitch)  # rib
+    if rng.random() < 0.75:  # ramped front sight
+        barrel.add(extrude(fillet([(1, rb), (9, rb), (5, rb + 7), (2, rb + 7)], 1.5, 3), -1.6, 1.6, pitch), "steel", pitch)
     cyl = Obj([], "gun", "revolver_cylinder", {"material": "steel"})
     nch = int(rng.choice([5, 6, 6, 6, 7, 8]))
     drum = cylinder(rc, lc, pitch, centre=(bl + 2 + lc / 2, 0, 0))
     keep = np.ones(len(drum), bool)
     loaded = rng.random() < 0.6
+    fluted = rng.random() < 0.6
     for k in range(nch):
         a = 2 * np.pi * k / nch
         cy, cz = rc * 0.58 * np.cos(a), rc * 0.58 * np.sin(a)
         keep &= (drum[:, 1] - cy) ** 2 + (drum[:, 2] - cz) ** 2 > 4.8**2
+        if fluted:  # a flute between two chambers, short of the cylinder's rear
+            fa = a + np.pi / nch
+            fy, fz = (rc + 1.5) * np.cos(fa), (rc + 1.5) * np.sin(fa)
+            keep &= ~(((drum[:, 1] - fy) ** 2 + (drum[:, 2] - fz) ** 2 < 4.0**2)
+                      & (drum[:, 0] > bl + 6) & (drum[:, 0] < bl + 2 + lc - 9))
         if loaded:
             c = cartridge(rng, pitch, ".38")
             cyl.extend(c, offset=(bl + 4 + 8, cy, cz))
     cyl.add(drum[keep], "steel", pitch)
     x0 = bl + 2 + lc
     gh = rng.uniform(70, 95)
-    frame_poly_top = [(bl - 8, rc + 1), (x0 + 14, rc + 1), (x0 + 14, rc + 8), (bl - 8, rc + 6)]
-    frame_poly_bot = [(bl - 10, -rc - 1), (x0 + 14, -rc - 1), (x0 + 14, -rc - 10), (bl - 10, -rc - 8)]
-    shield = [(x0, rc + 8), (x0 + 16, rc + 8), (x0 + 16, -rc - 10), (x0, -rc - 10)]
-    gripf = [(x0 + 2, -rc - 8), (x0 + 16, -rc - 8), (x0 + 40, -rc - 8 - gh), (x0 + 20, -rc - 8 - gh)]
+    if not underlug:  # the ejector rod under the barrel (a full underlug shrouds it)
+        barrel.add(cylinder(3.0, min(bl, lc + 8), pitch, centre=(bl - min(bl, lc + 8) / 2, -rb - 3, 0)), "steel", pitch)
+    frame_poly_top = fillet([(bl - 8, rc + 1), (x0 + 14, rc + 1), (x0 + 14, rc + 8), (bl - 8, rc + 6)], 2.5, 3)
+    frame_poly_bot = fillet([(bl - 10, -rc - 1), (x0 + 14, -rc - 1), (x0 + 14, -rc - 10), (bl - 10, -rc - 8)], 2.5, 3)
+    shield = fillet([(x0, rc + 8), (x0 + 16, rc + 8), (x0 + 16, -rc - 10), (x0, -rc - 10)], 3.0, 3)
+    butt = rng.choice(["round", "square", "birds_head"])
+    if butt == "birds_head":  # the butt curls forward under the hand
+        grip = [(x0 + 0, -rc - 10), (x0 + 22, -rc - 10), (x0 + 34, -rc - 10 - gh * 0.45), (x0 + 40, -rc - 8 - gh * 0.9),
+                (x0 + 30, -rc - 12 - gh), (x0 + 12, -rc - 10 - gh * 0.9), (x0 + 6, -rc - 10 - gh * 0.5)]
+        r_b = rng.uniform(8, 14)
+    else:
+        grip = [(x0 + 0, -rc - 10), (x0 + 22, -rc - 10), (x0 + 33, -rc - 10 - gh * 0.5), (x0 + 48, -rc - 12 - gh),
+                (x0 + 16, -rc - 14 - gh), (x0 + 4, -rc - 10 - gh * 0.5)]
+        r_b = rng.uniform(8, 14) if butt == "round" else rng.uniform(2, 5)
+    grip = fillet(grip, r_b, 5)
     frame = Obj([], "frame", "revolver_frame", {"material": "steel"})
+    # the grip frame is a steel strap of the grip's outline between the panels
+    gripf = fillet(grip, 3.0, 3)
     pts, _ = mask_prism([frame_poly_top, frame_poly_bot, shield, gripf], [], -wf / 4, wf / 4, pitch,
-                        rings=[(x0 - 10, -rc - 22, 16, 12)])
+                        rings=[(x0 - 10, -rc - 22, 16, 12)], edge_r=2.0)
     frame.add(pts, "steel", pitch)
-    grip = [(x0 + 0, -rc - 10), (x0 + 22, -rc - 10), (x0 + 48, -rc - 12 - gh), (x0 + 16, -rc - 14 - gh)]
-    frame.add(extrude(grip, -wf / 2, wf / 2, pitch), "wood" if rng.random() < 0.5 else "rubber", pitch)
-    frame.add(extrude([(x0 + 8, rc + 4), (x0 + 20, rc + 4), (x0 + 26, rc + 16), (x0 + 18, rc + 18)], -3, 3, pitch), "steel", pitch)  # hammer
+    # trigger in the guard, the hammer's spur up and back
+    frame.add(extrude(fillet([(x0 - 12, -rc - 9), (x0 - 6, -rc - 9), (x0 - 7, -rc - 20), (x0 - 11, -rc - 30),
+                              (x0 - 15, -rc - 28), (x0 - 12, -rc - 20)], 2.0, 3), -2.5, 2.5, pitch), "steel", pitch)
+    gp = extrude(grip, -wf / 2, wf / 2, pitch)
+    panels = round_edges(gp, [grip], [], -wf / 2, wf / 2, pitch, rng.uniform(4, 8)) & (np.abs(gp[:, 2]) >= wf / 4)
+    frame.add(gp[panels], "wood" if rng.random() < 0.5 else "rubber", pitch)
+    hammer = fillet([(x0 + 8, rc + 4), (x0 + 18, rc + 4), (x0 + 24, rc + 12), (x0 + 30, rc + 17), (x0 + 24, rc + 20), (x0 + 15, rc + 15)], 2.0, 3)
+    frame.add(extrude(hammer, -3, 3, pitch), "steel", pitch)
     return {"barrel": barrel, "cylinder": cyl, "frame": frame}
 
 
@@ -366,7 +539,9 @@ def carbine_parts(rng: np.random.Generator, pitch: float) -> dict[str, Obj]:
     mag = magazine(rng, pitch, kind="rifle" if style == "ar" else "pistol")
     parts["magazine"] = mag.transformed(np.eye(3), (lr * 0.35, -20 if style == "ar" else -18, 0))
     grip = Obj([], "frame", "grip", {"material": "polymer"})
-    grip.add(extrude([(lr * 0.75, -20), (lr * 0.85, -20), (lr * 0.95, -100), (lr * 0.83, -100)], -13, 13, pitch), "polymer", pitch, 0.6)
+    gpoly = fillet([(lr * 0.75, -20), (lr * 0.85, -20), (lr * 0.95, -100), (lr * 0.83, -100)], rng.uniform(3, 8), 4)
+    gp = extrude(gpoly, -13, 13, pitch)
+    grip.add(gp[round_edges(gp, [gpoly], [], -13, 13, pitch, 4.0)], "polymer", pitch, 0.6)
     parts["grip"] = grip
     if rng.random() < 0.5:
         stock = Obj([], "frame", "stock", {"material": "steel"})
@@ -400,19 +575,22 @@ def printed_frame(rng: np.random.Generator, pitch: float, kind: str | None = Non
         o.extend(f)
     elif kind == "receiver":
         lr = rng.uniform(150, 260)
-        body = [(0, 0), (lr, 0), (lr, 40), (0, 40)]
-        lower = [(lr * 0.3, 0), (lr * 0.8, 0), (lr * 0.85, -70), (lr * 0.7, -75)]
+        body = fillet([(0, 0), (lr, 0), (lr, 40), (0, 40)], rng.uniform(2, 8))
+        lower = fillet([(lr * 0.3, 0), (lr * 0.8, 0), (lr * 0.85, -70), (lr * 0.7, -75)], rng.uniform(3, 8))
         o.add(_printed_mask_prism([body, lower], [], -16, 16, pitch, rng, infill, str(pattern)), str(mat), pitch)
         for _k in range(int(rng.integers(2, 6))):
             o.add(cylinder(1.5, 32, pitch, axis=2, centre=(rng.uniform(10, lr - 10), rng.uniform(5, 35), 0)), "steel", pitch)
     elif kind == "grip":
         gh = rng.uniform(80, 110)
-        grip = [(0, 0), (35, 0), (55, -gh), (18, -gh)]
-        o.add(_printed_mask_prism([grip], [], -15, 15, pitch, rng, infill, str(pattern)), str(mat), pitch)
+        grip = fillet([(0, 0), (35, 0), (44, -gh * 0.5), (55, -gh), (18, -gh), (10, -gh * 0.5)], rng.uniform(4, 10), 4)
+        gp = _printed_mask_prism([grip], [], -15, 15, pitch, rng, infill, str(pattern))
+        o.add(gp[round_edges(gp, [grip], [], -15, 15, pitch, rng.uniform(2, 6))], str(mat), pitch)
         o.add(cylinder(1.5, 30, pitch, axis=2, centre=(15, -10, 0)), "steel", pitch)
     else:
-        sl = [(0, 0), (d["L"], 0), (d["L"], d["hs"] + 4), (0, d["hs"] + 4)]
-        o.add(_printed_mask_prism([sl], [], -d["ws"] / 2 - 2, d["ws"] / 2 + 2, pitch, rng, infill, str(pattern)), str(mat), pitch)
+        sl = fillet([(0, 0), (d["L"], 0), (d["L"], d["hs"] + 4), (0, d["hs"] + 4)], d["corner_r"] + 1.0)
+        z = d["ws"] / 2 + 2
+        sp = _printed_mask_prism([sl], [], -z, z, pitch, rng, infill, str(pattern))
+        o.add(sp[round_edges(sp, [sl], [], -z, z, pitch, d["edge_r"])], str(mat), pitch)
         o.add(box(40, 14, 12, pitch, centre=(d["L"] - 25, d["hs"] / 2, 0)), "steel", pitch)  # steel breech block insert
     # typical inserts: nails as pins, a spring
     if rng.random() < 0.6:
@@ -433,8 +611,9 @@ def printed_gun(rng: np.random.Generator, pitch: float) -> Obj:
     f, _ = pistol_frame(d, pitch, mat, rng, printed=True, infill=infill, pattern=pattern)
     g.extend(f)
     L, hs = d["L"], d["hs"]
-    upper = [(0, 0), (L, 0), (L, hs), (0, hs)]
-    g.add(_printed_mask_prism([upper], [], -d["wf"] / 2, d["wf"] / 2, pitch, rng, infill, pattern), mat, pitch)
+    upper = fillet([(0, 0), (L, 0), (L, hs), (d["muzzle_chamfer"], hs), (0, hs - d["muzzle_chamfer"] * 0.6)], d["corner_r"] + 1.5)
+    up = _printed_mask_prism([upper], [], -d["wf"] / 2, d["wf"] / 2, pitch, rng, infill, pattern)
+    g.add(up[round_edges(up, [upper], [], -d["wf"] / 2, d["wf"] / 2, pitch, d["edge_r"] + 1.0)], mat, pitch)
     style = rng.choice(["steel_barrel", "liner", "none"], p=[0.55, 0.3, 0.15])
     if style != "none":
         g.extend(pistol_barrel(d, pitch, "steel", liner=style == "liner"))
