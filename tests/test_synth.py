@@ -828,3 +828,25 @@ def test_guns_have_real_shapes_and_sizes():
     top = rear[rear[:, 1] > rear[:, 1].max() - 0.6]
     mid = rear[np.abs(rear[:, 1] - d["hs"] / 2) < 0.5]
     assert np.ptp(top[:, 2]) < np.ptp(mid[:, 2]) - 2  # the shoulders are rounded off
+
+
+def test_toy_guns_are_moulded_to_a_real_pistol_outline():
+    """A toy or airsoft replica has the same rounded grip and trigger guard (with its opening) as a
+    real pistol of the same design: in generator 4.0.0 only the materials tell them apart, never
+    the outline (a model that learnt 'rounded means real' would fail on every replica)."""
+    from detector.synth import clutter
+
+    for seed in range(5):
+        r = np.random.default_rng(seed)
+        d = threat_mod.pistol_design(r)
+        rail, grip, guard, hole, _ = threat_mod.frame_outline(d, r)
+        toy = clutter.toy_gun(np.random.default_rng(seed), 0.5)
+        shell = toy.parts[0]
+        assert shell.material == "abs"
+        xy = shell.pts[:, :2]
+        c = np.asarray(hole).mean(0)
+        assert not (np.abs(xy - c) < 4).all(1).any()  # the guard is open
+        assert threat_mod._points_in_poly(xy, hole).mean() < 0.002  # (its rasterised edge aside)
+        ring = threat_mod._points_in_poly(xy, guard) & ~threat_mod._points_in_poly(xy, hole)
+        assert ring.sum() > 50
+        assert threat_mod._points_in_poly(xy, grip).sum() > 500

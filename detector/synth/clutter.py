@@ -19,7 +19,7 @@ from .shapes import (
     solid_sheet,
     solid_wire,
 )
-from .threats import mask_prism, pistol_design
+from .threats import fillet, frame_outline, mask_prism, pistol_design, slide_profile
 
 
 def toy_gun(rng, p):
@@ -28,10 +28,11 @@ def toy_gun(rng, p):
     d = pistol_design(rng)
     L, hs, hr, gh = d["L"], d["hs"], d["hr"], d["grip_h"]
     dx = gh * np.tan(d["grip_angle"])
-    body = [(0, 0), (L, 0), (L, hs), (0, hs)]
-    rail = [(3, 0), (L - 3, 0), (L - 3, -hr), (3, -hr)]
-    grip = [(d["grip_front"], -hr), (d["grip_rear"], -hr), (d["grip_rear"] + dx, -hr - gh), (d["grip_front"] + dx, -hr - gh)]
-    pts, sc = mask_prism([body, rail, grip], [], -d["wf"] / 2, d["wf"] / 2, p, shell=rng.uniform(1.5, 2.5))
+    # moulded to a real pistol's outline (generator 4.0.0: rounded grip, guard, slide), or the
+    # model would learn that a rounded outline means a real gun
+    rail, grip, guard, hole, _ = frame_outline(d, rng)
+    pts, sc = mask_prism([slide_profile(d), rail, grip, guard], [hole], -d["wf"] / 2, d["wf"] / 2, p,
+                         shell=rng.uniform(1.5, 2.5), edge_r=d["edge_r"] + 1.0)
     o = Obj([], None, "toy_gun").add(pts, "abs", p, sc)
     for _ in range(int(rng.integers(3, 8))):
         solid_cylinder(o, 1.3, 8, "steel", axis=2, centre=(rng.uniform(5, L), rng.uniform(-hr - gh * 0.8, hs), 0))
@@ -645,10 +646,10 @@ def glue_gun(rng, p):
     hb, gh = rng.uniform(32, 42), rng.uniform(75, 100)
     ga = np.radians(rng.uniform(5, 18))
     dx = gh * np.tan(ga)
-    body = [(0, 0), (L, 0), (L, hb), (L * 0.15, hb), (0, hb * 0.6)]
-    grip = [(L * 0.55, 0), (L * 0.85, 0), (L * 0.85 + dx, -gh), (L * 0.55 + dx, -gh)]
+    body = fillet([(0, 0), (L, 0), (L, hb), (L * 0.15, hb), (0, hb * 0.6)], rng.uniform(3, 10), 4)
+    grip = fillet([(L * 0.55, 0), (L * 0.85, 0), (L * 0.85 + dx, -gh), (L * 0.55 + dx, -gh)], rng.uniform(4, 10), 4)
     mat = str(rng.choice(["abs", "nylon"]))
-    pts, sc = mask_prism([body, grip], [], -17, 17, p, shell=rng.uniform(1.8, 2.8))
+    pts, sc = mask_prism([body, grip], [], -17, 17, p, shell=rng.uniform(1.8, 2.8), edge_r=rng.uniform(3, 8))
     o = Obj([], None, "glue_gun", {"material": mat}).add(pts, mat, p, sc)
     solid_box(o, 40, 18, 18, "aluminium", centre=(30, hb * 0.45, 0))
     solid_cylinder(o, 3.0, 22, "brass", r_in=1.2, centre=(-8, hb * 0.45, 0))
@@ -703,9 +704,9 @@ def spray_gun(rng, p):
     L = rng.uniform(140, 190)
     gh = rng.uniform(90, 120)
     o = Obj([], None, "paint_spray_gun", {"material": "aluminium"})
-    body = [(0, 0), (L, 0), (L, 35), (0, 35)]
-    grip = [(L * 0.55, 0), (L * 0.85, 0), (L * 0.95, -gh), (L * 0.7, -gh)]
-    pts, sc = mask_prism([body, grip], [], -13, 13, p, shell=rng.uniform(2.5, 4.0))
+    body = fillet([(0, 0), (L, 0), (L, 35), (0, 35)], rng.uniform(3, 8), 4)
+    grip = fillet([(L * 0.55, 0), (L * 0.85, 0), (L * 0.95, -gh), (L * 0.7, -gh)], rng.uniform(4, 10), 4)
+    pts, sc = mask_prism([body, grip], [], -13, 13, p, shell=rng.uniform(2.5, 4.0), edge_r=rng.uniform(2, 5))
     o.add(pts, "aluminium", p, sc)
     solid_cylinder(o, 12, 14, "brass", r_in=3, centre=(-6, 18, 0))
     solid_cylinder(o, 1.5, L * 0.9, "steel", centre=(L * 0.45, 18, 0))

@@ -74,8 +74,10 @@ from .shapes import (
 #         bevelled muzzles, grips with a rounded butt, palm swell, finger grooves and beavertail,
 #         oval or squared trigger guards with curved triggers, external hammers, pocket to full-size
 #         pistols, revolvers with round, square or bird's-head butts, fluted cylinders, ejector
-#         rods, sights and a trigger, rounded printed parts, magazines and carbine grips. It was
-#         judged by `xfd gallery`, whose sheet showed the guns of 3.6.0 as straight-edged prisms.
+#         rods, sights and a trigger, rounded printed parts, magazines and carbine grips; and the
+#         confusers moulded to match (toy and airsoft guns on a real pistol's outline with its
+#         guard, rounded glue and spray guns), so that rounded never means real. It was judged by
+#         `xfd gallery`, whose sheet showed the guns of 3.6.0 as straight-edged prisms.
 GENERATOR_VERSION = "4.0.0"
 
 # fit_contents: inner clearance of a container (walls, padding) across and along it, and under its lid

@@ -226,16 +226,8 @@ def pistol_design(rng: np.random.Generator) -> dict:
 
 def pistol_slide(d: dict, pitch: float, material: str = "steel") -> Obj:
     L, hs, ws = d["L"], d["hs"], d["ws"]
-    cr, ch = d["corner_r"], d["muzzle_chamfer"]
-    if d["style"] == "tapered":
-        prof = [(0, 0), (L, 0), (L, hs), (12, hs), (0, hs * 0.7)]
-    elif d["style"] == "round":
-        prof = [(0, 0), (L, 0), (L, hs * 0.9), (L - 6, hs), (6, hs), (0, hs * 0.8)]
-    elif ch > 1.0:  # a bevelled muzzle: the front top corner cut back
-        prof = [(0, 0), (L, 0), (L, hs), (ch, hs), (0, hs - ch * 0.6)]
-    else:
-        prof = [(0, 0), (L, 0), (L, hs), (0, hs)]
-    prof = fillet(prof, cr)
+    ch = d["muzzle_chamfer"]
+    prof = slide_profile(d)
     pts = extrude(prof, -ws / 2, ws / 2, pitch)
     # the slide's edges are rounded: end-on a bar with round shoulders, not a slab
     pts = pts[round_edges(pts, [prof], [], -ws / 2, ws / 2, pitch, d["edge_r"] * (1.6 if d["style"] == "round" else 1.0))]
@@ -270,20 +262,9 @@ def pistol_barrel(d: dict, pitch: float, material: str = "steel", liner: bool = 
 
 def pistol_frame(d: dict, pitch: float, material: str, rng: np.random.Generator,
                  printed: bool = False, infill: float = 1.0, pattern: str = "grid") -> tuple[Obj, list]:
-    L, hr, gh, ga, wf = d["L"], d["hr"], d["grip_h"], d["grip_angle"], d["wf"]
+    L, hr, wf = d["L"], d["hr"], d["wf"]
     gf, gr = d["grip_front"], d["grip_rear"]
-    dx = gh * np.tan(ga)
-    rail = fillet([(3, 0), (L - 3, 0), (L - 3, -hr), (3, -hr)], 2.0)
-    grip = _grip_outline(d, rng)
-    tg_front = gf - rng.uniform(40, 52)
-    guard = [(tg_front, -hr + 1), (gf + 2, -hr + 1), (gf + 2, -hr - 30), (tg_front + 8, -hr - 30), (tg_front, -hr - 22)]
-    guard_hole = [(tg_front + 4, -hr - 2), (gf - 1, -hr - 2), (gf - 1, -hr - 26), (tg_front + 9, -hr - 26), (tg_front + 4, -hr - 20)]
-    if d["guard"] == "oval":  # a round guard: its front and bottom one curve
-        r_g = rng.uniform(10, 15)
-        guard, guard_hole = fillet(guard, r_g, 6, only={2, 3, 4}), fillet(guard_hole, r_g - 3.5, 6, only={2, 3, 4})
-    else:  # a squared front: small radii only
-        guard, guard_hole = fillet(guard, 3.0, 3, only={2, 3, 4}), fillet(guard_hole, 2.0, 3, only={2, 3, 4})
-    well = [(gf + 4, -hr + 2), (gr - 5, -hr + 2), (gr + dx - 2, -hr - gh - 1), (gf + dx + 3, -hr - gh - 1)]
+    rail, grip, guard, guard_hole, well = frame_outline(d, rng)
     o = Obj([], "frame", "pistol_frame", {"material": material, "printed": printed})
     er = d["edge_r"] + 1.0  # grips are rounder than slides
     if printed:
@@ -314,6 +295,42 @@ def pistol_frame(d: dict, pitch: float, material: str, rng: np.random.Generator,
     for px, py in ((gf - 6, -hr + 5), (gr - 10, -hr + 4), (gf + 15, -hr + 6)):
         o.add(cylinder(1.2, wf, pitch, axis=2, centre=(px, py, 0)), "steel", pitch)
     return o, well
+
+
+def frame_outline(d: dict, rng: np.random.Generator) -> tuple:
+    """A pistol frame seen from the side, as polygons: (dust cover and rail, grip, trigger guard,
+    the guard's opening, magazine well). The frames of real pistols and of toy and airsoft
+    replicas alike: a replica is moulded to the same shape, and a model must not learn that
+    rounded outlines mean a real gun."""
+    L, hr, gh, ga = d["L"], d["hr"], d["grip_h"], d["grip_angle"]
+    gf, gr = d["grip_front"], d["grip_rear"]
+    dx = gh * np.tan(ga)
+    rail = fillet([(3, 0), (L - 3, 0), (L - 3, -hr), (3, -hr)], 2.0)
+    grip = _grip_outline(d, rng)
+    tg_front = gf - rng.uniform(40, 52)
+    guard = [(tg_front, -hr + 1), (gf + 2, -hr + 1), (gf + 2, -hr - 30), (tg_front + 8, -hr - 30), (tg_front, -hr - 22)]
+    guard_hole = [(tg_front + 4, -hr - 2), (gf - 1, -hr - 2), (gf - 1, -hr - 26), (tg_front + 9, -hr - 26), (tg_front + 4, -hr - 20)]
+    if d["guard"] == "oval":  # a round guard: its front and bottom one curve
+        r_g = rng.uniform(10, 15)
+        guard, guard_hole = fillet(guard, r_g, 6, only={2, 3, 4}), fillet(guard_hole, r_g - 3.5, 6, only={2, 3, 4})
+    else:  # a squared front: small radii only
+        guard, guard_hole = fillet(guard, 3.0, 3, only={2, 3, 4}), fillet(guard_hole, 2.0, 3, only={2, 3, 4})
+    well = [(gf + 4, -hr + 2), (gr - 5, -hr + 2), (gr + dx - 2, -hr - gh - 1), (gf + dx + 3, -hr - gh - 1)]
+    return rail, grip, guard, guard_hole, well
+
+
+def slide_profile(d: dict) -> np.ndarray:
+    """The slide seen from the side (muzzle at x = 0), its corners rounded."""
+    L, hs, ch = d["L"], d["hs"], d["muzzle_chamfer"]
+    if d["style"] == "tapered":
+        prof = [(0, 0), (L, 0), (L, hs), (12, hs), (0, hs * 0.7)]
+    elif d["style"] == "round":
+        prof = [(0, 0), (L, 0), (L, hs * 0.9), (L - 6, hs), (6, hs), (0, hs * 0.8)]
+    elif ch > 1.0:  # a bevelled muzzle: the front top corner cut back
+        prof = [(0, 0), (L, 0), (L, hs), (ch, hs), (0, hs - ch * 0.6)]
+    else:
+        prof = [(0, 0), (L, 0), (L, hs), (0, hs)]
+    return fillet(prof, d["corner_r"])
 
 
 def _grip_outline(d: dict, rng: np.random.Generator) -> np.ndarray:
