@@ -250,3 +250,29 @@ def test_card_quotes_robustness_of_this_model_at_its_thresholds_only(tmp_path, m
     r["thresholds"] = {k: v + 0.1 for k, v in thr.items()}
     (moved / "robustness.json").write_text(json.dumps(r))
     assert card.robustness_note(model_dir, [str(moved)]) is None and "other thresholds" in capsys.readouterr().err
+
+
+def test_calibration_records_the_simulator_that_drew_its_scans(tmp_path):
+    """Thresholds are only as good as the scans they were chosen on: a simulated calibration set's
+    generator version and seed (from its manifest) are stored with the thresholds and named by the
+    card, so a model calibrated under an older generator says so; an imported set (no manifest)
+    records none."""
+    from training import card
+    from training.evaluate import store_thresholds
+
+    md = tmp_path / "m"
+    md.mkdir()
+    (md / "model.json").write_text(json.dumps({"names": ["gun"]}))
+    ds = tmp_path / "calset"
+    ds.mkdir()
+    (ds / "manifest.json").write_text(json.dumps({"generator": "3.6.0", "seed": 10, "n": 12}))
+    report = {"data": str(ds / "data.yaml"), "split": "val", "target_pfa": 0.05, "pd": 0.5, "pfa": 0.04,
+              "scans": 12, "clean_scans": 5, "backend": "openvino", "thresholds": {"gun": 0.3}}
+    store_thresholds(str(md), report)
+    cal = json.loads((md / "model.json").read_text())["calibration"]
+    assert (cal["generator"], cal["seed"]) == ("3.6.0", 10)
+    assert card._calibration_desc(cal).startswith("the 'val' split of calset (generator 3.6.0, seed 10; 12 scans, 5 clean")
+    (ds / "manifest.json").unlink()
+    store_thresholds(str(md), report)
+    cal = json.loads((md / "model.json").read_text())["calibration"]
+    assert "generator" not in cal and "generator" not in card._calibration_desc(cal)

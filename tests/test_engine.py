@@ -177,7 +177,7 @@ def _reference(engine):
             tile = np.full((t, t, 3), 255, np.float32)
             _paste(tile, crop, 100, 100)
             ref = _arr(engine.detect(np.clip(tile + 0.5, 0, 255).astype(np.uint8), tile="off"))
-            ref = ref[ref[:, 4] >= 0.05]
+            ref = ref[ref[:, 4] >= 0.2]  # what the model finds clearly, not a score at the noise floor
             if len(ref):
                 return crop, ref - np.array([100, 100, 100, 100, 0, 0], np.float32)
     pytest.fail("the shipped model detects nothing in any threat parcel")
@@ -284,10 +284,10 @@ def test_openvino_precision_is_pinned(model_dir, scans, monkeypatch, tmp_path, c
     assert any("calibrated with scores computed in f32" in r.getMessage() and "bf16" in r.getMessage() for r in caplog.records)
     # the same objects found, at scores that differ in the last digits
     found = 0
-    for s in scans["threat"][:3]:
+    for s in scans["threat"]:
         f32, bf16 = _arr(e.detect(s.image)), _arr(b.detect(s.image))
-        found += int((f32[:, 4] >= 0.4).sum())
-        assert _agree(f32, bf16, iou=0.8, min_conf=0.4)
+        found += int((f32[:, 4] >= 0.3).sum())
+        assert _agree(f32, bf16, iou=0.8, min_conf=0.3)
     assert found > 0
     for bad in ("fp32", "int8"):
         monkeypatch.setenv("XFD_OV_PRECISION", bad)

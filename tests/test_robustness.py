@@ -87,10 +87,13 @@ def test_robustness_report_and_negatives_are_read_the_right_way_round(engine, sm
     md = (tmp_path / "rb" / "robustness.md").read_text()
     assert "| invert |" in md and "at the model's own thresholds" in md
     assert json.loads((tmp_path / "rb" / "invert" / "report.json").read_text())["perturbation"] == "invert"
-    # without the turn-back the model finds nothing in negatives
+    # without the turn-back the model cannot read negatives: its boxes stop matching the threats
+    # (it finds nothing, or alarms on clutter all over the scan: generator 4.0's set gives mAP50
+    # 0.009 against 0.45, with 4 of 5 clean scans alarming)
     blind = Engine(engine.info.root, concurrency=1, undo_negative=False)
     r = evaluate(blind, str(small_set), "test", tmp_path / "blind", perturb="invert", plots_too=False)
-    assert r["pd"] == 0.0 or r["pd"] < rows["none"]["pd"]
+    assert r["map50"] < 0.5 * rows["none"]["map50"]
+    assert r["pd"] < rows["none"]["pd"] or r["pfa"] > rows["none"]["pfa"]
 
 
 def test_evaluate_refuses_bad_perturbations(engine, small_set, tmp_path):

@@ -652,6 +652,16 @@ def evaluate_cli(a) -> int:
 OWN_OPERATING_POINT = ("openvino-int8",)
 
 
+def simulated_by(data: str | Path) -> tuple[str, int | None] | None:
+    """(generator version, seed) of a simulated dataset from the manifest beside its data.yaml, when
+    it is on this machine and was simulated here; None otherwise (an imported set)."""
+    try:
+        man = json.loads((Path(data).parent / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return (str(man["generator"]), man.get("seed")) if isinstance(man, dict) and "generator" in man else None
+
+
 def _portable(path: str) -> str:
     """A path inside the working directory as a relative one: model.json ships to other machines,
     where this one's absolute paths mean nothing."""
@@ -673,6 +683,8 @@ def store_thresholds(model: str, report: dict) -> None:
            "pd": report["pd"], "pfa": report["pfa"], "scans": report["scans"],
            "clean_scans": report["clean_scans"], "backend": report["backend"], "flips": report.get("flips", 1),
            "precision": report.get("precision")}
+    if made := simulated_by(report["data"]):  # which simulator drew the scans the thresholds were chosen on
+        cal["generator"], cal["seed"] = made
     if report.get("calibrated_on") == "parcels":  # the operating point holds per parcel, over its views
         pc = report["parcels"]
         cal.update({"per": "parcel", "pd": pc["all_views"]["pd"], "pfa": pc["all_views"]["pfa"], "parcels": pc["parcels"],
