@@ -77,3 +77,35 @@ def test_evaluate_on_a_mixed_val_split(two_sets, tmp_path, model_dir):
     assert rep["threat_scans"] == sum(1 for it in load_split(tmp_path / "mix" / "data.yaml", "val")[0]
                                       if it["label"].read_text().strip())
     assert any(k.startswith("render=") for k in rep["strata"])  # the records reached the strata
+
+
+def test_a_moved_dataset_is_not_read_from_its_old_place(two_sets, tmp_path):
+    """Our data.yaml files carry an absolute path: (ultralytics needs it). A dataset copied (or
+    moved) elsewhere while the original stays would be read from the original, silently: its
+    evaluation, its training and its mixes would all be of other scans. Refused, naming both
+    directories; with path: set to the copy it reads the copy."""
+    import shutil
+
+    import yaml
+
+    from training.train import TrainError, check_dataset
+
+    copy = tmp_path / "kept"
+    shutil.copytree(two_sets / "a", copy)
+    with pytest.raises(EvalError, match=r"path: is .*/a, but the YAML lies in .*kept.*Set path:"):
+        load_split(copy / "data.yaml", "val")
+    with pytest.raises(TrainError, match="holds a dataset of its own"):
+        check_dataset(copy / "data.yaml")
+    with pytest.raises(ValueError, match="holds a dataset of its own"):
+        mix([(str(copy / "data.yaml"), 1.0)], tmp_path / "mix")
+    d = yaml.safe_load((copy / "data.yaml").read_text())
+    d["path"] = str(copy)
+    (copy / "data.yaml").write_text(yaml.safe_dump(d))
+    items, _ = load_split(copy / "data.yaml", "val")
+    assert items and all(copy in it["image"].parents for it in items)
+    # a YAML kept apart from its images (no dataset beside it) is read from its path: as before
+    lone = tmp_path / "yamls"
+    lone.mkdir()
+    shutil.copy(two_sets / "b" / "data.yaml", lone / "b.yaml")
+    items, _ = load_split(lone / "b.yaml", "val")
+    assert items and all((two_sets / "b") in it["image"].parents for it in items)

@@ -17,6 +17,7 @@ import yaml
 from detector import machine, offline
 from detector.imaging import ImageError
 from training import metrics as M
+from training.data_yaml import dataset_root
 
 IMG_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -84,8 +85,7 @@ def load_split(data_yaml: str | Path, split: str) -> tuple[list[dict], list[str]
     d = yaml.safe_load(p.read_text())
     if not d.get(split):
         raise EvalError(f"dataset {p} has no '{split}' split (has: {', '.join(k for k in ('train', 'val', 'test') if d.get(k))})")
-    root = Path(d.get("path", p.parent))
-    root = root if root.is_absolute() else (p.parent / root).resolve()
+    root = dataset_root(p, d, EvalError)
     try:
         images = _split_images(root, d[split])
     except EvalError as e:
@@ -115,8 +115,10 @@ def _split_dirs(data_yaml: Path, skip: str | None = None) -> list[Path]:
         d = yaml.safe_load(data_yaml.read_text()) or {}
     except (OSError, yaml.YAMLError):
         return []
-    root = Path(d.get("path", data_yaml.parent))
-    root = root if root.is_absolute() else (data_yaml.parent / root).resolve()
+    try:
+        root = dataset_root(data_yaml, d)
+    except ValueError:
+        return []
     out = []
     for s in ("train", "val", "test"):
         if s == skip:

@@ -12,6 +12,7 @@ import numpy as np
 import yaml
 
 from detector import offline, taxonomy
+from training.data_yaml import dataset_root
 from training.evaluate import IMG_EXT
 
 
@@ -19,8 +20,7 @@ def _split_images(data_yaml: Path, split: str) -> list[str]:
     d = yaml.safe_load(data_yaml.read_text())
     if split not in d:
         return []
-    root = Path(d.get("path", data_yaml.parent))
-    root = root if root.is_absolute() else (data_yaml.parent / root).resolve()
+    root = dataset_root(data_yaml, d)
     entries = d[split] if isinstance(d[split], list) else [d[split]]
     out = []
     for e in entries:

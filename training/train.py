@@ -16,6 +16,7 @@ import yaml
 
 from detector import offline
 from detector.taxonomy import REPO_ROOT, names
+from training.data_yaml import dataset_root
 
 ARCH_DIR = REPO_ROOT / "models" / "architectures"
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "train.yaml"
@@ -49,9 +50,7 @@ def check_dataset(data: str | Path) -> dict:
         raise TrainError(f"dataset YAML not found: {p}")
     offline.refuse_download_key(p)
     d = yaml.safe_load(p.read_text())
-    root = Path(d.get("path", p.parent))
-    if not root.is_absolute():
-        root = (p.parent / root).resolve()
+    root = dataset_root(p, d, TrainError)
     for split in ("train", "val"):
         if split not in d:
             raise TrainError(f"dataset YAML {p} has no '{split}' entry")
