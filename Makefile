@@ -152,8 +152,11 @@ train-cpu-ft: setup
 	  --data $(FT_DATA)/data.yaml --hours $(FT_HOURS) --name $(FT_NAME)
 
 WEIGHTS ?= runs/train/gpu/weights/best.pt
+# the calibration set (INT8 quantisation and the thresholds); another one to reproduce a model calibrated under an
+# older generator, e.g. 2026.11.30.18's (generator 3.6.0: README, "The shipped model, honestly")
+CALMIX ?= $(DATA)/synth-calmix/data.yaml
 export: setup
-	$(BIN)/xfd export --weights $(WEIGHTS) --out $(MODEL) --data $(DATA)/synth-calmix/data.yaml \
+	$(BIN)/xfd export --weights $(WEIGHTS) --out $(MODEL) --data $(CALMIX) \
 	  --name xfd-default --version $(VERSION) --compact
 
 # calibrate on the 1,200-scan mixed calibration set (never test; fan beam, gun-shaped tools, soft contents and display
@@ -165,9 +168,9 @@ export: setup
 # (default: whichever of the stage runs default, default-ft and gpu exist here)
 CARD_RUNS ?= $(foreach r,default default-ft gpu,$(if $(wildcard runs/train/$(r)/results.csv),--run runs/train/$(r)))
 eval: setup
-	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-calmix/data.yaml --split val --calibrate --pfa-confidence 0.9 $(if $(FLIPS),--flips $(FLIPS)) --out reports/val
+	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(CALMIX) --split val --calibrate --pfa-confidence 0.9 $(if $(FLIPS),--flips $(FLIPS)) --out reports/val
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-test/data.yaml --split test --out reports/test
-	$(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(DATA)/synth-calmix/data.yaml --split val --calibrate --pfa-confidence 0.9 $(if $(FLIPS),--flips $(FLIPS)) --out reports/val-int8
+	$(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(CALMIX) --split val --calibrate --pfa-confidence 0.9 $(if $(FLIPS),--flips $(FLIPS)) --out reports/val-int8
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(DATA)/synth-test/data.yaml --split test --out reports/test-int8
 	$(BIN)/python -m training.card $(MODEL) --report test=reports/test --report test-int8=reports/test-int8 --backend-only
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-shifted/data.yaml --split test --out reports/shifted
