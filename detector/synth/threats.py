@@ -27,14 +27,12 @@ from .shapes import (
 
 
 # ----------------------------------------------------------------- helpers
-def mask_prism(add: list, sub: list, z0: float, z1: float, pitch: float, shell: float | None = None,
-               rings: list | None = None, edge_r: float = 0.0) -> tuple[np.ndarray, float]:
-    """Prism from a union of polygons minus holes. With shell, keep only a hollow skin
-    of that thickness (sheet metal); edge_r rounds the edges between its sides and faces
-    (round_edges); returns (points, density scale for mass)."""
+def _union_mask(add: list, sub: list, pitch: float, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """The union of polygons `add` minus `sub` rasterised at pitch with a margin of air around it:
+    (mask, the mm position of its pixel (0, 0))."""
     allp = np.concatenate([np.asarray(p, np.float64) for p in add])
-    lo = allp.min(0) - pitch
-    hi = allp.max(0) + pitch
+    lo = allp.min(0) - margin
+    hi = allp.max(0) + margin
     w = int(np.ceil((hi[0] - lo[0]) / pitch)) + 2
     h = int(np.ceil((hi[1] - lo[1]) / pitch)) + 2
     mask = np.zeros((h, w), np.uint8)
@@ -42,6 +40,15 @@ def mask_prism(add: list, sub: list, z0: float, z1: float, pitch: float, shell: 
         cv2.fillPoly(mask, [np.round((np.asarray(p) - lo) / pitch * 8).astype(np.int32)], 1, shift=3)
     for p in sub:
         cv2.fillPoly(mask, [np.round((np.asarray(p) - lo) / pitch * 8).astype(np.int32)], 0, shift=3)
+    return mask, lo
+
+
+def mask_prism(add: list, sub: list, z0: float, z1: float, pitch: float, shell: float | None = None,
+               rings: list | None = None, edge_r: float = 0.0) -> tuple[np.ndarray, float]:
+    """Prism from a union of polygons minus holes. With shell, keep only a hollow skin
+    of that thickness (sheet metal); edge_r rounds the edges between its sides and faces
+    (round_edges); returns (points, density scale for mass)."""
+    mask, lo = _union_mask(add, sub, pitch, pitch)
     for (cx, cy, r_o, r_i) in rings or []:
         c = (int(round((cx - lo[0]) / pitch * 8)), int(round((cy - lo[1]) / pitch * 8)))
         cv2.circle(mask, c, int(round(r_o / pitch * 8)), 1, -1, shift=3)
@@ -105,11 +112,6 @@ def fillet(poly, r: float, n: int = 5, only: set[int] | None = None) -> np.ndarr
     return np.array(out)
 
 
-def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 24) -> np.ndarray:
-    a = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    return np.stack([cx + rx * np.cos(a), cy + ry * np.sin(a)], 1)
-
-
 def round_edges(pts: np.ndarray, add: list, sub: list, z0: float, z1: float, pitch: float, r: float) -> np.ndarray:
     """Which points of a prism (polygons `add` minus `sub`, extruded from z0 to z1) stay when the
     edges where its side walls meet its two faces are rounded with radius r: a boolean mask.
@@ -117,16 +119,8 @@ def round_edges(pts: np.ndarray, add: list, sub: list, z0: float, z1: float, pit
     of a slab's step; seen edge-on, a slide or grip is a rounded bar, not a rectangle."""
     if r <= pitch * 0.5 or not len(pts):
         return np.ones(len(pts), bool)
-    allp = np.concatenate([np.asarray(q, np.float64) for q in add])
-    lo = allp.min(0) - 2 * pitch
-    hi = allp.max(0) + 2 * pitch
-    w = int(np.ceil((hi[0] - lo[0]) / pitch)) + 2
-    h = int(np.ceil((hi[1] - lo[1]) / pitch)) + 2
-    mask = np.zeros((h, w), np.uint8)
-    for q in add:
-        cv2.fillPoly(mask, [np.round((np.asarray(q) - lo) / pitch * 8).astype(np.int32)], 1, shift=3)
-    for q in sub:
-        cv2.fillPoly(mask, [np.round((np.asarray(q) - lo) / pitch * 8).astype(np.int32)], 0, shift=3)
+    mask, lo = _union_mask(add, sub, pitch, 2 * pitch)
+    h, w = mask.shape
     dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3) * pitch
     ix = np.clip(np.round((pts[:, 0] - lo[0]) / pitch).astype(np.int64), 0, w - 1)
     iy = np.clip(np.round((pts[:, 1] - lo[1]) / pitch).astype(np.int64), 0, h - 1)
