@@ -137,11 +137,13 @@ def _edge_keep(dist: np.ndarray, z: np.ndarray, z0: float, z1: float, pitch: flo
     return a * a + b * b <= r * r
 
 
-def _printed_mask_prism(add, sub, z0, z1, pitch, rng, infill, pattern):
+def _printed_mask_prism(add, sub, z0, z1, pitch, rng, infill, pattern, edge_r: float = 0.0):
+    """An FDM print of polygons `add` minus holes `sub`, extruded from z0 to z1; edge_r rounds its
+    side-to-face edges (round_edges), as mask_prism's does."""
     pts = np.concatenate([printed_solid(p, z0, z1, pitch, rng, infill, pattern) for p in add])
     for hole in sub:
         pts = pts[~_points_in_poly(pts[:, :2], hole)]
-    return pts
+    return pts[round_edges(pts, add, sub, z0, z1, pitch, edge_r)]
 
 
 def _points_in_poly(xy: np.ndarray, poly) -> np.ndarray:
@@ -262,8 +264,7 @@ def pistol_frame(d: dict, pitch: float, material: str, rng: np.random.Generator,
     o = Obj([], "frame", "pistol_frame", {"material": material, "printed": printed})
     er = d["edge_r"] + 1.0  # grips are rounder than slides
     if printed:
-        pts = _printed_mask_prism([rail, grip, guard], [guard_hole], -wf / 2, wf / 2, pitch, rng, infill, pattern)
-        pts = pts[round_edges(pts, [rail, grip, guard], [guard_hole], -wf / 2, wf / 2, pitch, er)]
+        pts = _printed_mask_prism([rail, grip, guard], [guard_hole], -wf / 2, wf / 2, pitch, rng, infill, pattern, edge_r=er)
         # the well is open inside, between the grip's side walls (before 2.0.0 it was cut through
         # them, leaving a printed grip as two thin strips)
         inwell = _points_in_poly(pts[:, :2], well) & (np.abs(pts[:, 2]) < wf / 2 - 2.5)
@@ -600,8 +601,7 @@ def printed_frame(rng: np.random.Generator, pitch: float, kind: str | None = Non
     else:
         sl = fillet([(0, 0), (d["L"], 0), (d["L"], d["hs"] + 4), (0, d["hs"] + 4)], d["corner_r"] + 1.0)
         z = d["ws"] / 2 + 2
-        sp = _printed_mask_prism([sl], [], -z, z, pitch, rng, infill, str(pattern))
-        o.add(sp[round_edges(sp, [sl], [], -z, z, pitch, d["edge_r"])], str(mat), pitch)
+        o.add(_printed_mask_prism([sl], [], -z, z, pitch, rng, infill, str(pattern), edge_r=d["edge_r"]), str(mat), pitch)
         o.add(box(40, 14, 12, pitch, centre=(d["L"] - 25, d["hs"] / 2, 0)), "steel", pitch)  # steel breech block insert
     # typical inserts: nails as pins, a spring
     if rng.random() < 0.6:
@@ -623,8 +623,7 @@ def printed_gun(rng: np.random.Generator, pitch: float) -> Obj:
     g.extend(f)
     L, hs = d["L"], d["hs"]
     upper = fillet([(0, 0), (L, 0), (L, hs), (d["muzzle_chamfer"], hs), (0, hs - d["muzzle_chamfer"] * 0.6)], d["corner_r"] + 1.5)
-    up = _printed_mask_prism([upper], [], -d["wf"] / 2, d["wf"] / 2, pitch, rng, infill, pattern)
-    g.add(up[round_edges(up, [upper], [], -d["wf"] / 2, d["wf"] / 2, pitch, d["edge_r"] + 1.0)], mat, pitch)
+    g.add(_printed_mask_prism([upper], [], -d["wf"] / 2, d["wf"] / 2, pitch, rng, infill, pattern, edge_r=d["edge_r"] + 1.0), mat, pitch)
     style = rng.choice(["steel_barrel", "liner", "none"], p=[0.55, 0.3, 0.15])
     if style != "none":
         g.extend(pistol_barrel(d, pitch, "steel", liner=style == "liner"))
