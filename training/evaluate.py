@@ -115,10 +115,7 @@ def _split_dirs(data_yaml: Path, skip: str | None = None) -> list[Path]:
         d = yaml.safe_load(data_yaml.read_text()) or {}
     except (OSError, yaml.YAMLError):
         return []
-    try:
-        root = dataset_root(data_yaml, d)
-    except ValueError:
-        return []
+    root = dataset_root(data_yaml, d)  # ValueError for a moved dataset: the caller says what it could not check
     out = []
     for s in ("train", "val", "test"):
         if s == skip:
@@ -143,7 +140,10 @@ def leakage_check(items: list[dict], data: str | Path, split: str, engine) -> di
             ck = torch.load(torch_file, map_location="cpu", weights_only=False)
             trained_on = Path(str((ck.get("train_args") or {}).get("data", "")))
             if trained_on.is_file():
-                dirs += [d for d in _split_dirs(trained_on) if d not in dirs]
+                try:
+                    dirs += [d for d in _split_dirs(trained_on) if d not in dirs]
+                except ValueError:  # its YAML is there but names a moved dataset: not checked, and said so
+                    missing.append(str(trained_on))
             elif str(trained_on) not in ("", "."):  # trained elsewhere (a GPU machine): say it was not checked
                 missing.append(str(trained_on))
         except Exception:  # an unreadable checkpoint is the engine's business, not this check's
