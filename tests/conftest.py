@@ -34,7 +34,7 @@ def scans():
     cfg = SceneConfig(p_gray=0.0, p_jpeg=0.0)
     i = 0
     while (len(out["threat"]) < 6 or len(out["clean"]) < 4) and i < 120:
-        s = simulate(4245, i, cfg)  # (generator 4.0.0: 6 such scans in the first 47)
+        s = simulate(4251, i, cfg)  # (generator 5.0.0: 6 such scans in the first 101)
         # keep threat scans with an easy, unoccluded gun for the end-to-end checks
         if s.boxes and any(b["label"] == "gun" and b["difficulty"] == "easy" for b in s.boxes):
             out["threat"].append(s)

@@ -208,7 +208,7 @@ def test_display_jitter_changes_the_display_not_the_scan():
     from detector.xray import render
 
     seen = set()
-    for i in range(8):
+    for i in range(12):  # (generator 5.0.0: the first hue turn on a colour scan is scan 8's)
         plain = simulate(12, i)
         off = simulate(12, i, SceneConfig(p_display_jitter=0.0))
         shown = simulate(12, i, SceneConfig(p_display_jitter=1.0))
@@ -850,3 +850,67 @@ def test_toy_guns_are_moulded_to_a_real_pistol_outline():
         ring = threat_mod._points_in_poly(xy, guard) & ~threat_mod._points_in_poly(xy, hole)
         assert ring.sum() > 50
         assert threat_mod._points_in_poly(xy, grip).sum() > 500
+
+
+# ----------------------------------------------------------------- rounded tools (generator 5.0.0)
+def test_hand_tools_are_rounded_like_the_guns():
+    """Generator 5.0.0 rounds the tools that look most like guns and gun parts, as 4.0.0 rounded
+    the guns: otherwise a soft edge or a rounded outline would tell a threat from a tool. A drill's
+    housing has no sharp corner or edge left, a wrench is one outline with an open ring, and a
+    hammer's wooden handle is oval in section."""
+    from detector.synth import clutter
+
+    drill = clutter.drill(np.random.default_rng(0), 0.8)
+    abs_pts = np.concatenate([p.pts for p in drill.parts if p.material == "abs"])
+    assert len(abs_pts) > 5000  # housing, grip and battery pack as rounded shells
+    body = abs_pts[abs_pts[:, 1] > -29]
+    assert not ((body[:, 0] > 84) & (body[:, 1] > 24)).any()  # its corners rounded (r = 22)
+    assert not ((np.abs(body[:, 0]) < 70) & (body[:, 1] > 27) & (np.abs(body[:, 2]) > 32)).any()  # and its edges
+    assert (abs_pts[:, 1] < -200).any()  # the battery pack under the grip
+
+    rng = np.random.default_rng(3)
+    L = rng.uniform(120, 300)
+    w = L * rng.uniform(0.08, 0.12)
+    t = rng.uniform(4, 8)
+    head = w * 2.2
+    wrench = clutter.wrench(np.random.default_rng(3), 0.8)
+    assert len(wrench.parts) == 1  # one forged outline, not boxes pasted together
+    xy = wrench.parts[0].pts[:, :2]
+    assert not (np.hypot(xy[:, 0] - L, xy[:, 1]) < head * 0.2).any()  # the ring's eye is open
+    assert (np.hypot(xy[:, 0] - L, xy[:, 1]) < head * 0.44).sum() > 100  # around it, the ring
+    z = wrench.parts[0].pts[:, 2]
+    assert np.abs(z).max() <= t / 2 + 0.5
+    edge = np.abs(xy[:, 1]) > w / 2 - 0.6  # along the shank's sides the faces are rounded off
+    shank = (xy[:, 0] > L * 0.4) & (xy[:, 0] < L * 0.6)
+    assert np.ptp(z[shank & edge]) < np.ptp(z[shank & ~edge]) - 1.0
+
+    for seed in range(20):
+        h = clutter.hammer(np.random.default_rng(seed), 0.8)
+        handle = [p for p in h.parts if p.material in ("wood", "pvc")]
+        if handle:
+            break
+    pts = handle[0].pts
+    mid = pts[np.abs(pts[:, 0]) < 1.0]  # a slice across the handle
+    centre, side = mid[np.abs(mid[:, 1]) < 2], mid[np.abs(mid[:, 1]) > 11]
+    assert np.ptp(side[:, 2]) < np.ptp(centre[:, 2]) - 4  # oval, not a square bar
+
+
+def test_a_change_of_shape_moves_nothing_else(monkeypatch):
+    """From generator 5.0.0 the projection's sub-voxel jitter has its own random stream: an object
+    drawn with more or fewer voxels changes its own pixels, never the placement, palette, noise or
+    labels of what is drawn after it (under 4.0.0 it shifted the scan's stream and with it the
+    rest of the scan, so no change of shape could be compared scan for scan)."""
+    from detector.synth import clutter
+
+    before = [simulate(77, i) for i in range(4)]
+    for kind, (make, weight) in list(clutter.CLUTTER.items()):
+        def heavier(rng, p, make=make):
+            o = make(rng, p)
+            return o.add(np.zeros((37, 3), np.float32), "steel", p, 0.01)  # 37 more voxels
+        monkeypatch.setitem(clutter.CLUTTER, kind, (heavier, weight))
+    after = [simulate(77, i) for i in range(4)]
+    for a, b in zip(before, after, strict=True):
+        for k in ("clutter", "render", "kvp", "noise_i0", "blur_sigma", "jpeg_quality", "mm_per_px", "container"):
+            assert a.meta[k] == b.meta[k], k
+        assert [(x["label"], x["box"], x["kind"]) for x in a.boxes] == [(x["label"], x["box"], x["kind"]) for x in b.boxes]
+    assert any(not np.array_equal(a.image, b.image) for a, b in zip(before, after, strict=True))

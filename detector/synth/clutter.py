@@ -46,26 +46,36 @@ def toy_gun(rng, p):
 
 
 def wrench(rng, p):
+    """Combination wrench, forged steel: an open jaw at one end, a ring at the other, on a shank
+    narrower than either head; every corner and edge rounded (generator 5.0.0)."""
     L = rng.uniform(120, 300)
     w = L * rng.uniform(0.08, 0.12)
     t = rng.uniform(4, 8)
     head = w * 2.2
-    o = Obj([], None, "wrench")
-    o.add(extrude([(0, -w / 2), (L, -w / 2), (L, w / 2), (0, w / 2)], -t / 2, t / 2, p), "steel", p)
-    jaw = extrude([(-head * 0.6, -head / 2), (head * 0.3, -head / 2), (head * 0.3, head / 2), (-head * 0.6, head / 2)], -t / 2, t / 2, p)
-    jaw = jaw[~((jaw[:, 0] < -head * 0.1) & (np.abs(jaw[:, 1]) < head * 0.22))]
-    o.add(jaw, "steel", p)
-    solid_cylinder(o, head * 0.45, t, "steel", r_in=head * 0.25, axis=2, centre=(L, 0, 0))
-    return o
+    neck = head * 0.3 + w
+    outline = fillet([(-head * 0.6, -head / 2), (head * 0.3, -head / 2), (neck, -w / 2), (L - head * 0.4, -w / 2),
+                      (L - head * 0.4, w / 2), (neck, w / 2), (head * 0.3, head / 2), (-head * 0.6, head / 2)],
+                     head * 0.15, 4)
+    slot = fillet([(-head * 0.7, -head * 0.22), (-head * 0.1, -head * 0.22), (-head * 0.1, head * 0.22),
+                   (-head * 0.7, head * 0.22)], head * 0.1, 3, only={1, 2})
+    a = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+    ring, eye = (np.c_[L + r * np.cos(a), r * np.sin(a)] for r in (head * 0.45, head * 0.25))
+    pts, _ = mask_prism([outline, ring], [slot, eye], -t / 2, t / 2, p, edge_r=min(t * 0.35, 2.5))
+    return Obj([], None, "wrench").add(pts, "steel", p)
 
 
 def pliers(rng, p):
+    """Pliers: two forged steel halves on a pivot, the handles in dipped PVC grips; rounded
+    (generator 5.0.0)."""
     L = rng.uniform(140, 250)
     o = Obj([], None, "pliers")
     spread = rng.uniform(5, 30)
     for s in (-1, 1):
-        o.add(extrude([(0, 0), (L * 0.35, s * 3), (L, s * spread), (L, s * (spread + 12)), (L * 0.35, s * 12), (0, s * 6)], -4, 4, p), "steel", p)
-        o.add(extrude([(L * 0.45, s * (spread * 0.4 + 10)), (L, s * (spread + 13)), (L, s * (spread + 16)), (L * 0.45, s * (spread * 0.4 + 15))], -7, 7, p), "pvc", p)
+        half = fillet([(0, 0), (L * 0.35, s * 3), (L, s * spread), (L, s * (spread + 12)), (L * 0.35, s * 12), (0, s * 6)], 3.0, 3)
+        o.add(mask_prism([half], [], -4, 4, p, edge_r=1.5)[0], "steel", p)
+        grip = fillet([(L * 0.45, s * (spread * 0.4 + 10)), (L, s * (spread + 13)), (L, s * (spread + 16)),
+                       (L * 0.45, s * (spread * 0.4 + 15))], 4.0, 3)
+        o.add(mask_prism([grip], [], -7, 7, p, edge_r=4.0)[0], "pvc", p)
     solid_cylinder(o, 5, 10, "steel", axis=2, centre=(L * 0.3, 0, 0))
     return o
 
@@ -79,9 +89,18 @@ def screwdriver(rng, p):
 
 
 def drill(rng, p):
+    """Cordless drill: moulded ABS housing (body, pistol grip, battery pack: rounded shells,
+    generator 5.0.0), steel chuck and gearbox, copper motor windings, Li-ion cells in the pack."""
     o = Obj([], None, "cordless_drill")
-    solid_box(o, 180, 60, 70, "abs", wall=3, centre=(0, 0, 0))
-    solid_box(o, 60, 140, 50, "abs", wall=3, centre=(40, -95, 0))
+    body = fillet([(-90, -30), (90, -30), (90, 30), (-90, 30)], 22, 5)
+    pts, sc = mask_prism([body], [], -35, 35, p, shell=3, edge_r=14)
+    o.add(pts, "abs", p, sc)
+    grip = fillet([(10, -30), (70, -30), (70, -165), (10, -165)], 8, 4, only={2, 3})
+    pts, sc = mask_prism([grip], [], -25, 25, p, shell=3, edge_r=10)
+    o.add(pts, "abs", p, sc)
+    pack = fillet([(-10, -222), (90, -222), (90, -165), (-10, -165)], 10, 4)
+    pts, sc = mask_prism([pack], [], -38, 38, p, shell=2.5, edge_r=8)
+    o.add(pts, "abs", p, sc)
     solid_cylinder(o, 18, 50, "steel", r_in=8, centre=(20, 0, 0))
     solid_cylinder(o, 14, 40, "copper", 0.6, r_in=9, centre=(20, 0, 0))
     solid_cylinder(o, 12, 55, "steel", centre=(-110, 0, 0))
@@ -125,7 +144,9 @@ def bike_parts(rng, p):
 def hair_dryer(rng, p):
     o = Obj([], None, "hair_dryer")
     solid_cylinder(o, 35, 170, "abs", r_in=32.5)
-    solid_box(o, 45, 110, 35, "abs", wall=2.5, centre=(40, -85, 0))
+    handle = fillet([(17.5, -28), (62.5, -28), (62.5, -140), (17.5, -140)], 10, 4, only={2, 3})
+    pts, sc = mask_prism([handle], [], -17.5, 17.5, p, shell=2.5, edge_r=9)  # rounded (generator 5.0.0)
+    o.add(pts, "abs", p, sc)
     add_coil(o, 20, 0.35, 90, 25, "steel", p, centre=(-20, 0, 0))  # nichrome
     solid_cylinder(o, 14, 30, "copper", 0.6, r_in=6, centre=(60, 0, 0))
     add_wire(o, np.array([[40, -140, 0], [60, -220, 5], [20, -300, 0]]), 2.5, "copper", p)
@@ -485,10 +506,12 @@ def cookware(rng, p):
 
 
 def padlock(rng, p):
-    """Padlock: solid brass or steel body, hardened steel shackle."""
+    """Padlock: solid brass or steel body (corners and edges rounded, generator 5.0.0),
+    hardened steel shackle."""
     o = Obj([], None, "padlock")
     w, h, t = rng.uniform(30, 60), rng.uniform(28, 50), rng.uniform(14, 26)
-    solid_box(o, w, h, t, str(rng.choice(["brass", "steel", "zinc_alloy"])))
+    body = fillet([(-w / 2, -h / 2), (w / 2, -h / 2), (w / 2, h / 2), (-w / 2, h / 2)], min(w, h) * 0.15, 4)
+    o.add(mask_prism([body], [], -t / 2, t / 2, p, edge_r=t * 0.2)[0], str(rng.choice(["brass", "steel", "zinc_alloy"])), p)
     sr, sw = rng.uniform(2.5, 5.0), w * 0.6
     arc = [[-sw / 2, h / 2 - 5, 0], [-sw / 2, h / 2 + 15, 0]]
     arc += [[sw / 2 * np.cos(a), h / 2 + 15 + sw / 2 * np.sin(a), 0] for a in np.linspace(np.pi, 0, 9)]
@@ -567,17 +590,22 @@ def camera(rng, p):
 
 
 def hammer(rng, p):
-    """Hammer: forged steel head on a wooden, fibreglass or steel handle."""
+    """Claw hammer: forged steel head (a round striking face, a tapering claw; edges rounded,
+    generator 5.0.0) on a wooden or fibreglass handle of oval section, or a steel tube."""
     o = Obj([], None, "hammer")
     L = rng.uniform(250, 350)
     hw = rng.uniform(85, 130)
-    solid_box(o, 26, hw, 26, "steel", centre=(L / 2, 0, 0))
+    x0 = L / 2
+    head = fillet([(x0 - 13, -hw / 2), (x0 + 13, -hw / 2), (x0 + 13, hw * 0.1), (x0 + 6, hw / 2),
+                   (x0 - 6, hw / 2), (x0 - 13, hw * 0.1)], 4, 3)
+    o.add(mask_prism([head], [], -13, 13, p, edge_r=3)[0], "steel", p)
     handle = str(rng.choice(["wood", "pvc", "steel"]))
     if handle == "steel":
         solid_cylinder(o, 12, L, "steel", r_in=10.5, centre=(0, 0, 0))
         solid_cylinder(o, 15, L * 0.4, "rubber", r_in=12, centre=(-L * 0.3, 0, 0))
     else:
-        solid_box(o, L, 30, 22, handle, 1.0 if handle == "wood" else 1.3)
+        shaft = fillet([(-L / 2, -15), (L / 2, -12), (L / 2, 12), (-L / 2, 15)], 10, 4, only={0, 3})
+        o.add(mask_prism([shaft], [], -11, 11, p, edge_r=9)[0], handle, p, 1.0 if handle == "wood" else 1.3)
     return o
 
 
@@ -672,8 +700,10 @@ def caulking_gun(rng, p):
     solid_cylinder(o, 3.5, rod, "steel", centre=(lc + rod / 2 - 60, 0, 0))
     solid_cylinder(o, 20, 4, "steel", centre=(lc - rng.uniform(10, 150), 0, 0))
     gh = rng.uniform(90, 110)
-    o.add(extrude([(lc, 10), (lc + 35, 10), (lc + 50, -gh), (lc + 20, -gh)], -12, 12, p), "steel", p, 0.35)  # stamped grip
-    o.add(extrude([(lc - 30, -5), (lc - 5, -5), (lc - 12, -gh * 0.9), (lc - 30, -gh * 0.85)], -8, 8, p), "steel", p, 0.35)  # trigger
+    grip = fillet([(lc, 10), (lc + 35, 10), (lc + 50, -gh), (lc + 20, -gh)], 8, 4)
+    o.add(extrude(grip, -12, 12, p), "steel", p, 0.35)  # stamped grip (corners rounded, generator 5.0.0)
+    trig = fillet([(lc - 30, -5), (lc - 5, -5), (lc - 12, -gh * 0.9), (lc - 30, -gh * 0.85)], 6, 4)
+    o.add(extrude(trig, -8, 8, p), "steel", p, 0.35)  # trigger
     add_coil(o, 6, 0.8, 30, 7, "steel", p, centre=(lc + 20, 0, 0))
     if rng.random() < 0.6:  # a sealant cartridge in the cradle
         solid_cylinder(o, 24, lc - 20, "abs", r_in=23, centre=(lc / 2, 0, 0))
@@ -686,13 +716,15 @@ def staple_gun(rng, p):
     flat spring, a row of staples; a handle lever instead of a pistol grip."""
     L = rng.uniform(160, 210)
     o = Obj([], None, "staple_gun", {"material": "steel"})
-    solid_box(o, L, 40, 30, "steel", wall=1.5, centre=(L / 2, 20, 0))
+    body = fillet([(0, 0), (L, 0), (L, 40), (0, 40)], 10, 4)  # pressed steel, rounded (generator 5.0.0)
+    pts, sc = mask_prism([body], [], -15, 15, p, shell=1.5, edge_r=5)
+    o.add(pts, "steel", p, sc)
     solid_box(o, L * 0.9, 8, 14, "steel", wall=1.0, centre=(L * 0.45, 4, 0))
     solid_box(o, L * 0.8, 6, 12, "steel", 0.35, centre=(L * 0.45, 4, 0))
     ang = np.radians(rng.uniform(8, 25))
     hl = L * 0.85
-    o.add(extrude([(L * 0.1, 42), (L * 0.1 + hl * np.cos(ang), 42 + hl * np.sin(ang)),
-                   (L * 0.1 + hl * np.cos(ang), 56 + hl * np.sin(ang)), (L * 0.1, 56)], -10, 10, p),
+    o.add(extrude(fillet([(L * 0.1, 42), (L * 0.1 + hl * np.cos(ang), 42 + hl * np.sin(ang)),
+                          (L * 0.1 + hl * np.cos(ang), 56 + hl * np.sin(ang)), (L * 0.1, 56)], 5, 3), -10, 10, p),
           str(rng.choice(["steel", "abs"])), p, 0.5)  # squeeze handle
     add_coil(o, 5, 0.9, 25, 5, "steel", p, centre=(L * 0.2, 30, 0))
     return o

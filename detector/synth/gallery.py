@@ -31,7 +31,7 @@ THREAT_ROWS = [
      for cls in ("barrel", "slide", "frame", "magazine", "printed_part", "ammunition")]
 CONFUSER_ROWS = [(k, None, (lambda kind: lambda r, p: clutter.make_clutter(r, p, kind))(k))
                  for k in ("toy_gun", "drill", "hair_dryer", "wrench", "pliers", "flashlight", "vacuum_flask",
-                           "shock_absorber", "padlock", "spark_plugs", "cosmetics")] + \
+                           "shock_absorber", "padlock", "hammer", "spark_plugs", "cosmetics")] + \
                 [(k, None, f) for k, f in clutter.GUN_SHAPED_TOOLS.items()]
 ROWS = {"threats": THREAT_ROWS, "confusers": CONFUSER_ROWS, "all": THREAT_ROWS + CONFUSER_ROWS}
 

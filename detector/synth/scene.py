@@ -78,7 +78,17 @@ from .shapes import (
 #         confusers moulded to match (toy and airsoft guns on a real pistol's outline with its
 #         guard, rounded glue and spray guns), so that rounded never means real. It was judged by
 #         `xfd gallery`, whose sheet showed the guns of 3.6.0 as straight-edged prisms.
-GENERATOR_VERSION = "4.0.0"
+# 5.0.0 = 4.0.0 with the hand tools and hard-cased confusers rounded as the guns were: wrenches (one
+#         outline of jaw, shank and ring), pliers (and their dipped grips), cordless drills (rounded
+#         housing, grip and battery pack), hair-dryer handles, claw hammers (oval handles, a tapered
+#         claw), staple guns, caulking-gun grips, padlocks. Under 4.0.0 only guns, replicas and the
+#         glue and spray guns were rounded, so a rounded outline or a soft edge told a threat from a
+#         tool: a cue no real scan offers. And the projection's sub-voxel jitter draws from its own
+#         stream ([seed, index, 0x717E]) instead of the scan's, where it drew as many numbers as an
+#         object had voxels: under 4.0.0 a change to one object's shape moved the placement, noise
+#         and palette of everything drawn after it. From 5.0.0 on, a change of shape changes that
+#         object's pixels and nothing else (tested); no new random draws for the shapes.
+GENERATOR_VERSION = "5.0.0"
 
 # fit_contents: inner clearance of a container (walls, padding) across and along it, and under its lid
 FIT_CLEARANCE_MM = (10.0, 10.0, 5.0)
@@ -828,7 +838,9 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
     fan = None
     if cfg.p_fan > 0 and np.random.default_rng([int(seed), int(index), 0xFA5]).random() < cfg.p_fan:
         fan = FanBeam.random(seed, index, hpx * mmpp, max(5.0, H - 8.0))
-    cv = Canvas(hpx, wpx, mmpp, rng, att_row, fan)
+    # projection jitter from its own stream (5.0.0): an object's voxel count no longer moves the
+    # placement, noise and palette of everything drawn after it
+    cv = Canvas(hpx, wpx, mmpp, np.random.default_rng([int(seed), int(index), 0x717E]), att_row, fan)
     if cfg.side_view:
         cv.record = []
     cx, cy = wpx * mmpp / 2 + rng.uniform(-20, 20), hpx * mmpp / 2 + rng.uniform(-30, 30)
