@@ -160,33 +160,32 @@ export: setup
 	  --name xfd-default --version $(VERSION) --compact
 
 # calibrate on the 1,200-scan mixed calibration set (never test; fan beam, gun-shaped tools, soft contents and display
-# effects each on a quarter of it), FP32 and INT8 each to its own thresholds for the same target Pfa, then report on the
-# synth-test with the FP32 and INT8 paths, choose the served path (training/card.py choose_backend), report the other
-# test sets and the default-settings calibration set (now held out) on that path, and write the card
+# effects each on a quarter of it), FP32 and INT8 each to its own thresholds for the same target Pfa, then measure the
+# five test sets (PAIRED) on both paths, choose the served path from them pooled and paired (training/card.py
+# choose_backend: INT8 only when ahead beyond noise, a tie goes to FP32), measure the other sets and the
+# default-settings calibration set (now held out) on that path, and write the card
 # the training runs behind MODEL, for its card; a fine-tune of a shipped model whose runs are not
 # on this machine: CARD_RUNS="--from-model DIR_OF_THAT_MODEL --run runs/train/cpu-ft --reproduce '...'"
 # (default: whichever of the stage runs default, default-ft and gpu exist here)
 CARD_RUNS ?= $(foreach r,default default-ft gpu,$(if $(wildcard runs/train/$(r)/results.csv),--run runs/train/$(r)))
+PAIRED := test shifted vendor fan tools
 eval: setup
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(CALMIX) --split val --calibrate --pfa-confidence 0.9 $(if $(FLIPS),--flips $(FLIPS)) --out reports/val
-	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-test/data.yaml --split test --out reports/test
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(CALMIX) --split val --calibrate --pfa-confidence 0.9 $(if $(FLIPS),--flips $(FLIPS)) --out reports/val-int8
-	$(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(DATA)/synth-test/data.yaml --split test --out reports/test-int8
-	$(BIN)/python -m training.card $(MODEL) --report test=reports/test --report test-int8=reports/test-int8 --backend-only
-	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-shifted/data.yaml --split test --out reports/shifted
-	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-vendor/data.yaml --split test --out reports/vendor
-	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-fan/data.yaml --split test --out reports/fan
-	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-tools/data.yaml --split test --out reports/tools
+	for s in $(PAIRED); do \
+	  $(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-$$s/data.yaml --split test --out reports/$$s && \
+	  $(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(DATA)/synth-$$s/data.yaml --split test --out reports/$$s-int8 || exit 1; \
+	done
+	$(BIN)/python -m training.card $(MODEL) --backend-only $(foreach s,$(PAIRED),--report $(s)=reports/$(s) --report $(s)-int8=reports/$(s)-int8)
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-fit/data.yaml --split test --out reports/fit
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-cal/data.yaml --split val --out reports/cal
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-dualview/data.yaml --split test --out reports/dualview
-	for r in val val-int8 test test-int8 shifted vendor fan tools fit cal dualview; do mkdir -p $(MODEL)/eval/$$r && cp reports/$$r/report.md $(MODEL)/eval/$$r/; done
+	for r in val val-int8 $(foreach s,$(PAIRED),$(s) $(s)-int8) fit cal dualview; do mkdir -p $(MODEL)/eval/$$r && cp reports/$$r/report.md $(MODEL)/eval/$$r/; done
 	cp reports/test/*.png $(MODEL)/eval/test/
 	$(BIN)/xfd robustness --model $(MODEL) --data $(DATA)/synth-test/data.yaml --split test --out reports/robustness-test
 	$(BIN)/xfd robustness --model $(MODEL) --data $(DATA)/synth-cal/data.yaml --split val --out reports/robustness-cal
-	$(BIN)/python -m training.card $(MODEL) $(CARD_RUNS) --report test=reports/test --report test-int8=reports/test-int8 --report shifted=reports/shifted \
-	  --report vendor=reports/vendor --report fan=reports/fan --report tools=reports/tools --report fit=reports/fit --report cal=reports/cal \
-	  --report dualview=reports/dualview \
+	$(BIN)/python -m training.card $(MODEL) $(CARD_RUNS) $(foreach s,$(PAIRED),--report $(s)=reports/$(s) --report $(s)-int8=reports/$(s)-int8) \
+	  --report fit=reports/fit --report cal=reports/cal --report dualview=reports/dualview \
 	  --robustness reports/robustness-test --robustness reports/robustness-cal
 
 # the model on held-out scans altered as other scanners alter them (pixel size, non-square pixels, JPEG, blur, noise, display

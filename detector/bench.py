@@ -281,9 +281,12 @@ def bench_cli(a) -> int:
     int8 = load_model_info(model).meta.get("int8_check")
     if int8:
         results["int8_accuracy"] = int8
-        print("accuracy cost of INT8 (from `make eval`, same test set): "
+        where = (f"pooled over {', '.join(int8['sets'])}, each path at its own thresholds" if int8.get("sets")
+                 else "synth-test")  # model.json written by the rule before 2026-11-30: synth-test alone
+        pfa = (f"{int8['pfa_fp32']:.3f} -> {int8['pfa_int8']:.3f}" if int8.get("pfa_fp32") is not None else "n/a")
+        print(f"accuracy cost of INT8 (from `make eval`, {where}): "
               f"mAP50 {int8['map50_fp32']:.3f} -> {int8['map50_int8']:.3f}, Pd {int8['pd_fp32']:.3f} -> {int8['pd_int8']:.3f}, "
-              f"Pfa {int8['pfa_fp32']:.3f} -> {int8['pfa_int8']:.3f}; INT8 accepted: {int8['int8_accepted']}", flush=True)
+              f"Pfa {pfa}; INT8 accepted: {int8['int8_accepted']}", flush=True)
     if not a.no_train:
         results["training"] = bench_train(model)
         tr = results["training"]

@@ -131,28 +131,90 @@ def _report(d, **kw):
     return d
 
 
-def test_int8_served_only_at_the_same_operating_point(tmp_path):
-    """INT8 is served when it keeps mAP50 within a point, loses no Pd, and does not buy that Pd
-    with false alarms beyond FP32's Pfa or the calibration target."""
+def _scans(d, data, hits, alarms, map50):
+    """An `xfd eval` report on set `data`, scan by scan: hits[i] whether threat scan i is detected,
+    alarms[j] whether clean scan j alarms (hand-made, so every count is known)."""
+    per_scan = [{"file": f"{data}/t{i}.png", "threat": True, "detected": h, "alarm": h, "hit_score": 0.8 if h else 0.1,
+                 "alarm_score": 0.8 if h else 0.1} for i, h in enumerate(hits)]
+    per_scan += [{"file": f"{data}/c{j}.png", "threat": False, "detected": False, "alarm": a, "hit_score": 0.0,
+                  "alarm_score": 0.8 if a else 0.1} for j, a in enumerate(alarms)]
+    pd, pfa = sum(hits) / len(hits), sum(alarms) / len(alarms)
+    return _report(d, data=f"/data/{data}/data.yaml", split="test", per_scan=per_scan, threat_scans=len(hits),
+                   clean_scans=len(alarms), map50=map50, pd=pd, pfa=pfa,
+                   pd_pfa_curve={"thresholds": [0.5], "pd": [pd], "pfa": [pfa]})
+
+
+def test_int8_served_only_when_ahead_beyond_noise_pooled_over_the_sets(tmp_path):
+    """The served path is decided paired on the same scans, pooled over every set measured on both
+    paths: INT8 only when it detects more threat scans or alarms on fewer clean ones beyond noise
+    (95 % paired-bootstrap interval clear of 0) and is behind in neither, with mAP50 within a point.
+    A tie goes to FP32, so one scan more on synth-test (what the older rule served INT8 on) no longer
+    flips it."""
     md = tmp_path / "m"
     md.mkdir()
     (md / "model.json").write_text(json.dumps({"calibration": {"target_pfa": 0.05}}))
-    fp = _report(tmp_path / "fp", map50=0.50, pd=0.40, pfa=0.035)
-    cases = {"ok": (0.495, 0.40, 0.045, "openvino-int8"), "map": (0.485, 0.45, 0.03, "openvino"),
-             "pd": (0.52, 0.39, 0.02, "openvino"), "pfa": (0.52, 0.45, 0.052, "openvino")}
-    for name, (m, pd, pfa, want) in cases.items():
-        q = _report(tmp_path / name, map50=m, pd=pd, pfa=pfa)
+    n = 150
+    base = {"a": ([i < 45 for i in range(n)], [j < 6 for j in range(n)]),
+            "b": ([i < 40 for i in range(n)], [j < 5 for j in range(n)])}
+    fp = [_scans(tmp_path / f"fp-{s}", s, h, a, 0.30) for s, (h, a) in base.items()]
+
+    def int8(name, gain=(0, 0), fewer_alarms=(0, 0), more_alarms=(0, 0), swap=0, map50=0.30):
+        """INT8's reports: per set, `gain` more threat scans detected (negative: fewer), clean
+        alarms removed or added, and `swap` detections traded each way (a tie, scan for scan)."""
+        out = []
+        for k, (s, (h, a)) in enumerate(base.items()):
+            h, a = list(h), list(a)
+            first = h.index(False)
+            for i in range(first, first + gain[k]) if gain[k] > 0 else range(first + gain[k], first):
+                h[i] = gain[k] > 0
+            for i in range(swap):  # lose the first `swap` detections, gain as many misses
+                h[i], h[first + 30 + i] = False, True
+            for j in range(fewer_alarms[k]):
+                a[j] = False
+            for j in range(more_alarms[k]):
+                a[50 + j] = True
+            out.append(_scans(tmp_path / f"{name}-{s}", s, h, a, map50))
+        return out
+
+    cases = {
+        "one scan more, on one set": (int8("one", gain=(1, 0)), "openvino"),
+        "a tie, scan for scan": (int8("tie", swap=3, fewer_alarms=(1, 0)), "openvino"),
+        "more threat scans detected": (int8("more", gain=(10, 10)), "openvino-int8"),
+        "fewer false alarms": (int8("fewer", fewer_alarms=(6, 5)), "openvino-int8"),
+        "more detected, more false alarms": (int8("both", gain=(10, 10), more_alarms=(8, 8)), "openvino"),
+        "more detected, boxes worse": (int8("boxes", gain=(10, 10), map50=0.285), "openvino"),
+        "ahead on one set, behind on the other": (int8("split", gain=(10, -10)), "openvino"),
+    }
+    for name, (q, want) in cases.items():
         assert card.choose_backend(md, fp, q) == want, name
         meta = json.loads((md / "model.json").read_text())
-        assert meta["default_backend"] == want and meta["int8_check"]["pfa_int8"] == pfa
-        # the test metrics integrators read in /v1/models are the served path's
-        assert meta["metrics"]["test"]["backend"] == want and meta["metrics"]["test"]["pd"] == (pd if want == "openvino-int8" else 0.40)
-    # `make eval` chooses the served path before measuring the other test sets on it
-    q = _report(tmp_path / "cli", map50=0.495, pd=0.40, pfa=0.045)
-    assert card.main([str(md), "--report", f"test={fp}", "--report", f"test-int8={q}", "--backend-only"]) == 0
+        chk = meta["int8_check"]
+        assert meta["default_backend"] == want and chk["int8_accepted"] == (want == "openvino-int8"), name
+        assert chk["sets"] == ["a", "b"] and (chk["threat_scans"], chk["clean_scans"]) == (300, 300), name
+        # the test metrics integrators read in /v1/models are the served path's, on the first set
+        served = json.loads(((q if want == "openvino-int8" else fp)[0] / "report.json").read_text())
+        assert meta["metrics"]["test"] == {**{k: served[k] for k in ("map50", "map50_95", "pd", "pfa", "pd_at_pfa_0.05")},
+                                           "backend": want}, name
+    chk = json.loads((md / "model.json").read_text())["int8_check"]  # the last case: +10 on a, -10 on b
+    assert chk["pd_diff"] == 0 and chk["threat_scans_only_int8_detects"] == 10 == chk["threat_scans_only_fp32_detects"]
+    assert chk["pd_diff_ci95"][0] < 0 < chk["pd_diff_ci95"][1] and chk["pfa_diff"] == 0
+    assert "ahead of FP32 beyond noise" in card.int8_check_line(chk)
+
+    # `make eval` chooses the served path from every pair (NAME, NAME-int8) before measuring the other sets on it
+    q = int8("cli", gain=(10, 10))
+    args = [str(md), "--report", f"test={fp[0]}", "--report", f"test-int8={q[0]}", "--report", f"b={fp[1]}",
+            "--report", f"b-int8={q[1]}", "--backend-only"]
+    assert card.main(args) == 0
+    assert json.loads((md / "model.json").read_text())["int8_check"]["sets"] == ["a", "b"]
     assert json.loads((md / "model.json").read_text())["default_backend"] == "openvino-int8" and not (md / "card.md").exists()
-    with pytest.raises(SystemExit):
-        card.main([str(md), "--report", f"test={fp}", "--backend-only"])
+    # the card shows each set once, on the served path, and synth-test on both paths
+    both = {"test": "T", "test-int8": "Tq", "b": "B", "b-int8": "Bq", "fit": "F"}
+    assert card.card_rows(both, "openvino-int8") == ({"test": "T", "test-int8": "Tq", "b": "Bq", "fit": "F"}, "test-int8")
+    assert card.card_rows(both, "openvino") == ({"test": "T", "test-int8": "Tq", "b": "B", "fit": "F"}, "test")
+    with pytest.raises(SystemExit):  # no synth-test pair
+        card.main([str(md), "--report", f"test={fp[0]}", "--report", f"b={fp[1]}", "--report", f"b-int8={q[1]}", "--backend-only"])
+    with pytest.raises(SystemExit, match="did not score the same scans"):  # INT8 measured on other scans of the set
+        card.choose_backend(md, fp[:1], [_scans(tmp_path / "other", "a", [True] * 10, [False] * 10, 0.3)])
 
 
 def test_card_without_runs_here_says_so(tmp_path, model_dir, monkeypatch):
