@@ -785,6 +785,28 @@ def test_fillet_rounds_corners_with_the_asked_radius():
     assert len(threat_mod.fillet(rect, 0.0)) == 4
 
 
+def test_a_ring_past_the_polygons_is_drawn_whole():
+    """mask_prism's rings are drawn into the raster of its polygons; one reaching past their box
+    (a wrench's ring eye beyond its shank) used to be clipped at the box's edge. Now each ring is
+    a whole annulus, and one inside the box (a revolver's trigger guard) is drawn as before.
+    (Checked to fail on generator 5.0.0's code; 600 revolvers built the same, point for point.)"""
+    pitch = 0.5
+    bar = [(0, -5), (40, -5), (40, 5), (0, 5)]
+    alone, _ = threat_mod.mask_prism([bar], [], 0, 4, pitch)
+    ring, _ = threat_mod.mask_prism([bar], [], 0, 4, pitch, rings=[(55, 0, 12, 6)])  # x 43-67, y -12..12
+    area = (len(ring) - len(alone)) * pitch**2 / 4 * pitch  # voxels per mm of height: 4 mm tall
+    assert abs(area - np.pi * (12**2 - 6**2)) / (np.pi * (12**2 - 6**2)) < 0.05, area
+    assert ring[:, 0].max() > 66 and ring[:, 1].min() < -11 and ring[:, 1].max() > 11
+    inside, _ = threat_mod.mask_prism([bar, [(0, -20), (80, -20), (80, 20), (0, 20)]], [], 0, 4, pitch)
+    with_ring, _ = threat_mod.mask_prism([bar, [(0, -20), (80, -20), (80, 20), (0, 20)]], [], 0, 4, pitch,
+                                         rings=[(55, 0, 12, 6)])
+    # already solid there: the ring only opens its eye, on the same grid (nothing else moves)
+    eye = (len(inside) - len(with_ring)) * pitch**2 / 4 * pitch
+    assert abs(eye - np.pi * 6**2) / (np.pi * 6**2) < 0.1, eye  # a 12-pixel disc drawn by cv2: its rim counts
+    kept = {tuple(p) for p in inside.tolist()}
+    assert all(tuple(p) in kept for p in with_ring.tolist())
+
+
 def test_round_edges_takes_the_quarter_rounds_off_a_slab():
     """A 60 x 30 x 16 mm block with its side-to-face edges rounded by r = 4 loses the volume of
     the quarter rounds, 2 x perimeter x (1 - pi/4) r^2 (within voxel error); seen along z its

@@ -27,10 +27,12 @@ from .shapes import (
 
 
 # ----------------------------------------------------------------- helpers
-def _union_mask(add: list, sub: list, pitch: float, margin: float) -> tuple[np.ndarray, np.ndarray]:
+def _union_mask(add: list, sub: list, pitch: float, margin: float,
+                extent: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The union of polygons `add` minus `sub` rasterised at pitch with a margin of air around it:
-    (mask, the mm position of its pixel (0, 0))."""
-    allp = np.concatenate([np.asarray(p, np.float64) for p in add])
+    (mask, the mm position of its pixel (0, 0)). `extent`: more points the raster must hold (what
+    the caller draws into it afterwards)."""
+    allp = np.concatenate([np.asarray(p, np.float64) for p in add] + ([np.asarray(extent, np.float64)] if extent else []))
     lo = allp.min(0) - margin
     hi = allp.max(0) + margin
     w = int(np.ceil((hi[0] - lo[0]) / pitch)) + 2
@@ -48,7 +50,9 @@ def mask_prism(add: list, sub: list, z0: float, z1: float, pitch: float, shell: 
     """Prism from a union of polygons minus holes. With shell, keep only a hollow skin
     of that thickness (sheet metal); edge_r rounds the edges between its sides and faces
     (round_edges); returns (points, density scale for mass)."""
-    mask, lo = _union_mask(add, sub, pitch, pitch)
+    # the raster holds the rings too: one reaching past the polygons' box was clipped (generator <= 5.0.0)
+    ring_box = [(cx + sx * r_o, cy + sy * r_o) for (cx, cy, r_o, _) in rings or [] for sx in (-1, 1) for sy in (-1, 1)]
+    mask, lo = _union_mask(add, sub, pitch, pitch, extent=ring_box)
     for (cx, cy, r_o, r_i) in rings or []:
         c = (int(round((cx - lo[0]) / pitch * 8)), int(round((cy - lo[1]) / pitch * 8)))
         cv2.circle(mask, c, int(round(r_o / pitch * 8)), 1, -1, shift=3)
