@@ -185,9 +185,9 @@ def _as_list(x) -> list:
 
 def choose_backend(model_dir: str | Path, fp32_reports, int8_reports, map_margin: float = 0.01) -> str:
     """The served path, from `xfd eval` reports of both paths on the same test sets (a report
-    directory each, or lists of them in any order): INT8_RULE. Recorded in model.json with the
-    evidence, and the served path's synth-test numbers (the first FP32/INT8 pair) as the
-    model's test metrics.
+    directory each, or lists of them, synth-test's first): INT8_RULE. Recorded in model.json with
+    the evidence, and the served path's numbers on the first set (synth-test) as the model's test
+    metrics.
 
     A tie goes to FP32. A rule that took INT8 whenever it lost no Pd on synth-test flipped on a
     single scan (2026.11.30.18 on generator 5.0.0's synth-test: 47 threat scans at 5 false alarms
@@ -401,12 +401,11 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     reports = dict(item.split("=", 1) for item in a.report)
     # the sets measured on both paths: NAME (FP32) and NAME-int8, synth-test's pair first
-    pairs = [k for k in reports if not k.endswith("-int8") and f"{k}-int8" in reports]
+    pairs = sorted((k for k in reports if not k.endswith("-int8") and f"{k}-int8" in reports), key=lambda k: k != "test")
     if a.backend_only:
         if "test" not in pairs:
             p.error("--backend-only needs --report test=DIR and --report test-int8=DIR (and other sets' pairs: "
                     "NAME=DIR NAME-int8=DIR)")
-        pairs.sort(key=lambda k: k != "test")
         print(choose_backend(a.model_dir, [reports[k] for k in pairs], [reports[f"{k}-int8"] for k in pairs]))
         return 0
     stages, datas, gpu_stage, prior_repro = [], [], False, None
@@ -452,7 +451,6 @@ def main(argv: list[str] | None = None) -> int:
     mj.write_text(json.dumps(meta, indent=1))
     served_key = next(iter(reports))
     if "test" in pairs:
-        pairs.sort(key=lambda k: k != "test")
         choice = choose_backend(a.model_dir, [reports[k] for k in pairs], [reports[f"{k}-int8"] for k in pairs])
         reports, served_key = card_rows(reports, choice)
     reps = {k: json.loads((Path(v) / "report.json").read_text()) for k, v in reports.items()}
