@@ -172,6 +172,12 @@ def test_false_alarms_by_content_counts_clean_scans_holding_each_kind():
     assert rows["vacuum_flask"]["vs_all_clean"] == pytest.approx((2 / 3) / 0.5, abs=0.01)
     assert rows["book"]["pfa"] == 0.5 and rows["tool:glue_gun"]["pfa"] == 0
     assert [r["kind"] for r in false_alarms_by_content(items, threat, alarmed, min_scans=2)][0] == "vacuum_flask"
+    # ties (same Pfa, same number of scans) in name order, whatever order the scans met them in:
+    # the report reads the same from run to run (a scan's kinds are a set, whose order follows the hash seed)
+    tied = [scan(["torch"]), scan(["torch"]), scan(["hammer"]), scan(["hammer"])]
+    no = np.zeros(4, bool)
+    for order in (tied, tied[::-1]):
+        assert [r["kind"] for r in false_alarms_by_content(order, no, no, min_scans=2)] == ["hammer", "torch"]
 
 
 def test_threats_found_by_kind_orientation_and_concealment():

@@ -378,7 +378,7 @@ def false_alarms_by_content(items: list[dict], threat: np.ndarray, alarmed: np.n
         rows.append({"kind": k, "clean_scans": len(idx), "alarmed": a, "pfa": round(a / len(idx), 4),
                      "pfa_ci95": None if iv is None else [round(iv[0], 4), round(iv[1], 4)],
                      "vs_all_clean": None if not base else round(a / len(idx) / base, 2)})
-    rows.sort(key=lambda r: (-r["pfa"], -r["clean_scans"]))
+    rows.sort(key=lambda r: (-r["pfa"], -r["clean_scans"], r["kind"]))  # ties by name: the same report every run
     return rows
 
 
