@@ -179,13 +179,9 @@ INT8_RULE = ("INT8 is served only when, paired on the same scans and pooled over
              "otherwise FP32, the graph the model was trained as")
 
 
-def _as_list(x) -> list:
-    return list(x) if isinstance(x, (list, tuple)) else [x]
-
-
-def choose_backend(model_dir: str | Path, fp32_reports, int8_reports, map_margin: float = 0.01) -> str:
+def choose_backend(model_dir: str | Path, fp32_reports: list, int8_reports: list, map_margin: float = 0.01) -> str:
     """The served path, from `xfd eval` reports of both paths on the same test sets (a report
-    directory each, or lists of them, synth-test's first): INT8_RULE. Recorded in model.json with
+    directory each, synth-test's first): INT8_RULE. Recorded in model.json with
     the evidence, and the served path's numbers on the first set (synth-test) as the model's test
     metrics.
 
@@ -198,8 +194,8 @@ def choose_backend(model_dir: str | Path, fp32_reports, int8_reports, map_margin
     from training import pool as P
 
     try:
-        f = [P.load(x) for x in _as_list(fp32_reports)]
-        q = [P.load(x) for x in _as_list(int8_reports)]
+        f = [P.load(x) for x in fp32_reports]
+        q = [P.load(x) for x in int8_reports]
         c = P.paired(q, f)
     except P.PoolError as e:
         raise SystemExit(f"cannot choose the served path: {e}") from None

@@ -51,7 +51,7 @@ def mask_prism(add: list, sub: list, z0: float, z1: float, pitch: float, shell: 
     of that thickness (sheet metal); edge_r rounds the edges between its sides and faces
     (round_edges); returns (points, density scale for mass)."""
     # the raster holds the rings too: one reaching past the polygons' box was clipped (generator <= 5.0.0)
-    ring_box = [(cx + sx * r_o, cy + sy * r_o) for (cx, cy, r_o, _) in rings or [] for sx in (-1, 1) for sy in (-1, 1)]
+    ring_box = [(cx + s * r_o, cy + s * r_o) for (cx, cy, r_o, _) in rings or [] for s in (-1, 1)]
     mask, lo = _union_mask(add, sub, pitch, pitch, extent=ring_box)
     for (cx, cy, r_o, r_i) in rings or []:
         c = (int(round((cx - lo[0]) / pitch * 8)), int(round((cy - lo[1]) / pitch * 8)))
