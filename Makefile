@@ -62,7 +62,7 @@ synth: setup
 	$(BIN)/xfd synth --out $(DATA)/synth-vendor --n 200 --seed 4 --split test=1 --display-effects 1 --soft-contents 1
 	$(BIN)/xfd synth --out $(DATA)/synth-fan --n 200 --seed 6 --split test=1 --fan-beam 1
 	$(BIN)/xfd synth --out $(DATA)/synth-tools --n 200 --seed 7 --split test=1 --tools 1
-	$(BIN)/xfd synth --out $(DATA)/synth-fit --n 300 --seed 11 --split test=1 --fit-contents
+	$(BIN)/xfd synth --out $(DATA)/synth-packed --n 300 --seed 11 --split test=1 --clutter 10,50
 	$(BIN)/xfd synth --out $(DATA)/synth-dualview --n 300 --seed 12 --split test=1 --side-view
 
 # two stages: 15 epochs from scratch (configs/train.yaml), then a fine-tune at half the learning
@@ -177,15 +177,15 @@ eval: setup
 	  $(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(DATA)/synth-$$s/data.yaml --split test --out reports/$$s-int8 || exit 1; \
 	done
 	$(BIN)/python -m training.card $(MODEL) --backend-only $(foreach s,$(PAIRED),--report $(s)=reports/$(s) --report $(s)-int8=reports/$(s)-int8)
-	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-fit/data.yaml --split test --out reports/fit
+	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-packed/data.yaml --split test --out reports/packed
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-cal/data.yaml --split val --out reports/cal
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-dualview/data.yaml --split test --out reports/dualview
-	for r in val val-int8 $(foreach s,$(PAIRED),$(s) $(s)-int8) fit cal dualview; do mkdir -p $(MODEL)/eval/$$r && cp reports/$$r/report.md $(MODEL)/eval/$$r/; done
+	for r in val val-int8 $(foreach s,$(PAIRED),$(s) $(s)-int8) packed cal dualview; do mkdir -p $(MODEL)/eval/$$r && cp reports/$$r/report.md $(MODEL)/eval/$$r/; done
 	cp reports/test/*.png $(MODEL)/eval/test/
 	$(BIN)/xfd robustness --model $(MODEL) --data $(DATA)/synth-test/data.yaml --split test --out reports/robustness-test
 	$(BIN)/xfd robustness --model $(MODEL) --data $(DATA)/synth-cal/data.yaml --split val --out reports/robustness-cal
 	$(BIN)/python -m training.card $(MODEL) $(CARD_RUNS) $(foreach s,$(PAIRED),--report $(s)=reports/$(s) --report $(s)-int8=reports/$(s)-int8) \
-	  --report fit=reports/fit --report cal=reports/cal --report dualview=reports/dualview \
+	  --report packed=reports/packed --report cal=reports/cal --report dualview=reports/dualview \
 	  --robustness reports/robustness-test --robustness reports/robustness-cal
 
 # the model on held-out scans altered as other scanners alter them (pixel size, non-square pixels, JPEG, blur, noise, display

@@ -74,10 +74,11 @@ xfd synth --out data/shifted --n 200 --seed 3 --split test=1 --shifted --raw""")
                    help="weights of the threat classes drawn, e.g. gun=1,frame=2,magazine=2 (classes left out weigh 0; "
                         "default gun 0.36, each component about 0.11)")
     s.add_argument("--gray", type=float, default=None, help="share of grayscale scans (default 0.2)")
-    s.add_argument("--fit-contents", action="store_true",
+    s.add_argument("--fit-contents", action=argparse.BooleanOptionalAction, default=None,
                    help="only what fits in the parcel: clutter longer or taller than its container is turned or laid "
-                        "flat to fit, else left out, and packing stops at 90%% of the container's volume (default off: "
-                        "generator 3.2.0's parcels, where items may stick out and overfill)")
+                        "flat to fit, else left out, and packing stops at 90%% of the container's volume (the default "
+                        "since generator 6.0.0; --no-fit-contents draws 5.0.0's loose parcels, where items may stick "
+                        "out through the walls and overfill)")
     s.add_argument("--side-view", action="store_true",
                    help="dual-view scanner: also write each parcel's side view (a horizontal beam across the belt, "
                         "same objects in the same poses) as NAME_side.png with its own labels; the manifest groups "
@@ -352,8 +353,8 @@ def cmd_synth(a) -> int:
         if not 0 <= value <= 1:
             raise CliError(f"--{flag.replace('_', '-')} must be between 0 and 1, got {value}")
         setattr(cfg, field, value)
-    if a.fit_contents:
-        cfg.fit_contents = True
+    if a.fit_contents is not None:
+        cfg.fit_contents = a.fit_contents
     if a.side_view:
         cfg.side_view = True
     if a.mm_per_px is not None:

@@ -265,7 +265,8 @@ def test_card_names_a_reweighted_threat_mix():
 
 def test_card_names_pitch_and_clutter_ranges_and_packed_parcels():
     """A training set drawn with --clutter / --mm-per-px / --palette-shift says so in its data
-    line (default and --wide ranges are not named); the known limits give Pd on packed parcels
+    line (default and --wide ranges are not named, nor fitted contents where they are the
+    generator's default); the known limits give Pd on packed parcels
     against sparse ones from the reports' clutter strata, once there are enough threat scans."""
     from detector.synth.scene import SceneConfig
 
@@ -276,6 +277,11 @@ def test_card_names_pitch_and_clutter_ranges_and_packed_parcels():
     assert "clutter" not in card._manifest_desc({**man, "config": wide})
     assert "pitch 1.5 mm/px, palette shift 12 degrees, contents fitted to their parcels" in card._manifest_desc(
         {**man, "config": {"mm_per_px": [1.5, 1.5], "palette_shift": 12.0, "fit_contents": True}})
+    # from generator 6.0.0 fitted contents are the default: named only when switched off
+    six = {**man, "generator": "6.0.0"}
+    assert "fitted" not in card._manifest_desc({**six, "config": {"fit_contents": True}})
+    assert "contents not fitted to their parcels" in card._manifest_desc({**six, "config": {"fit_contents": False}})
+    assert "fitted" not in card._manifest_desc({**man, "config": {"fit_contents": False}})
 
     def rep(sparse, dense):
         return {"strata": {"clutter=0-9": {"threat_scans": sparse[1], "pd": sparse[0] / sparse[1]},

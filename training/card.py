@@ -258,9 +258,18 @@ def int8_check_line(chk: dict) -> str:
     return s + f", mean mAP50 {chk['map50_int8'] - chk['map50_fp32']:+.3f}."
 
 
-def _layer_opts(cfg: dict, always: bool = False) -> list[str]:
+def _version(text: str | None) -> tuple[int, ...]:
+    """"6.0.0" -> (6, 0, 0); unknown or malformed -> () (older than every version)."""
+    try:
+        return tuple(int(x) for x in str(text).split("."))
+    except ValueError:
+        return ()
+
+
+def _layer_opts(cfg: dict, always: bool = False, generator: str | None = None) -> list[str]:
     """The simulator's opt-in layers a dataset config switched on (display effects and soft
-    contents listed even at 0 with always=True, as the GPU stage's summaries always were)."""
+    contents listed even at 0 with always=True, as the GPU stage's summaries always were), and
+    settings away from their generator's defaults."""
     opts = [f"{name} {cfg.get(k, 0)}" for k, name in (("p_display", "display effects"), ("p_soft", "soft contents"))
             if always or cfg.get(k)]
     if cfg.get("palette_jitter"):
@@ -276,8 +285,12 @@ def _layer_opts(cfg: dict, always: bool = False) -> list[str]:
             opts.append(f"{name} {lo:g}-{hi:g}{unit}" if lo != hi else f"{name} {lo:g}{unit}")
     if cfg.get("palette_shift"):
         opts.append(f"palette shift {cfg['palette_shift']:g} degrees")
-    if cfg.get("fit_contents"):  # generator >= 3.3.0
+    # fitted contents: opt-in from generator 3.3.0, the default from 6.0.0
+    fit_default = _version(generator) >= (6,)
+    if cfg.get("fit_contents") and not fit_default:
         opts.append("contents fitted to their parcels")
+    elif cfg.get("fit_contents") is False and fit_default:
+        opts.append("contents not fitted to their parcels (xfd synth --no-fit-contents)")
     if cfg.get("p_display_jitter"):  # generator >= 3.4.0, `xfd synth --display-jitter`
         opts.append(f"display jitter {cfg['p_display_jitter']:g}")
     if cfg.get("threat_mix"):  # generator >= 3.2.0, `xfd synth --threat-mix`
@@ -287,7 +300,7 @@ def _layer_opts(cfg: dict, always: bool = False) -> list[str]:
 
 def _manifest_desc(man: dict) -> str:
     counts, cfg = man.get("counts", {}), man.get("config", {})
-    opts = _layer_opts(cfg)
+    opts = _layer_opts(cfg, generator=man.get("generator"))
     return (f"{man.get('n', '?')} scans simulated by generator {man.get('generator', '?')} (seed {man.get('seed', '?')}"
             + (f"; {', '.join(opts)}" if opts else "") + f"): {counts.get('scans', {})}, objects {counts.get('objects', {})}, "
             f"{counts.get('clean_scans', '?')} clean")
@@ -313,7 +326,7 @@ def _data_desc(run: Path, cfg: dict) -> str:
         ch = d.get("chunks", [])
         seeds = ", ".join(str(c["seed"]) for c in sorted(ch, key=lambda c: c["seed"]))
         gens = sorted({c["generator"] for c in ch})
-        opts = sorted({", ".join(_layer_opts(c["config"], always=True)) for c in ch})
+        opts = sorted({", ".join(_layer_opts(c["config"], always=True, generator=c.get("generator"))) for c in ch})
         return (f"{d['train_scans'] + d['val_scans']} scans simulated by generator {', '.join(gens)} (seeds {seeds}; {'; '.join(opts)}): "
                 f"{{'train': {d['train_scans']}, 'val': {d['val_scans']}}}, objects {d['objects']}, {d['clean_scans']} clean.")
     return f"{data} (no manifest here)"

@@ -47,7 +47,8 @@ def toy_gun(rng, p):
 
 def wrench(rng, p):
     """Combination wrench, forged steel: an open jaw at one end, a ring at the other, on a shank
-    narrower than either head; every corner and edge rounded (generator 5.0.0)."""
+    narrower than either head; every corner and edge rounded (generator 5.0.0), the ring drawn as
+    a true circle (6.0.0)."""
     L = rng.uniform(120, 300)
     w = L * rng.uniform(0.08, 0.12)
     t = rng.uniform(4, 8)
@@ -58,9 +59,9 @@ def wrench(rng, p):
                      head * 0.15, 4)
     slot = fillet([(-head * 0.7, -head * 0.22), (-head * 0.1, -head * 0.22), (-head * 0.1, head * 0.22),
                    (-head * 0.7, head * 0.22)], head * 0.1, 3, only={1, 2})
-    a = np.linspace(0, 2 * np.pi, 32, endpoint=False)
-    ring, eye = (np.c_[L + r * np.cos(a), r * np.sin(a)] for r in (head * 0.45, head * 0.25))
-    pts, _ = mask_prism([outline, ring], [slot, eye], -t / 2, t / 2, p, edge_r=min(t * 0.35, 2.5))
+    # the ring and its eye as true circles (generator 6.0.0; 5.0.0 drew 32-gons)
+    pts, _ = mask_prism([outline], [slot], -t / 2, t / 2, p, rings=[(L, 0.0, head * 0.45, head * 0.25)],
+                        edge_r=min(t * 0.35, 2.5))
     return Obj([], None, "wrench").add(pts, "steel", p)
 
 
