@@ -757,7 +757,8 @@ def test_fit_contents_keeps_clutter_inside_its_parcel(monkeypatch):
     metas = [simulate(31, i, cfg).meta for i in range(6)]
     fitted = [o for r in rec for o in r["out"]]
     assert fitted and max(fitted) <= 1.0, max(fitted)
-    threats = [o for r in rec for o in r["threats"] if o is not None]
+    threats = [o for r in rec for o in r["threats"]]
+    assert None not in threats  # the parcel was chosen to hold each threat (6.0.0)
     assert len(threats) >= 4 and max(threats) <= 1.0, threats  # turned, laid flat and placed wholly inside
     for m in metas:
         f = m["fit"]
@@ -770,18 +771,55 @@ def test_fit_contents_keeps_clutter_inside_its_parcel(monkeypatch):
 def test_fitted_envelopes_are_not_sent_empty(monkeypatch):
     """Fitting contents (the default since 6.0.0) puts back an item that fits the parcel no way and
     draws another (FIT_TRIES), as a sender packs what fits: a padded envelope holds small things
-    instead of going through empty, as 42 % of envelopes did when every item drawn too big was
-    simply left out (FIT_TRIES = 1)."""
+    instead of going through empty, as 42 % of synth-test's envelopes did when every item drawn too
+    big was simply left out (FIT_TRIES = 1)."""
     from detector.synth import scene
 
     cfg = SceneConfig(container_p=(0.0, 1.0, 0.0, 0.0), p_threat=0.0)  # envelopes only
-    metas = [simulate(5, i, cfg).meta for i in range(12)]
+    metas = [simulate(5, i, cfg).meta for i in range(16)]
     assert all(m["container"] == "envelope" for m in metas)
-    assert sum(m["n_clutter"] == 0 for m in metas) <= 2
+    assert sum(m["n_clutter"] == 0 for m in metas) <= 1
     monkeypatch.setattr(scene, "FIT_TRIES", 1)
-    once = [simulate(5, i, cfg).meta for i in range(12)]
-    assert sum(m["n_clutter"] == 0 for m in once) >= 5
-    assert sum(m["fit"]["left_out_too_big"] for m in once) > 2 * sum(m["fit"]["left_out_too_big"] for m in metas)
+    once = [simulate(5, i, cfg).meta for i in range(16)]
+    assert sum(m["n_clutter"] == 0 for m in once) >= 4
+    assert sum(m["fit"]["left_out_too_big"] for m in once) > 3 * sum(m["fit"]["left_out_too_big"] for m in metas)
+
+
+def test_a_threat_gets_a_parcel_that_holds_it(monkeypatch):
+    """Since 6.0.0 a scan's threats are drawn before its parcel, which is made large enough for each
+    to lie flat in it (an envelope too small becomes a box): drawn after, 13 % of threats fitted
+    their parcel no way (most carbines) and stuck out through its walls, the only things that did
+    once clutter fitted. Loose parcels (--no-fit-contents) keep the old order, carbines sticking out."""
+    from detector.synth import scene, threats
+
+    rec, drawn = [], []
+    orig_dc = scene.draw_container
+
+    def dc(cv, kind, cx, cy, L, W, H, ang, rng):
+        rec.append((kind, L, W, H))
+        return orig_dc(cv, kind, cx, cy, L, W, H, ang, rng)
+
+    def carbine(rng, pitch, mix=None):
+        drawn.append(threats.carbine(rng, pitch))
+        return drawn[-1]
+
+    monkeypatch.setattr(scene, "draw_container", dc)
+    monkeypatch.setattr(threats, "make_threat", carbine)
+    longer = {True: 0, False: 0}
+    for fit in (True, False):
+        cfg = SceneConfig(p_threat=1.0, container_p=(0.25, 0.75, 0.0, 0.0), fit_contents=fit)  # mostly envelopes
+        for i in range(5):
+            drawn.clear()
+            simulate(41, i, cfg)
+            kind, L, W, H = rec[-1]
+            for o in drawn:
+                sx, sy, sz = o.bounds()[1] - o.bounds()[0]
+                longer[fit] += max(sx, sy) > L
+                if fit:  # a box (no envelope holds a carbine), large enough for it to lie flat inside the walls
+                    assert kind == "box"
+                    assert max(sx, sy) <= L - scene.FIT_CLEARANCE_MM[0] and min(sx, sy) <= W - scene.FIT_CLEARANCE_MM[1]
+                    assert sz <= H - scene.FIT_CLEARANCE_MM[2]
+    assert longer[True] == 0 and longer[False] >= 3
 
 
 # ----------------------------------------------------------------- gun shapes (generator 4.0.0)

@@ -92,7 +92,9 @@ from .shapes import (
 #         synth --no-fit-contents` draws 5.0.0's loose parcels): under 5.0.0 29 % of clutter items
 #         stuck out through their parcel's walls and packed parcels held more than their volume, a
 #         scene no scanner sees; an item that fits no way is put back and another drawn (FIT_TRIES),
-#         so that small parcels hold small things instead of going through empty. And a wrench's ring eye is drawn by mask_prism(rings=) (a true
+#         so that small parcels hold small things instead of going through empty; and the threats are
+#         drawn before the parcel, which is made large enough to hold each of them (13 % stuck out
+#         otherwise, the only things that still did). And a wrench's ring eye is drawn by mask_prism(rings=) (a true
 #         circle) instead of 32-gon polygons, a workaround for the ring clipping mended after 5.0.0.
 #         Every default scene changes: the test sets were regenerated (same seeds).
 GENERATOR_VERSION = "6.0.0"
@@ -102,8 +104,11 @@ FIT_CLEARANCE_MM = (10.0, 10.0, 5.0)
 # ... and how full it may be packed: the sum of the contents' own bounding boxes (which over-state an
 # irregular object's volume) at most this share of the container's volume
 FIT_FILL = 0.9
+# outer length, width and height ranges of each kind of parcel (a threat may make one larger: fit_contents)
+CONTAINER_MM = {"box": ((200, 600), (150, 450), (80, 350)), "envelope": ((220, 400), (160, 300), (10, 40)),
+                "bag": ((300, 560), (220, 400), (100, 300)), "suitcase": ((450, 720), (300, 460), (180, 300))}
 # ... and how many items are drawn for one place in a parcel before it is left empty (too big every time)
-FIT_TRIES = 4
+FIT_TRIES = 8
 _FIT_TURNS = np.radians([d * s for d in range(5, 181, 5) for s in (1, -1)][:-1])  # nearest turn first
 
 # visibility of a labelled threat: a display model of the whole chain (dark floor, gamma, 8 bits)
@@ -824,6 +829,12 @@ def label_threats(objects: list[tuple], total_att: np.ndarray, wpx: int, hpx: in
     return boxes, labelled_maps
 
 
+def _draw_threats(rng, cfg: SceneConfig, pitch: float) -> list:
+    """The threats of one scan (none in about 40 % of scans): how many, then each object."""
+    n = int(_choose(rng, (0.75, 0.2, 0.05), [1, 2, 3])) if rng.random() < cfg.p_threat else 0
+    return [threat_mod.make_threat(rng, pitch, mix=cfg.threat_mix) for _ in range(n)]
+
+
 def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bool = False) -> Scan:
     cfg = cfg or SceneConfig()
     rng = np.random.default_rng([int(seed), int(index)])
@@ -834,9 +845,25 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
     att_row = _att_row(spectrum)
 
     ckind = _choose(rng, cfg.container_p, ["box", "envelope", "bag", "suitcase"])
-    dims = {"box": ((200, 600), (150, 450), (80, 350)), "envelope": ((220, 400), (160, 300), (10, 40)),
-            "bag": ((300, 560), (220, 400), (100, 300)), "suitcase": ((450, 720), (300, 460), (180, 300))}[ckind]
-    L, W, H = (float(rng.uniform(*r)) for r in dims)
+    L, W, H = (float(rng.uniform(*r)) for r in CONTAINER_MM[ckind])
+    drawn_threats = None
+    if cfg.fit_contents:
+        # a sender picks a parcel that holds what is sent (6.0.0): the threats are drawn first and
+        # the parcel made large enough for each to lie flat in it (an envelope too small or thin
+        # for one becomes a box). Drawn after the parcel, 13 % of threats fitted it no way (most
+        # carbines, pistols in thin envelopes) and stuck out through its walls, the only things
+        # that did once clutter fitted: a cue for "threat" no real scan offers.
+        drawn_threats = _draw_threats(rng, cfg, pitch)
+        need = np.zeros(3)
+        for o in drawn_threats:
+            lo, hi = o.bounds()
+            sx, sy, sz = (float(v) for v in hi - lo)
+            need = np.maximum(need, [max(sx, sy), min(sx, sy), sz])
+        need += np.asarray(FIT_CLEARANCE_MM) + 1.0
+        if ckind == "envelope" and np.any(need > [hi for _, hi in CONTAINER_MM["envelope"]]):
+            ckind = "box"
+            L, W, H = (float(rng.uniform(*r)) for r in CONTAINER_MM["box"])
+        L, W, H = max(L, need[0]), max(W, need[1]), max(H, need[2])
     margin_x = rng.uniform(30, 200)
     tunnel = max(W + 2 * rng.uniform(20, 60), rng.uniform(400, 750))
     wpx = int(min(cfg.max_side, (L + 2 * margin_x) / mmpp))
@@ -859,17 +886,29 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
     draw_container(cv, ckind, cx, cy, L, W, H, ang, rng)
     # the belt is in the air calibration (I0) of real scanners: it is not drawn
 
+    def room(extent_mm: np.ndarray) -> tuple[float, float]:
+        # how far from the parcel's centre, in its rotated frame, an extent stays within the walls' clearance
+        return (max(0.0, (L - FIT_CLEARANCE_MM[0] - extent_mm[0]) / 2),
+                max(0.0, (W - FIT_CLEARANCE_MM[1] - extent_mm[1]) / 2))
+
     def place(extent_mm: np.ndarray, inside: bool = False) -> tuple[float, float]:
         # uniform inside the container footprint, in its rotated frame; inside=True (fit_contents)
         # keeps the whole extent within the walls' clearance, not only most of it
         if inside:
-            hx = max(0.0, (L - FIT_CLEARANCE_MM[0] - extent_mm[0]) / 2)
-            hy = max(0.0, (W - FIT_CLEARANCE_MM[1] - extent_mm[1]) / 2)
+            hx, hy = room(extent_mm)
         else:
             hx = max(5.0, (L - min(extent_mm[0], L * 0.8)) / 2 - 8)
             hy = max(5.0, (W - min(extent_mm[1], W * 0.8)) / 2 - 8)
         lx, ly = rng.uniform(-hx, hx), rng.uniform(-hy, hy)
         c, s = np.cos(ang), np.sin(ang)
+        return cx + c * lx - s * ly, cy + s * lx + c * ly
+
+    def keep_inside(x: float, y: float, extent_mm: np.ndarray) -> tuple[float, float]:
+        # the nearest position to (x, y) at which the extent lies within the walls' clearance
+        c, s = np.cos(ang), np.sin(ang)
+        lx, ly = c * (x - cx) + s * (y - cy), -s * (x - cx) + c * (y - cy)
+        hx, hy = room(extent_mm)
+        lx, ly = float(np.clip(lx, -hx, hx)), float(np.clip(ly, -hy, hy))
         return cx + c * lx - s * ly, cy + s * lx + c * ly
 
     def fit(rot: np.ndarray, mode: str, size: np.ndarray) -> tuple[np.ndarray, str, np.ndarray] | None:
@@ -922,11 +961,10 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
     # threats
     objects = []
     side_links = []  # per threat, for the side view: its record, its concealer's record, its wrap
-    n_threat = 0
-    if rng.random() < cfg.p_threat:
-        n_threat = int(_choose(rng, (0.75, 0.2, 0.05), [1, 2, 3]))
-    for _ in range(n_threat):
-        o = threat_mod.make_threat(rng, pitch, mix=cfg.threat_mix)
+    if drawn_threats is None:  # loose parcels (--no-fit-contents): threats drawn after the clutter, as up to 5.0.0
+        drawn_threats = _draw_threats(rng, cfg, pitch)
+    n_threat = len(drawn_threats)
+    for o in drawn_threats:
         mode = _choose(rng, cfg.threat_orientation_p, ORIENTATIONS)
         rot = orientation_rotation(rng, mode)
         lo, hi = o.bounds()
@@ -941,6 +979,8 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         if conceal == "inside" and concealers:
             k = concealers[int(rng.integers(len(concealers)))]
             x, y = k[1] + rng.normal(0, 15), k[2] + rng.normal(0, 15)
+            if pose is not None:  # a fitted threat stays inside the parcel's walls, in its concealer or not
+                x, y = keep_inside(x, y, ext)
             link["concealer"] = k[4]
         else:
             if conceal == "inside":
