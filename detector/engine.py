@@ -371,11 +371,6 @@ def decode_output(out: np.ndarray, conf: float, nc: int, iou: float = 0.7, max_d
     return np.concatenate([boxes[keep], sc[keep, None], cls[keep, None]], 1).astype(np.float32)
 
 
-# a scan whose border is still dark once its dark margins are cut is a negative (Engine._detect_either_way);
-# a quarter of that border under 48 counts as dark: over 2,200 held-out scans of five sets, each negated and
-# negated in a black frame, judging by the border's median alone missed 102 of the 4,400 negatives and this
-# 15; neither called any of them, as simulated or framed in black, a negative (README, robustness)
-NEGATIVE_DARK_SHARE = 0.25
 
 
 # test-time flips: each crop is also read mirrored left-right, top-bottom and both (a scan has no
@@ -641,11 +636,10 @@ class Engine:
         if not (self.undo_negative and imaging.dark_border(rgb)):  # the usual scan: air all round, white
             return self._detect(rgb, tile, conf)
         t0 = time.perf_counter()
-        box = imaging.dark_margins(rgb)
+        negative, box = imaging.negative_display(rgb)
         if box is None:
             imaging.check_not_dark(rgb)  # nothing bright anywhere: an error (ImageError), never 'clear'
         inner = rgb[box[1] : box[3], box[0] : box[2]] if box else rgb
-        negative = imaging.dark_border(inner, dark_share=NEGATIVE_DARK_SHARE)
         if negative:  # turned back whole: its dark margins were air, now white as the model knows it
             box = None
             res = self._detect(255 - rgb, tile, conf)

@@ -160,6 +160,26 @@ def test_negative_and_black_padded_scans(engine, scans):
     assert engine.detect(inverted).extra["negative"] is True
 
 
+def test_negatives_check_judges_each_scan_four_ways(small_set, capsys, tmp_path, monkeypatch):
+    """python -m training.negatives: each scan as stored, framed in black, negated and negated in a
+    frame, through the engine's own decision (imaging.negative_display); a scan whose cut border is
+    wall and contents is a negative only by the white-air rule (NEGATIVE_AIR, generator 6.0.0)."""
+    from training import negatives
+
+    assert negatives.main([str(small_set.parent)]) == 0
+    out = capsys.readouterr().out
+    assert "negatives missed 0 of 32, others called negative 0 of 32" in out
+    assert negatives.main([str(tmp_path)]) == 2  # no manifest: said, not a traceback
+    # a negative cut up to its parcel: the border is the parcel's wall (light) and contents (grey)
+    neg = np.zeros((300, 400, 3), np.uint8)
+    neg[60:240, 80:320] = 150  # contents packed to the walls
+    neg[60:240, [80, 319]] = 230  # the thin walls
+    neg[[60, 239], 80:320] = 230
+    assert imaging.negative_display(neg)[0]
+    monkeypatch.setattr(imaging, "NEGATIVE_AIR", None)
+    assert not imaging.negative_display(neg)[0]
+
+
 def test_service_counts_negative_scans(server, scans):
     import httpx
 
