@@ -162,7 +162,8 @@ export: setup
 # calibrate on the 1,200-scan mixed calibration set (never test; fan beam, gun-shaped tools, soft contents and display
 # effects each on a quarter of it), FP32 and INT8 each to its own thresholds for the same target Pfa, then measure the
 # five test sets (PAIRED) on both paths, choose the served path from them pooled and paired (training/card.py
-# choose_backend: INT8 only when ahead beyond noise, a tie goes to FP32), measure the other sets and the
+# choose_backend: INT8 only when ahead beyond noise, a tie goes to FP32; INT8 ahead is then also measured on
+# synth-test and synth-cal altered as other scanners alter them, both paths, ~45 min more), measure the other sets and the
 # default-settings calibration set (now held out) on that path, and write the card
 # the training runs behind MODEL, for its card; a fine-tune of a shipped model whose runs are not
 # on this machine: CARD_RUNS="--from-model DIR_OF_THAT_MODEL --run runs/train/cpu-ft --reproduce '...'"
@@ -177,6 +178,14 @@ eval: setup
 	  $(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(DATA)/synth-$$s/data.yaml --split test --out reports/$$s-int8 || exit 1; \
 	done
 	$(BIN)/python -m training.card $(MODEL) --backend-only $(foreach s,$(PAIRED),--report $(s)=reports/$(s) --report $(s)-int8=reports/$(s)-int8)
+	if [ "$$($(BIN)/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["default_backend"])' $(MODEL)/model.json)" = openvino-int8 ]; then \
+	  for b in openvino openvino-int8; do \
+	    $(BIN)/xfd robustness --model $(MODEL) --backend $$b --data $(DATA)/synth-test/data.yaml --split test --out reports/altered-test-$$b && \
+	    $(BIN)/xfd robustness --model $(MODEL) --backend $$b --data $(DATA)/synth-cal/data.yaml --split val --out reports/altered-cal-$$b || exit 1; \
+	  done; \
+	  $(BIN)/python -m training.card $(MODEL) --backend-only $(foreach s,$(PAIRED),--report $(s)=reports/$(s) --report $(s)-int8=reports/$(s)-int8) \
+	    --altered reports/altered-test-openvino=reports/altered-test-openvino-int8 --altered reports/altered-cal-openvino=reports/altered-cal-openvino-int8; \
+	fi
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-packed/data.yaml --split test --out reports/packed
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-cal/data.yaml --split val --out reports/cal
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-dualview/data.yaml --split test --out reports/dualview

@@ -217,6 +217,58 @@ def test_int8_served_only_when_ahead_beyond_noise_pooled_over_the_sets(tmp_path)
         card.choose_backend(md, fp[:1], [_scans(tmp_path / "other", "a", [True] * 10, [False] * 10, 0.3)])
 
 
+def _altered(root, data, alterations):
+    """An `xfd robustness` directory by hand: robustness.json and one report per alteration,
+    alterations = {"blur:2": (hits, alarms), ...} (as _scans)."""
+    root.mkdir(parents=True)
+    rows = [{"perturbation": "none"}]
+    for spec, (hits, alarms) in alterations.items():
+        d = _scans(root / spec.replace(":", "_"), data, hits, alarms, 0.3)
+        r = json.loads((d / "report.json").read_text())
+        (d / "report.json").write_text(json.dumps({**r, "perturbation": spec}))
+        rows.append({"perturbation": spec})
+    (root / "robustness.json").write_text(json.dumps({"rows": rows}))
+    return root
+
+
+def test_int8_ahead_on_the_test_sets_is_checked_on_altered_scans(tmp_path):
+    """INT8 ahead beyond noise on the test sets is served only if it is not behind on the same scans
+    altered as other scanners alter them (xfd robustness, both paths, alteration by alteration):
+    its ranges are fitted to simulated calibration scans. Without those reports the choice is
+    provisional and says so; make eval then measures them."""
+    md = tmp_path / "m"
+    md.mkdir()
+    (md / "model.json").write_text(json.dumps({"calibration": {"target_pfa": 0.05}}))
+    n = 150
+    fp = [_scans(tmp_path / "fp-a", "a", [i < 45 for i in range(n)], [j < 6 for j in range(n)], 0.30)]
+    q = [_scans(tmp_path / "q-a", "a", [i < 60 for i in range(n)], [j < 6 for j in range(n)], 0.30)]  # 15 more
+    assert card.choose_backend(md, fp, q) == "openvino-int8"
+    assert json.loads((md / "model.json").read_text())["int8_check"]["altered"] == "not measured"
+
+    def both(name, int8_hits):
+        f = _altered(tmp_path / f"{name}-fp", "a", {s: ([i < 40 for i in range(n)], [j < 5 for j in range(n)])
+                                                    for s in ("blur:2", "gray")})
+        g = _altered(tmp_path / f"{name}-q", "a", {s: ([i < int8_hits for i in range(n)], [j < 5 for j in range(n)])
+                                                   for s in ("blur:2", "gray")})
+        return card.altered_reports([f]), card.altered_reports([g])
+
+    f, g = both("worse", 25)  # 15 fewer threat scans under each alteration
+    assert card.choose_backend(md, fp, q, altered_fp32=f, altered_int8=g) == "openvino"
+    alt = json.loads((md / "model.json").read_text())["int8_check"]["altered"]
+    assert alt["int8_behind"] and alt["reports"] == 2 and alt["threat_scans"] == 2 * n and alt["pd_diff_ci95"][1] < 0
+    f, g = both("same", 41)  # one more: not behind
+    assert card.choose_backend(md, fp, q, altered_fp32=f, altered_int8=g) == "openvino-int8"
+    chk = json.loads((md / "model.json").read_text())["int8_check"]
+    assert chk["altered"]["int8_behind"] is False
+    assert "on the same sets under 2 alterations (300 threat scans), Pd +0.007" in card.int8_check_line(chk)
+    # through the CLI, as make eval calls it; a directory that is not xfd robustness's is refused
+    args = [str(md), "--report", f"test={fp[0]}", "--report", f"test-int8={q[0]}", "--backend-only"]
+    assert card.main(args + ["--altered", f"{tmp_path / 'worse-fp'}={tmp_path / 'worse-q'}"]) == 0
+    assert json.loads((md / "model.json").read_text())["default_backend"] == "openvino"
+    with pytest.raises(SystemExit, match="not an `xfd robustness` report directory"):
+        card.main(args + ["--altered", f"{fp[0]}={q[0]}"])
+
+
 def test_card_without_runs_here_says_so(tmp_path, model_dir, monkeypatch):
     """`make eval` on a model whose training runs are elsewhere still writes a card, and the card
     says the training is not recorded instead of inventing '0 epochs'."""

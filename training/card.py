@@ -175,11 +175,25 @@ def _generator_of(report: dict) -> str | None:
 
 INT8_RULE = ("INT8 is served only when, paired on the same scans and pooled over every test set measured on both "
              "paths (each at its own thresholds), it is ahead of FP32 beyond noise in one of Pd and Pfa (the 95 % "
-             "interval of the difference clear of 0) and behind in neither, with mean mAP50 within 1 point; "
-             "otherwise FP32, the graph the model was trained as")
+             "interval of the difference clear of 0) and behind in neither, with mean mAP50 within 1 point, "
+             "and not behind beyond noise on synth-test and synth-cal altered as other scanners alter them (xfd "
+             "robustness: Pd not lower, Pfa not higher); otherwise FP32, the graph the model was trained as")
 
 
-def choose_backend(model_dir: str | Path, fp32_reports: list, int8_reports: list, map_margin: float = 0.01) -> str:
+def altered_reports(robustness_dirs: list) -> list[str]:
+    """The eval reports under `xfd robustness` output directories, one per alteration (the unaltered
+    'none' left out: it is a test set the first stage already compares)."""
+    out = []
+    for d in map(Path, robustness_dirs):
+        if not (d / "robustness.json").is_file():
+            raise SystemExit(f"{d}: not an `xfd robustness` report directory (no robustness.json)")
+        rows = json.loads((d / "robustness.json").read_text())["rows"]
+        out += [str(d / r["perturbation"].replace(":", "_")) for r in rows if r["perturbation"] != "none"]
+    return out
+
+
+def choose_backend(model_dir: str | Path, fp32_reports: list, int8_reports: list, map_margin: float = 0.01,
+                   altered_fp32: list | None = None, altered_int8: list | None = None) -> str:
     """The served path, from `xfd eval` reports of both paths on the same test sets (a report
     directory each, synth-test's first): INT8_RULE. Recorded in model.json with
     the evidence, and the served path's numbers on the first set (synth-test) as the model's test
@@ -190,7 +204,13 @@ def choose_backend(model_dir: str | Path, fp32_reports: list, int8_reports: list
     against 46 at 4). INT8's ranges are fitted to simulated calibration scans, and on scans altered
     as other scanners alter them (xfd robustness) .18's INT8 path caught fewer threat scans than
     FP32 at its own thresholds; speed does not break the tie either: four FP32 readings of a scan
-    take about 80 ms here, and a belt sends well under one scan a second."""
+    take about 80 ms here, and a belt sends well under one scan a second.
+
+    So INT8 ahead on the test sets is served only once it is not behind on altered scans either
+    (altered_fp32 / altered_int8: `xfd robustness` eval reports of both paths, paired alteration by
+    alteration, altered_reports()): behind beyond noise in Pd there, or ahead in Pfa, gives FP32.
+    Without them an INT8 choice is recorded as provisional (int8_check.altered "not measured"), which
+    `make eval` then measures."""
     from training import pool as P
 
     try:
@@ -206,6 +226,21 @@ def choose_backend(model_dir: str | Path, fp32_reports: list, int8_reports: list
     fa_down = bool(pfa) and pfa["diff_ci95"][1] < 0
     fa_up = bool(pfa) and pfa["diff_ci95"][0] > 0
     ok = map_q >= map_f - map_margin and ((pd_up and not fa_up) or (fa_down and not pd_down))
+    altered = None
+    if ok and altered_fp32:
+        try:
+            c2 = P.paired([P.load(x) for x in altered_int8 or []], [P.load(x) for x in altered_fp32])
+        except P.PoolError as e:
+            raise SystemExit(f"cannot compare the paths on altered scans: {e}") from None
+        pd2, pfa2 = c2["rows"]["pd"], c2["rows"].get("pfa")
+        behind = pd2["diff_ci95"][1] < 0 or (bool(pfa2) and pfa2["diff_ci95"][0] > 0)
+        altered = {"reports": len(altered_fp32), "threat_scans": c2["threat_scans"], "clean_scans": c2["clean_scans"],
+                   "pd_diff": round(pd2["diff"], 4), "pd_diff_ci95": [round(v, 4) for v in pd2["diff_ci95"]],
+                   "pfa_diff": round(pfa2["diff"], 4) if pfa2 else None,
+                   "pfa_diff_ci95": [round(v, 4) for v in pfa2["diff_ci95"]] if pfa2 else None, "int8_behind": behind}
+        ok = not behind
+    elif ok:
+        altered = "not measured"
     choice = "openvino-int8" if ok else "openvino"
     mj = Path(model_dir) / "model.json"
     meta = json.loads(mj.read_text())
@@ -225,6 +260,8 @@ def choose_backend(model_dir: str | Path, fp32_reports: list, int8_reports: list
         "clean_scans_only_fp32_alarms": c["clean_scans_only_old_alarms"],
         "int8_accepted": ok,
         "int8_thresholds": "own" if meta.get("backend_thresholds", {}).get("openvino-int8") else "fp32"}
+    if altered is not None:
+        meta["int8_check"]["altered"] = altered
     served = (q if ok else f)[0]  # what the service answers with: its test numbers go where integrators read them
     meta["metrics"] = {"test": {**{k: served[k] for k in ("map50", "map50_95", "pd", "pfa", "pd_at_pfa_0.05")}, "backend": choice}}
     mj.write_text(json.dumps(meta, indent=1))
@@ -255,7 +292,16 @@ def int8_check_line(chk: dict) -> str:
     if chk.get("pfa_diff_ci95"):
         lo, hi = chk["pfa_diff_ci95"]
         s += f", Pfa {chk['pfa_diff']:+.3f} ({lo:+.3f} to {hi:+.3f})"
-    return s + f", mean mAP50 {chk['map50_int8'] - chk['map50_fp32']:+.3f}."
+    s += f", mean mAP50 {chk['map50_int8'] - chk['map50_fp32']:+.3f}"
+    alt = chk.get("altered")
+    if isinstance(alt, dict):  # INT8 was ahead on the test sets: the altered scans decided
+        lo, hi = alt["pd_diff_ci95"]
+        s += (f"; on the same sets under {alt['reports']} alterations ({alt['threat_scans']} threat scans), Pd "
+              f"{alt['pd_diff']:+.3f} ({lo:+.3f} to {hi:+.3f})")
+        if alt.get("pfa_diff_ci95"):
+            lo, hi = alt["pfa_diff_ci95"]
+            s += f", Pfa {alt['pfa_diff']:+.3f} ({lo:+.3f} to {hi:+.3f})"
+    return s + "."
 
 
 def _version(text: str | None) -> tuple[int, ...]:
@@ -403,6 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--robustness", action="append", default=[], metavar="DIR",
                    help="an `xfd robustness` report directory of this model at its thresholds (repeatable): its largest "
                         "losses become a known limit")
+    p.add_argument("--altered", action="append", default=[], metavar="FP32_DIR=INT8_DIR",
+                   help="with --backend-only: `xfd robustness` directories of the same sets on both paths (repeatable); "
+                        "INT8 ahead on the test sets is served only if not behind on these altered scans")
     p.add_argument("--backend-only", action="store_true",
                    help="only choose the served path from the reports of both paths, NAME=DIR (FP32) and NAME-int8=DIR, "
                         "test and test-int8 first (recorded in model.json, printed), so that the other test sets can be "
@@ -415,7 +464,12 @@ def main(argv: list[str] | None = None) -> int:
         if "test" not in pairs:
             p.error("--backend-only needs --report test=DIR and --report test-int8=DIR (and other sets' pairs: "
                     "NAME=DIR NAME-int8=DIR)")
-        print(choose_backend(a.model_dir, [reports[k] for k in pairs], [reports[f"{k}-int8"] for k in pairs]))
+        alt = [item.split("=", 1) for item in a.altered]
+        if any(len(x) != 2 for x in alt):
+            p.error("--altered takes FP32_DIR=INT8_DIR")
+        print(choose_backend(a.model_dir, [reports[k] for k in pairs], [reports[f"{k}-int8"] for k in pairs],
+                             altered_fp32=altered_reports([f for f, _ in alt]) or None,
+                             altered_int8=altered_reports([q for _, q in alt]) or None))
         return 0
     stages, datas, gpu_stage, prior_repro = [], [], False, None
     if a.from_model:

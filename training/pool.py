@@ -97,10 +97,11 @@ def paired(new: list[dict], old: list[dict], resamples: int = 2000, seed: int = 
     if len(new) != len(old) or not new:
         raise PoolError(f"compare the same sets: {len(new)} new reports against {len(old)} old ones")
     ths = np.asarray(new[0]["pd_pfa_curve"]["thresholds"], np.float64)
-    by_set = {(r["data"], r["split"]): r for r in old}
+    # a set is its scans and how they were altered (xfd robustness: one report per alteration of one set)
+    by_set = {(r["data"], r["split"], r.get("perturbation")): r for r in old}
     pairs, against = [], []
     for rn in new:
-        ro = by_set.get((rn["data"], rn["split"]))
+        ro = by_set.get((rn["data"], rn["split"], rn.get("perturbation")))
         if ro is None:
             raise PoolError(f"{rn.get('_path')}: no old report on {rn['data']} ({rn['split']}) to compare with")
         sn, so = _scores(rn), _scores(ro)
