@@ -116,6 +116,35 @@ def test_paired_comparison_of_two_models_on_the_same_scans(tmp_path):
     assert all(v["diff"] == 0 and v["diff_ci95"] == [0.0, 0.0] for v in same["rows"].values())
 
 
+def test_paired_alterations_of_one_set_are_resampled_together(tmp_path):
+    """xfd robustness writes one report per alteration of the same scans; compared paired, those reports
+    are matched alteration by alteration and a scan's alterations are drawn together in each resample.
+    Two alterations that score alike then give exactly one alteration's interval, not a narrower one (the
+    same scans counted twice as if they were new ones); two different sets do narrow it."""
+    from training.pool import paired
+
+    hit_old, hit_new = [0.3] * 12 + [0.0] * 8, [0.3] * 16 + [0.0] * 4
+    clean = [0.0] * 20
+
+    def pair(name, data, pert):
+        out = []
+        for side, hit in (("new", hit_new), ("old", hit_old)):
+            d = _scored(tmp_path / f"{name}-{side}", hit, clean, data=data)
+            r = json.loads((d / "report.json").read_text())
+            (d / "report.json").write_text(json.dumps({**r, "perturbation": pert}))
+            out.append(load(d))
+        return out
+
+    one = paired(*[[x] for x in pair("blur", "sets/a.yaml", "blur:2")], resamples=500)["rows"]["pd"]
+    n1, o1 = pair("blur2", "sets/a.yaml", "blur:2")
+    n2, o2 = pair("gray", "sets/a.yaml", "gray")
+    two = paired([n1, n2], [o2, o1], resamples=500)["rows"]["pd"]  # matched by alteration, not by order
+    assert two["diff"] == one["diff"] == pytest.approx(0.2) and two["diff_ci95"] == one["diff_ci95"]
+    n3, o3 = pair("other", "sets/b.yaml", None)
+    apart = paired([n1, n3], [o1, o3], resamples=500)["rows"]["pd"]
+    assert apart["diff_ci95"][1] - apart["diff_ci95"][0] < one["diff_ci95"][1] - one["diff_ci95"][0]
+
+
 def test_paired_comparison_refuses_what_is_not_paired(tmp_path):
     from training.pool import paired
 

@@ -115,10 +115,19 @@ def paired(new: list[dict], old: list[dict], resamples: int = 2000, seed: int = 
         raise PoolError("no threat scans in these sets: nothing to compare")
     rng = np.random.default_rng(seed)
 
+    # reports of one set (the same scans, altered in different ways: xfd robustness) share their resamples, so
+    # that a scan's alterations are drawn together and the interval is not narrowed by counting one scan many times
+    groups = [(rn["data"], rn["split"]) for rn in new]
+
     def weights(sizes: list[int]) -> np.ndarray:
         # one row per resample (row 0: the scans as they are), scans drawn with replacement within each stratum
         rows = [np.ones((1, sum(sizes)))]
-        draws = [rng.multinomial(n, np.full(n, 1.0 / n), size=resamples) if n else np.zeros((resamples, 0)) for n in sizes]
+        drawn: dict = {}
+        draws = []
+        for g, n in zip(groups, sizes):
+            if (g, n) not in drawn:
+                drawn[(g, n)] = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples) if n else np.zeros((resamples, 0))
+            draws.append(drawn[(g, n)])
         rows.append(np.concatenate(draws, axis=1) if draws else np.zeros((resamples, 0)))
         return np.concatenate(rows)
 
