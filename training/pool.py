@@ -124,7 +124,7 @@ def paired(new: list[dict], old: list[dict], resamples: int = 2000, seed: int = 
         rows = [np.ones((1, sum(sizes)))]
         drawn: dict = {}
         draws = []
-        for g, n in zip(groups, sizes):
+        for g, n in zip(groups, sizes, strict=True):
             if (g, n) not in drawn:
                 drawn[(g, n)] = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples) if n else np.zeros((resamples, 0))
             draws.append(drawn[(g, n)])

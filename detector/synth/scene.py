@@ -963,7 +963,6 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
     side_links = []  # per threat, for the side view: its record, its concealer's record, its wrap
     if drawn_threats is None:  # loose parcels (--no-fit-contents): threats drawn after the clutter, as up to 5.0.0
         drawn_threats = _draw_threats(rng, cfg, pitch)
-    n_threat = len(drawn_threats)
     for o in drawn_threats:
         mode = _choose(rng, cfg.threat_orientation_p, ORIENTATIONS)
         rot = orientation_rotation(rng, mode)
