@@ -89,14 +89,14 @@ from .shapes import (
 #         and palette of everything drawn after it. From 5.0.0 on, a change of shape changes that
 #         object's pixels and nothing else (tested); no new random draws for the shapes.
 # 6.0.0 = 5.0.0 with contents fitted to their parcels by default (fit_contents, 3.3.0's opt-in; `xfd
-#         synth --no-fit-contents` draws 5.0.0's loose parcels): under 5.0.0 29 % of clutter items
-#         stuck out through their parcel's walls and packed parcels held more than their volume, a
-#         scene no scanner sees; an item that fits no way is put back and another drawn (FIT_TRIES),
-#         so that small parcels hold small things instead of going through empty; and the threats are
-#         drawn before the parcel, which is made large enough to hold each of them (13 % stuck out
-#         otherwise, the only things that still did). And a wrench's ring eye is drawn by mask_prism(rings=) (a true
-#         circle) instead of 32-gon polygons, a workaround for the ring clipping mended after 5.0.0.
-#         Every default scene changes: the test sets were regenerated (same seeds).
+#         synth --no-fit-contents` draws 5.0.0's loose parcels): under 5.0.0 about 30 % of clutter
+#         items stuck out through their parcel's walls and packed parcels held more than their
+#         volume, a scene no scanner sees. An item that fits no way is put back and another drawn
+#         (FIT_TRIES), so that small parcels hold small things instead of going through empty; the
+#         threats are drawn before the parcel, which is made large enough to hold each of them (13 %
+#         stuck out otherwise, the only things that still did). A wrench's ring eye is drawn by
+#         mask_prism(rings=) (a true circle) instead of 32-gons, a workaround for the ring clipping
+#         mended after 5.0.0. Every default scene changes: the test sets were regenerated (same seeds).
 GENERATOR_VERSION = "6.0.0"
 
 # fit_contents: inner clearance of a container (walls, padding) across and along it, and under its lid
@@ -169,8 +169,9 @@ class SceneConfig:
     # packing stops at FIT_FILL of the container's volume. False draws 5.0.0's parcels (the default
     # up to 5.0.0), in which about a third of the items drawn stuck out of their container and a
     # third of parcels held more than their volume (crowding the middle of packed parcels into
-    # black). Threats are turned, laid flat and placed the same way (one that fits no way stays as
-    # drawn) but never left out, and do not count towards the fill. On by default since 6.0.0.
+    # black). Threats are drawn first and the parcel made to hold each of them; they are turned, laid
+    # flat and placed the same way but never left out, and do not count towards the fill. On by
+    # default since 6.0.0.
     fit_contents: bool = True
     # share of scans that also hold 1-2 hand tools with a pistol grip and trigger (glue, caulking,
     # staple and paint spray guns: clutter.GUN_SHAPED_TOOLS), never labelled: the outlines that make
