@@ -260,7 +260,7 @@ def test_int8_ahead_on_the_test_sets_is_checked_on_altered_scans(tmp_path):
     assert card.choose_backend(md, fp, q, altered_fp32=f, altered_int8=g) == "openvino-int8"
     chk = json.loads((md / "model.json").read_text())["int8_check"]
     assert chk["altered"]["int8_behind"] is False
-    assert "on the same sets under 2 alterations (300 threat scans), Pd +0.007" in card.int8_check_line(chk)
+    assert "on altered scans (2 xfd robustness reports, 300 threat scans), Pd +0.007" in card.int8_check_line(chk)
     # through the CLI, as make eval calls it; a directory that is not xfd robustness's is refused
     args = [str(md), "--report", f"test={fp[0]}", "--report", f"test-int8={q[0]}", "--backend-only"]
     assert card.main(args + ["--altered", f"{tmp_path / 'worse-fp'}={tmp_path / 'worse-q'}"]) == 0

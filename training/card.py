@@ -296,7 +296,7 @@ def int8_check_line(chk: dict) -> str:
     alt = chk.get("altered")
     if isinstance(alt, dict):  # INT8 was ahead on the test sets: the altered scans decided
         lo, hi = alt["pd_diff_ci95"]
-        s += (f"; on the same sets under {alt['reports']} alterations ({alt['threat_scans']} threat scans), Pd "
+        s += (f"; on altered scans ({alt['reports']} xfd robustness reports, {alt['threat_scans']} threat scans), Pd "
               f"{alt['pd_diff']:+.3f} ({lo:+.3f} to {hi:+.3f})")
         if alt.get("pfa_diff_ci95"):
             lo, hi = alt["pfa_diff_ci95"]
