@@ -177,8 +177,9 @@ eval: setup
 	  $(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-$$s/data.yaml --split test --out reports/$$s && \
 	  $(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(DATA)/synth-$$s/data.yaml --split test --out reports/$$s-int8 || exit 1; \
 	done
-	$(BIN)/python -m training.card $(MODEL) --backend-only $(foreach s,$(PAIRED),--report $(s)=reports/$(s) --report $(s)-int8=reports/$(s)-int8)
-	if [ "$$($(BIN)/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["default_backend"])' $(MODEL)/model.json)" = openvino-int8 ]; then \
+	choice=$$($(BIN)/python -m training.card $(MODEL) --backend-only $(foreach s,$(PAIRED),--report $(s)=reports/$(s) --report $(s)-int8=reports/$(s)-int8)) && \
+	echo "served path: $$choice" && \
+	if [ "$$choice" = openvino-int8 ]; then \
 	  for b in openvino openvino-int8; do \
 	    $(BIN)/xfd robustness --model $(MODEL) --backend $$b --data $(DATA)/synth-test/data.yaml --split test --out reports/altered-test-$$b && \
 	    $(BIN)/xfd robustness --model $(MODEL) --backend $$b --data $(DATA)/synth-cal/data.yaml --split val --out reports/altered-cal-$$b || exit 1; \

@@ -363,7 +363,7 @@ def dark_border(rgb: np.ndarray, dark_share: float | None = None, air: int | Non
 NEGATIVE_DARK_SHARE = 0.25
 # ... and so does a border whose median is under 200, not white air: in generator 6.0.0's fitted parcels the
 # contents reach the walls, and a negative's cut border ran along wall and contents almost all the way round;
-# the quarter rule alone missed 29 of the 4,000 negatives of seven 6.0.0 sets (7 of 2,200 of 5.0.0's five),
+# the quarter rule alone missed 26 of the 4,000 negatives of seven 6.0.0 sets (7 of 2,200 of 5.0.0's five),
 # with this none, and no scan as simulated or framed in black is called one (`python -m training.negatives`)
 NEGATIVE_AIR = 200
 

@@ -2,7 +2,7 @@
 `python -m training.negatives data/synth-test data/synth-cal ...`.
 
 Each scan is judged as stored, framed in black (a screen grab), negated (the display's inverse key)
-and negated in a black frame. A scan the simulator drew as a negative display (the manifest's
+and negated in a black frame, altered as `xfd robustness` alters it (frame:0.1, invert). A scan the simulator drew as a negative display (the manifest's
 `display.negative`, vendor-look sets) counts the other way round. No model is run: this is the
 decision alone, which sends a scan to be read turned back or as it is.
 """
@@ -15,15 +15,12 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from detector import imaging
+from training.robustness import make
 
-
-def frame(rgb: np.ndarray, dx: int = 30, dy: int = 20) -> np.ndarray:
-    out = np.zeros((rgb.shape[0] + 2 * dy, rgb.shape[1] + 2 * dx, 3), np.uint8)
-    out[dy:-dy, dx:-dx] = rgb
-    return out
+# the alterations as `xfd robustness` makes them: a black frame a tenth of the shorter side wide, a negative
+frame, invert = make("frame:0.1"), make("invert")
 
 
 def check(dataset: Path) -> dict:
@@ -39,8 +36,10 @@ def check(dataset: Path) -> dict:
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         stored_negative = bool((s.get("display") or {}).get("negative"))
         out["scans"] += 1
-        for name, im, neg in (("as stored", rgb, stored_negative), ("framed", frame(rgb), stored_negative),
-                              ("negated", 255 - rgb, not stored_negative), ("negated, framed", frame(255 - rgb), not stored_negative)):
+        i = s.get("index", 0)
+        for name, im, neg in (("as stored", rgb, stored_negative), ("framed", frame(rgb, i), stored_negative),
+                              ("negated", invert(rgb, i), not stored_negative),
+                              ("negated, framed", frame(invert(rgb, i), i), not stored_negative)):
             called = imaging.negative_display(im)[0]
             if neg:
                 out["negatives"] += 1
