@@ -153,7 +153,7 @@ train-cpu-ft: setup
 
 WEIGHTS ?= runs/train/gpu/weights/best.pt
 # the calibration set (INT8 quantisation and the thresholds); another one to reproduce a model calibrated under an
-# older generator, e.g. 2026.11.30.18's (generator 3.6.0: README, "The shipped model, honestly")
+# older generator, e.g. 2026.11.30.18's (generator 3.6.0: README, "The shipped model")
 CALMIX ?= $(DATA)/synth-calmix/data.yaml
 export: setup
 	$(BIN)/xfd export --weights $(WEIGHTS) --out $(MODEL) --data $(CALMIX) \

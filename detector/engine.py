@@ -632,7 +632,7 @@ class Engine:
         frame is read, as a black frame is nothing the model has seen either (see __init__). Until
         session 14 both ways round were read and the stronger reading kept: on 50 clean negatives
         that kept the wrong one 44 times, and the FP32 path then false-alarmed on most of them and
-        on a third of black-framed clean scans (README, the robustness table)."""
+        on a third of black-framed clean scans (models/HISTORY.md, robustness)."""
         if not (self.undo_negative and imaging.dark_border(rgb)):  # the usual scan: air all round, white
             return self._detect(rgb, tile, conf)
         t0 = time.perf_counter()

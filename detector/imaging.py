@@ -359,7 +359,7 @@ def dark_border(rgb: np.ndarray, dark_share: float | None = None, air: int | Non
 # a scan whose border is still dark once its dark margins are cut is a negative (negative_display);
 # a quarter of that border under 48 counts as dark: over 2,200 held-out scans of five sets, each negated and
 # negated in a black frame, judging by the border's median alone missed 102 of the 4,400 negatives and this
-# 15; neither called any of them, as simulated or framed in black, a negative (README, robustness)
+# 15; neither called any of them, as simulated or framed in black, a negative (models/HISTORY.md, robustness)
 NEGATIVE_DARK_SHARE = 0.25
 # ... and so does a border whose median is under 200, not white air: in generator 6.0.0's fitted parcels the
 # contents reach the walls, and a negative's cut border ran along wall and contents almost all the way round;

@@ -249,7 +249,7 @@ def strata(items: list[dict]) -> dict[str, np.ndarray]:
         out["visibility=visible"] = ~hidden & has
     if all("n_clutter" in m for m in metas):
         # items of clutter placed in the parcel (soft contents not counted): the shifted set's
-        # dense parcels (25-55 items) are what costs this model most (README, off-distribution)
+        # dense parcels (25-55 items) are what costs this model most (models/HISTORY.md, what the shifted set's loss is)
         n = np.array([int(m["n_clutter"]) for m in metas])
         for name, lo, hi in CLUTTER_BANDS:
             out[f"clutter={name}"] = (n >= lo) & (n <= hi)

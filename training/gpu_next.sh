@@ -6,8 +6,8 @@
 #   run(command="bash training/gpu_next.sh", carry=[".whl"], timeout_s=600)
 #
 # It installs the kit, then runs training/gpu_recipe.sh from the shipped weights with what the CPU
-# rounds showed the model needs and a CPU cannot give it in time (README, "The shipped model,
-# honestly"): generator 6.0 (guns and tools of real shapes, contents fitted to every parcel) with packed parcels and their dual-view side views, display
+# rounds showed the model needs and a CPU cannot give it in time (README, "The shipped model";
+# models/HISTORY.md): generator 6.0 (guns and tools of real shapes, contents fitted to every parcel) with packed parcels and their dual-view side views, display
 # jitter, belt stretch, gun-shaped tools, the fan beam (in --wide chunks), and stage 6's threat mix
 # (more loose components). The weights, results.csv and the data summary come back in $OUT; the
 # recipe copies best.pt and last.pt out as they appear, so a run cut short still returns them.

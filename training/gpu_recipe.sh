@@ -23,15 +23,15 @@
 # the transfer limit); then
 #   pip install --no-index --no-deps --target /tmp/site .whl/*.whl
 #   PYTHONPATH=/tmp/site:<stand-in dir>:$PWD BUDGET_S=530 bash training/gpu_recipe.sh
-# The next run should draw parcels whose contents fit (generator 3.3.0; README, "Part of that was
+# The next run should draw parcels whose contents fit (generator 3.3.0; models/HISTORY.md, "Part of that was
 # the simulator's") and vary the display wider (3.4.0; README, "Robustness to other scanners"):
 # WIDE=1 SEED0=400 SYNTH_OPTS="--display-effects 0.3 --soft-contents 0.5 --fit-contents --display-jitter 0.3"
 # and, to see more packed parcels, PLAIN_OPTS="--clutter 10,50". Worth adding there: `--side-view`
 # (3.5.0: each plain parcel also as a dual-view scanner's side view, where most things lie on their
-# edge or end, the shipped model's weakest poses; three CPU epochs could not learn them, README,
+# edge or end, the shipped model's weakest poses; three CPU epochs could not learn them, models/HISTORY.md,
 # "Side views did not help as a CPU fine-tune"; a GPU run can), i.e. PLAIN_OPTS="--clutter 10,50 --side-view".
 # And `--belt-stretch 0.3` in SYNTH_OPTS (3.6.0: non-square pixels, 0.75-1.33x along the belt, which
-# cost the shipped model 3-7 points of Pd in `xfd robustness`; README, "Generator 3.6.0").
+# cost the shipped model 3-7 points of Pd in `xfd robustness`; detector/synth/CHANGES.md, 3.6.0).
 set -euo pipefail
 T0=$(date +%s)
 el() { echo $(( $(date +%s) - T0 )); }
