@@ -346,6 +346,22 @@ def test_card_names_pitch_and_clutter_ranges_and_packed_parcels():
     assert card.fullness_note({"old": {"strata": {"difficulty=easy": {"threat_scans": 50, "pd": 0.2}}}}) is None
 
 
+def test_rendering_note_pools_grey_and_colour_strata_over_the_sets():
+    def rep(grey, colour):  # (detected, threat scans, alarmed, clean scans) per rendering
+        return {"strata": {f"render={k}": {"threat_scans": v[1], "pd": v[0] / v[1], "scans": v[1] + v[3],
+                                           "pfa": v[2] / v[3] if v[3] else None}
+                           for k, v in (("grayscale", grey), ("colour", colour))}}
+
+    note = card.rendering_note({"test": rep((5, 40, 1, 20), (40, 100, 3, 80)), "shifted": rep((3, 20, 0, 10), (20, 60, 2, 40))})
+    assert note.startswith("Grey (single-energy) scans are detected less often than colour ones: pooled over the sets above")
+    assert "Pd 0.13 (8 of 60; 0.06-0.25) at Pfa 0.033 (1 of 30 clean) in grey" in note
+    assert "against 0.38 (60 of 160; 0.30-0.45) at Pfa 0.042 (5 of 120 clean) in colour (Fisher's exact test on Pd, p = 0.00051;" in note
+    # one set where grey happens to do better, and intervals that overlap: no claim either way
+    assert card.rendering_note({"test": rep((14, 36, 1, 24), (51, 148, 2, 92))}).startswith(
+        "Grey (single-energy) and colour scans are detected about as often: ")
+    assert card.rendering_note({"test": rep((5, 19, 1, 20), (30, 100, 3, 80))}) is None  # 19 grey threat scans: too few
+
+
 def test_card_quotes_robustness_of_this_model_at_its_thresholds_only(tmp_path, model_dir, capsys):
     meta = json.loads((model_dir / "model.json").read_text())
     thr = card._served_thresholds(meta)

@@ -47,25 +47,63 @@ def _calibration_desc(c: dict) -> str:
     return f"the '{c.get('split', 'val')}' split of {Path(c.get('data', '?')).parent.name} ({made}{n}{bound})"
 
 
+def pooled_stratum(reports: dict[str, dict], key: str) -> tuple[int, int, int, int]:
+    """One stratum of the reports' strata (xfd eval) pooled over the reports given, in scan counts:
+    (threat scans detected, threat scans, clean scans alarmed, clean scans)."""
+    hit = n = fa = clean = 0
+    for r in reports.values():
+        st = (r.get("strata") or {}).get(key) or {}
+        t = int(st.get("threat_scans") or 0)
+        c = int(st.get("scans") or 0) - t
+        if t and st.get("pd") is not None:
+            n += t
+            hit += round(st["pd"] * t)
+        if c > 0 and st.get("pfa") is not None:
+            clean += c
+            fa += round(st["pfa"] * c)
+    return hit, n, fa, clean
+
+
 def fullness_note(reports: dict[str, dict], least: int = 20) -> str | None:
     """A known limit from the reports' clutter strata (xfd eval): Pd on threat scans with 25 or
     more items of clutter against those with under 10, pooled over the reports given (each set
     once), when both have at least `least` threat scans."""
-    tally = {}
-    for key in ("clutter=0-9", "clutter=25+"):
-        n = hit = 0
-        for r in reports.values():
-            st = (r.get("strata") or {}).get(key) or {}
-            if st.get("threat_scans") and st.get("pd") is not None:
-                n += int(st["threat_scans"])
-                hit += round(st["pd"] * st["threat_scans"])
-        tally[key] = (hit, n)
-    (h0, n0), (h1, n1) = tally["clutter=0-9"], tally["clutter=25+"]
+    (h0, n0, _, _), (h1, n1, _, _) = pooled_stratum(reports, "clutter=0-9"), pooled_stratum(reports, "clutter=25+")
     if n0 < least or n1 < least:
         return None
     worse = "detected less often" if h1 / n1 < h0 / n0 else "detected as often"
     return (f"Packed parcels are {worse}: pooled over the sets above, Pd {h1 / n1:.2f} ({h1} of {n1} threat scans) "
             f"with 25 or more items of clutter against {h0 / n0:.2f} ({h0} of {n0}) with under 10: see the clutter strata.")
+
+
+def rendering_note(reports: dict[str, dict], least: int = 20) -> str | None:
+    """A known limit from the reports' render strata (xfd eval): Pd and Pfa of grey single-energy
+    scans against colour ones, pooled over the reports given (each set once), with 95% intervals,
+    when both have at least `least` threat scans. One set's strata hold a few dozen grey scans,
+    too few to tell the two apart (synth-test of generator 6.0.0: 36 grey threat scans)."""
+    from scipy.stats import fisher_exact
+
+    from training.metrics import rate_interval
+
+    g, c = pooled_stratum(reports, "render=grayscale"), pooled_stratum(reports, "render=colour")
+    if g[1] < least or c[1] < least:
+        return None
+
+    def rate(k, n):
+        iv = rate_interval(k, n)
+        return f"{k / n:.2f} ({k} of {n}; {iv[0]:.2f}-{iv[1]:.2f})"
+
+    def pfa(k, n):
+        return f" at Pfa {k / n:.3f} ({k} of {n} clean)" if n else ""
+
+    p = fisher_exact([[g[0], g[1] - g[0]], [c[0], c[1] - c[0]]]).pvalue  # two-sided
+    if p >= 0.05:
+        verdict = "Grey (single-energy) and colour scans are detected about as often"
+    else:
+        verdict = f"Grey (single-energy) scans are detected {'less' if g[0] / g[1] < c[0] / c[1] else 'more'} often than colour ones"
+    return (f"{verdict}: pooled over the sets above (each once, dual-view sets left out), Pd {rate(g[0], g[1])}{pfa(g[2], g[3])} "
+            f"in grey against {rate(c[0], c[1])}{pfa(c[2], c[3])} in colour (Fisher's exact test on Pd, p = {p:.2g}; "
+            "the strata table above is one set's alone).")
 
 
 def parcel_lines(reps: dict[str, dict]) -> list[str]:
@@ -535,9 +573,13 @@ def main(argv: list[str] | None = None) -> int:
     ]
     other_test = "test" if served_key == "test-int8" else "test-int8"  # the same scans on the path not served
     # each parcel once: a dual-view set's strata count its side views as scans too
-    packed = fullness_note({k: r for k, r in reps.items() if k != other_test and not r.get("parcels")})
+    pooled = {k: r for k, r in reps.items() if k != other_test and not r.get("parcels")}
+    packed = fullness_note(pooled)
     if packed:
         limits.insert(3, packed)
+    grey = rendering_note(pooled)
+    if grey:
+        limits.insert(3, grey)
     robust = robustness_note(a.model_dir, a.robustness)
     if robust:
         limits.insert(-1, robust)
