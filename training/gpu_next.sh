@@ -8,8 +8,8 @@
 # It installs the kit, then runs training/gpu_recipe.sh from the shipped weights with what the CPU
 # rounds showed the model needs and a CPU cannot give it in time (README, "The shipped model";
 # models/HISTORY.md): generator 6.0 (guns and tools of real shapes, contents fitted to every parcel) with packed parcels and their dual-view side views, display
-# jitter, belt stretch, gun-shaped tools, the fan beam (in --wide chunks), and stage 6's threat mix
-# (more loose components). The weights, results.csv and the data summary come back in $OUT; the
+# jitter, belt stretch, gun-shaped tools, the fan beam (in --wide chunks), grey scans on 30 % (the
+# shipped model's weakest rendering), and stage 6's threat mix (more loose components). The weights, results.csv and the data summary come back in $OUT; the
 # recipe copies best.pt and last.pt out as they appear, so a run cut short still returns them.
 # Then, here: make export WEIGHTS=<returned best.pt> MODEL=artifacts/candNN VERSION=..., make eval
 # MODEL=artifacts/candNN FLIPS=4, then the shipped model on the same scans, as it serves (no calibration):
