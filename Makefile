@@ -196,11 +196,13 @@ eval: setup
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-packed/data.yaml --split test --out reports/packed
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-cal/data.yaml --split val --out reports/cal
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-dualview/data.yaml --split test --out reports/dualview
+	$(BIN)/xfd cues --model $(MODEL) --per-row 20 --out reports/cues
 	for r in val val-int8 $(foreach s,$(PAIRED),$(s) $(s)-int8) packed cal dualview; do mkdir -p $(MODEL)/eval/$$r && cp reports/$$r/report.md $(MODEL)/eval/$$r/; done
 	cp reports/test/*.png $(MODEL)/eval/test/
+	mkdir -p $(MODEL)/eval/cues && cp reports/cues/cues.md $(MODEL)/eval/cues/
 	$(BIN)/python -m training.card $(MODEL) $(CARD_RUNS) $(foreach s,$(PAIRED),--report $(s)=reports/$(s) --report $(s)-int8=reports/$(s)-int8) \
 	  --report packed=reports/packed --report cal=reports/cal --report dualview=reports/dualview \
-	  --robustness reports/robustness-test --robustness reports/robustness-cal
+	  --robustness reports/robustness-test --robustness reports/robustness-cal --cues reports/cues
 
 # the model on held-out scans altered as other scanners alter them (pixel size, non-square pixels, JPEG, blur, noise, display
 # curve, hue, grey, negative, edge enhancement, black frame), at its own thresholds: reports/robustness-*/robustness.md

@@ -70,6 +70,9 @@ xfd synth --out data/shifted --n 200 --seed 3 --split test=1 --shifted --raw""")
                    help="share of scans that also hold soft goods (folded clothing, food bags, paper and bubble-wrap "
                         "packing) and small metal confusers (pens with springs, underwires, buckles, hair pins); "
                         "default 0: none")
+    s.add_argument("--wrap-clutter", type=float, default=None, metavar="P",
+                   help="share of clutter items wrapped in foil or cloth round their outline, as 15 %% of threats are "
+                        "(default 0: only threats are ever wrapped, a cue no real parcel offers; xfd cues)")
     s.add_argument("--threat-mix", default=None, metavar="CLASS=W,...",
                    help="weights of the threat classes drawn, e.g. gun=1,frame=2,magazine=2 (classes left out weigh 0; "
                         "default gun 0.36, each component about 0.11)")
@@ -231,6 +234,18 @@ xfd robustness --model models/default --data data/synth-test/data.yaml --out rep
     rb.add_argument("--tile", default="auto", choices=["auto", "on", "off"])
     _flips_arg(rb)
 
+    cu = _sub(sp, "cues", "does a model read what the simulator draws only round threats (finer voxels, foil or "
+              "cloth wrapping)? Each threat and gun-like confuser alone on the belt, drawn with and without it", """
+xfd cues --model models/default --out reports/cues
+xfd cues --model artifacts/cand --out reports/cues-cand --per-row 20""")
+    cu.add_argument("--model", default="models/default", help="model directory (default: models/default)")
+    cu.add_argument("--out", required=True, help="report directory: cues.md and cues.json")
+    cu.add_argument("--backend", default=None, help="default: the model's served backend")
+    cu.add_argument("--per-row", type=int, default=None, help="instances of each threat and confuser kind (default 10)")
+    cu.add_argument("--seed", type=int, default=0)
+    cu.add_argument("--mm-per-px", type=float, default=1.0, help="the pixel size the objects are drawn at (default 1.0)")
+    _flips_arg(cu)
+
     c = _sub(sp, "compare", "evaluate an old and a new model on the same held-out scans, side by side", """
 xfd compare --old models/default --new models/candidate --data data/synth-test/data.yaml --split test --out reports/compare""")
     c.add_argument("--old", required=True)
@@ -346,7 +361,7 @@ def cmd_synth(a) -> int:
     # shares of scans: flag -> SceneConfig field
     for flag, field in (("gray", "p_gray"), ("display_effects", "p_display"), ("display_jitter", "p_display_jitter"),
                         ("fan_beam", "p_fan"), ("belt_stretch", "p_belt_stretch"),
-                        ("tools", "p_tools"), ("soft_contents", "p_soft")):
+                        ("tools", "p_tools"), ("soft_contents", "p_soft"), ("wrap_clutter", "p_wrap_clutter")):
         value = getattr(a, flag)
         if value is None:
             continue
@@ -425,6 +440,12 @@ def cmd_robustness(a) -> int:
     return robustness_cli(a)
 
 
+def cmd_cues(a) -> int:
+    from training.cues import cues_cli
+
+    return cues_cli(a)
+
+
 def cmd_compare(a) -> int:
     from training.compare import compare_cli
 
@@ -494,7 +515,7 @@ def cmd_storage(a) -> int:
 COMMANDS = {"synth": cmd_synth, "gallery": cmd_gallery, "train": cmd_train, "eval": cmd_eval, "export": cmd_export, "detect": cmd_detect,
             "serve": cmd_serve, "import": cmd_import, "bench": cmd_bench, "keys": cmd_keys, "compare": cmd_compare,
             "robustness": cmd_robustness, "mix": cmd_mix, "pool": cmd_pool, "models": cmd_models,
-            "storage": cmd_storage, "lanes": cmd_lanes}
+            "storage": cmd_storage, "lanes": cmd_lanes, "cues": cmd_cues}
 
 if __name__ == "__main__":
     sys.exit(main())

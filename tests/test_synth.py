@@ -493,6 +493,30 @@ def test_gun_shaped_tools_change_pixels_not_labels():
     assert r.returncode == 2 and "--tools must be between 0 and 1" in r.stderr
 
 
+def test_wrapped_clutter_changes_pixels_not_labels():
+    """--wrap-clutter: items of clutter wrapped in foil or cloth as threats are (15 % of them), from their
+    own random stream: the same scene and boxes, darker round the wrapped items, in both views; off, the
+    scans are what they were (xfd cues found the shipped model reading a foil wrap as a threat's)."""
+    plain, wrapped = SceneConfig(side_view=True), SceneConfig(side_view=True, p_wrap_clutter=0.5)
+    assert SceneConfig().p_wrap_clutter == 0 and SceneConfig.wide().p_wrap_clutter == 0
+    kinds = set()
+    for i in range(4):
+        a, b = simulate(23, i, plain), simulate(23, i, wrapped)
+        assert "wrapped_clutter" not in a.meta and b.meta["wrapped_clutter"] == sum("wrapped" in c for c in b.meta["clutter"])
+        assert [x["box"] for x in a.boxes] == [x["box"] for x in b.boxes]
+        assert [x["box"] for x in a.side.boxes] == [x["box"] for x in b.side.boxes]
+        assert [{k: v for k, v in c.items() if k != "wrapped"} for c in b.meta["clutter"]] == a.meta["clutter"]
+        if b.meta["wrapped_clutter"]:
+            for x, y in ((a.image, b.image), (a.side.image, b.side.image)):  # a wrap only ever attenuates
+                assert x.shape == y.shape and not np.array_equal(x, y)
+                assert y.astype(float).mean() < x.astype(float).mean()
+        kinds |= {c["wrapped"] for c in b.meta["clutter"] if "wrapped" in c}
+    assert kinds == {"aluminium", "textile"}
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "synth", "--out", "/tmp/xfd-never", "--n", "2",
+                        "--wrap-clutter", "1.5"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--wrap-clutter must be between 0 and 1" in r.stderr
+
+
 def test_threat_mix_reweights_the_classes_drawn(tmp_path):
     """--threat-mix: only the listed classes are drawn, in about their proportions; the default
     (None) draws exactly the scans it drew before; the manifest records the mix; bad mixes are

@@ -129,7 +129,7 @@ def parcel_lines(reps: dict[str, dict]) -> list[str]:
 
 
 def write_card(model_dir: str | Path, reps: dict[str, dict], training: dict, targets_note: str,
-               limits: list[str]) -> str:
+               limits: list[str], cues: dict | None = None) -> str:
     """The card from the reports (name -> xfd eval's report.json, first one: per-class table)."""
     model_dir = Path(model_dir)
     meta = json.loads((model_dir / "model.json").read_text())
@@ -196,6 +196,13 @@ def write_card(model_dir: str | Path, reps: dict[str, dict], training: dict, tar
     if guns:
         lines += ["", "Whole guns by orientation to the beam: "
                   + ", ".join(f"{x['orientation']} {x['found']} / {x['objects']}" for x in guns) + "."]
+    if cues:
+        from training import cues as cues_mod
+
+        lines += ["", "## Simulator-only cues", "",
+                  "The simulator draws threats from finer voxels than clutter and wraps only threats in foil or cloth; no "
+                  "real scan does either. Does this model score an object higher for it (`xfd cues`)? "
+                  + cues_mod.how(cues), "", *cues_mod.table(cues)]
     lines += ["", "## Targets", "", targets_note, "", "## Known limits", ""] + [f"- {x}" for x in limits]
     lines += ["", "## Licence", "",
               "AGPL-3.0-or-later (the model is trained with ultralytics, AGPL-3.0). Trained only on data simulated by this "
@@ -377,6 +384,8 @@ def _layer_opts(cfg: dict, always: bool = False, generator: str | None = None) -
         opts.append("contents not fitted to their parcels (xfd synth --no-fit-contents)")
     if cfg.get("p_display_jitter"):  # generator >= 3.4.0, `xfd synth --display-jitter`
         opts.append(f"display jitter {cfg['p_display_jitter']:g}")
+    if cfg.get("p_wrap_clutter"):  # generator >= 6.1.0, `xfd synth --wrap-clutter`
+        opts.append(f"wrapped clutter {cfg['p_wrap_clutter']:g}")
     if cfg.get("threat_mix"):  # generator >= 3.2.0, `xfd synth --threat-mix`
         opts.append("threat mix " + ", ".join(f"{k} {v:g}" for k, v in cfg["threat_mix"].items()))
     return opts
@@ -465,6 +474,36 @@ def robustness_note(model_dir: str | Path, dirs: list[str]) -> str | None:
               "them (pixel_mm, or XFD_PIXEL_MM), which has the scans analysed resampled to square pixels.")
 
 
+def cues_report(model_dir: str | Path, d: str | None) -> dict | None:
+    """`xfd cues`' report of this very model at its present thresholds (another model's, or one measured at
+    other thresholds, is left out with a warning)."""
+    if not d:
+        return None
+    f = Path(d) / "cues.json"
+    if not f.exists():
+        print(f"card: no {f}: simulator-only cues left out", file=sys.stderr)
+        return None
+    meta = json.loads((Path(model_dir) / "model.json").read_text())
+    r = json.loads(f.read_text())
+    if r["model"].get("sha256") != meta["sha256"] or r["model"].get("version") != meta["version"]:
+        print(f"card: {f} is of another model ({r['model'].get('version')}): left out", file=sys.stderr)
+        return None
+    if any(abs(r["thresholds"].get(k, -1) - v) > 1e-9 for k, v in _served_thresholds(meta).items()):
+        print(f"card: {f} was measured at other thresholds: left out", file=sys.stderr)
+        return None
+    return r
+
+
+def cues_note(rep: dict | None) -> str | None:
+    """A known limit for each simulator-only cue the model was found to use."""
+    used = [n for n, c in (rep or {}).get("cues", {}).items() if c["used"]]
+    if not used:
+        return None
+    return (f"This model scores objects higher for what only the simulator draws round threats ({', '.join(used)}; "
+            "xfd cues, below the results): on real scans, which never carry it, expect it to miss more and to alarm on "
+            "real things that do (wrapped tools). Draw the feature on clutter too before the next training run.")
+
+
 def _served_thresholds(meta: dict) -> dict:
     own = (meta.get("backend_thresholds") or {}).get(meta.get("default_backend", ""))
     return own or meta["thresholds"]
@@ -487,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--robustness", action="append", default=[], metavar="DIR",
                    help="an `xfd robustness` report directory of this model at its thresholds (repeatable): its largest "
                         "losses become a known limit")
+    p.add_argument("--cues", default=None, metavar="DIR", help="xfd cues' report directory of this model (cues.json)")
     p.add_argument("--altered", action="append", default=[], metavar="FP32_DIR=INT8_DIR",
                    help="with --backend-only: `xfd robustness` directories of the same sets on both paths (repeatable); "
                         "INT8 ahead on the test sets is served only if not behind on these altered scans")
@@ -583,7 +623,11 @@ def main(argv: list[str] | None = None) -> int:
     robust = robustness_note(a.model_dir, a.robustness)
     if robust:
         limits.insert(-1, robust)
-    write_card(a.model_dir, reps, training, tgt, limits)
+    cues = cues_report(a.model_dir, a.cues)
+    cue_limit = cues_note(cues)
+    if cue_limit:
+        limits.insert(0, cue_limit)
+    write_card(a.model_dir, reps, training, tgt, limits, cues)
     from training.export import write_sha256sums
 
     write_sha256sums(Path(a.model_dir))  # model.json and card.md changed

@@ -7,9 +7,9 @@
 #
 # It installs the kit, then runs training/gpu_recipe.sh from the shipped weights with what the CPU
 # rounds showed the model needs and a CPU cannot give it in time (README, "The shipped model";
-# models/HISTORY.md): generator 6.0 (guns and tools of real shapes, contents fitted to every parcel) with packed parcels and their dual-view side views, display
+# models/HISTORY.md): generator 6.1 (guns and tools of real shapes, contents fitted to every parcel) with packed parcels and their dual-view side views, display
 # jitter, belt stretch, gun-shaped tools, the fan beam (in --wide chunks), grey scans on 30 % (the
-# shipped model's weakest rendering), and stage 6's threat mix (more loose components). The weights, results.csv and the data summary come back in $OUT; the
+# shipped model's weakest rendering), clutter wrapped as threats are, and stage 6's threat mix (more loose components). The weights, results.csv and the data summary come back in $OUT; the
 # recipe copies best.pt and last.pt out as they appear, so a run cut short still returns them.
 # Then, here: make export WEIGHTS=<returned best.pt> MODEL=artifacts/candNN VERSION=..., make eval
 # MODEL=artifacts/candNN FLIPS=4, then the shipped model on the same scans, as it serves (no calibration):
@@ -27,6 +27,8 @@ THREATS=${THREATS:-gun=0.22,barrel=0.12,slide=0.08,frame=0.16,magazine=0.14,prin
 export OUT=${OUT:-artifacts/gpu} BUDGET_S=${BUDGET_S:-520} GEN_S=${GEN_S:-200} WIDE=${WIDE:-1} SEED0=${SEED0:-400}
 # --gray 0.3: grey single-energy scans on 30 % of scans (default 0.2, --wide 0.25): pooled over the test sets
 # the shipped model catches 0.21 of grey threat scans against 0.31 of colour ones (its card, known limits)
-export SYNTH_OPTS=${SYNTH_OPTS:---display-effects 0.3 --soft-contents 0.5 --fit-contents --display-jitter 0.3 --belt-stretch 0.3 --tools 0.3 --gray 0.3 --threat-mix $THREATS}
+# --wrap-clutter 0.15: items of clutter wrapped in foil or cloth as 15 % of threats are; with only threats
+# ever wrapped the shipped model learnt foil as a threat's (xfd cues: foil-wrapped tools alarm, 14 vs 1)
+export SYNTH_OPTS=${SYNTH_OPTS:---display-effects 0.3 --soft-contents 0.5 --fit-contents --display-jitter 0.3 --belt-stretch 0.3 --tools 0.3 --gray 0.3 --wrap-clutter 0.15 --threat-mix $THREATS}
 export PLAIN_OPTS=${PLAIN_OPTS:---clutter 10,50 --side-view}
 exec bash training/gpu_recipe.sh

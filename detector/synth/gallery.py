@@ -17,7 +17,7 @@ import numpy as np
 
 from ..xray import physics, render
 from . import clutter, threats
-from .scene import Canvas, _att_row, detector_response
+from .scene import Canvas, _att_row, detector_response, wrap_round
 from .shapes import ORIENTATIONS, orientation_rotation
 
 # rows: (title, class label or None for a confuser, generator(rng, pitch) -> Obj)
@@ -40,23 +40,36 @@ class GalleryError(ValueError):
     pass
 
 
-def _tile(obj, rot: np.ndarray, mm_per_px: float, size: int, rng: np.random.Generator, gray: bool) -> tuple[np.ndarray, float]:
+def alone_on_belt(obj, rot: np.ndarray, mm_per_px: float, rng: np.random.Generator, gray: bool = False,
+                  pitch: float | None = None, margin_mm: float = 20.0, size: int = 0,
+                  wrap: str | None = None, wrap_rng: np.random.Generator | None = None) -> np.ndarray:
     """One object alone on the belt, projected and displayed as a scan of its own (a fixed 140 kVp
-    spectrum, the default palette) at mm_per_px, in a size x size tile: an object too long for the
-    tile (a carbine) is drawn whole and shrunk to fit; returns the tile and that shrink factor (1: none)."""
+    spectrum, the default palette) at mm_per_px, at least `size` px square and `margin_mm` wider than
+    the object each way. pitch: its voxel pitch in mm (default a threat's, 0.7 x the pixel); wrap:
+    "aluminium" or "textile" wrapped round it as the scenes wrap a threat (scene.wrap_round, drawn from
+    wrap_rng, so that the noise drawn from rng is the same wrapped or not)."""
     spectrum = physics.Spectrum.make(140.0)
     lo, hi = obj.bounds()
     corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]) @ rot.T
     extent = float((corners.max(0) - corners.min(0))[:2].max())  # on the belt, after turning
-    side_px = max(size, int(np.ceil((extent + 20.0) / mm_per_px)))
+    side_px = max(size, int(np.ceil((extent + margin_mm) / mm_per_px)))
     side = side_px * mm_per_px
     cv = Canvas(side_px, side_px, mm_per_px, rng, _att_row(spectrum))
-    cv.project(obj, side / 2, side / 2, rot, 1.0, max(0.6, mm_per_px * 0.7))
+    att, y0, x0 = cv.project(obj, side / 2, side / 2, rot, 1.0, pitch or max(0.6, mm_per_px * 0.7))
+    if wrap:
+        wrap_round(cv, att, y0, x0, wrap_rng if wrap_rng is not None else np.random.default_rng(0), mm_per_px, wrap)
     t_low, t_high = physics.transmissions(cv.maps, spectrum)
     t_low, t_high = (detector_response(t, 10**4.5, 0.004, rng) for t in (t_low, t_high))
     img = render.grayscale(t_low, t_high) if gray else render.pseudo_colour(t_low, t_high, None, spectrum)
     img = np.asarray(img)
-    img = np.ascontiguousarray(np.repeat(img[..., None], 3, 2) if img.ndim == 2 else img)
+    return np.ascontiguousarray(np.repeat(img[..., None], 3, 2) if img.ndim == 2 else img)
+
+
+def _tile(obj, rot: np.ndarray, mm_per_px: float, size: int, rng: np.random.Generator, gray: bool) -> tuple[np.ndarray, float]:
+    """The object alone on the belt in a size x size tile: an object too long for the tile (a
+    carbine) is drawn whole and shrunk to fit; returns the tile and that shrink factor (1: none)."""
+    img = alone_on_belt(obj, rot, mm_per_px, rng, gray, size=size)
+    side_px = img.shape[0]
     if side_px > size:
         img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
     return img, size / side_px

@@ -97,7 +97,11 @@ from .shapes import (
 #         stuck out otherwise, the only things that still did). A wrench's ring eye is drawn by
 #         mask_prism(rings=) (a true circle) instead of 32-gons, a workaround for the ring clipping
 #         mended after 5.0.0. Every default scene changes: the test sets were regenerated (same seeds).
-GENERATOR_VERSION = "6.0.0"
+# 6.1.0 = 6.0.0 + the opt-in wrapped clutter (`xfd synth --wrap-clutter P`): each item of clutter wrapped
+#         with probability P in foil or cloth round its outline, as 15 % of threats are, from its own
+#         random stream. Only threats were ever wrapped, and `xfd cues` found the shipped model alarming
+#         on foil-wrapped tools that it passed bare. 0 (the default) keeps 6.0.0's images and labels.
+GENERATOR_VERSION = "6.1.0"
 
 # fit_contents: inner clearance of a container (walls, padding) across and along it, and under its lid
 FIT_CLEARANCE_MM = (10.0, 10.0, 5.0)
@@ -177,6 +181,10 @@ class SceneConfig:
     # staple and paint spray guns: clutter.GUN_SHAPED_TOOLS), never labelled: the outlines that make
     # screeners look twice. Own random stream; 0 adds nothing.
     p_tools: float = 0.0
+    # share of clutter items wrapped in foil or cloth round their outline (wrap_round), as 15 % of
+    # threats are: with it 0 a wrap always meant a threat, a cue no real parcel offers (`xfd cues`).
+    # Own random stream; 0 keeps 6.0.0's images.
+    p_wrap_clutter: float = 0.0
     # weights of the threat classes drawn (threats.THREAT_MIX's names; missing ones weigh 0),
     # e.g. more frames, magazines and printed parts than whole guns for a component-heavy training
     # set. None: THREAT_MIX. The draw consumes the same random numbers, so only the classes change.
@@ -753,6 +761,35 @@ def wrap_mask(att: np.ndarray, pad: int) -> np.ndarray:
     return cv2.GaussianBlur(cv2.dilate(wrap, np.ones((5, 5), np.uint8), iterations=max(1, pad // 3)), (0, 0), 2)
 
 
+def wrap_round(cv: Canvas, att: np.ndarray, y0: int, x0: int, rng: np.random.Generator, mmpp: float,
+               material: str | None = None) -> tuple[str, tuple, float]:
+    """Wrap the object just projected (its own attenuation map `att` at y0, x0) as a sender wraps a
+    gun: a soft-edged layer 5-25 mm beyond its outline of aluminium foil (2-12 layers of 2-20 um) or
+    cloth, added to the canvas; `material` ("aluminium" or "textile") forces the kind, else drawn half
+    and half. Returns (material, its factors, the margin in mm), what the side view replays."""
+    pad = int(rng.uniform(5, 25) / mmpp)
+    if material is None:
+        material = "aluminium" if rng.random() < 0.5 else "textile"
+    if material == "aluminium":
+        factors = (2.7, rng.uniform(0.002, 0.02), rng.integers(2, 12))
+    elif material == "textile":
+        factors = (1.4, rng.uniform(0.2, 1.2))
+    else:
+        raise ValueError(f"a wrap is aluminium or textile, not {material!r}")
+    add_wrap(cv, att, y0, x0, material, factors, pad)
+    return material, factors, pad * mmpp
+
+
+def add_wrap(cv: Canvas, att: np.ndarray, y0: int, x0: int, material: str, factors: tuple, pad: int) -> None:
+    """A wrap `pad` pixels round the object whose attenuation map `att` lies at (y0, x0): its areal
+    density the factors' product (density, thickness, layers) over wrap_mask. The side view replays
+    the top view's wraps with it."""
+    amount = wrap_mask(att, pad)
+    for f in factors:  # multiplied one at a time, in this order, as before 3.5.0 (same float32 bytes)
+        amount = amount * f
+    cv.add_areal(material, amount, y0 - pad, x0 - pad)
+
+
 def belt_stretch(seed: int, index: int, cfg: SceneConfig) -> float | None:
     """The factor by which this scan's line rate stretches it along the belt (None: square pixels),
     from its own random stream (both views of a parcel pass the belt together: one factor)."""
@@ -931,6 +968,9 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         n_clutter = int(rng.integers(1, 6))
     clutter_meta = []
     placed: list[tuple[str, float, float, np.ndarray]] = []
+    # wrapped clutter (p_wrap_clutter): its own stream, so that with it off nothing else is drawn
+    wrng = np.random.default_rng([int(seed), int(index), 0x3A9F]) if cfg.p_wrap_clutter > 0 else None
+    clutter_wraps: list[tuple[int | None, tuple]] = []  # (its projection's record, wrap_round's answer), for the side view
     left_out = {"too_big": 0, "parcel_full": 0}
     packed_cm3, room_cm3 = 0.0, FIT_FILL * L * W * H / 1000.0
     for _ in range(n_clutter):
@@ -955,9 +995,13 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
             ext = np.abs(rot[:2, :]) @ (hi - lo)
         x, y = place(ext, inside=cfg.fit_contents)
         mag = float(rng.uniform(1.0, 1.15))
-        cv.project(o, x, y, rot, mag, cpitch)
+        c_att, c_y0, c_x0 = cv.project(o, x, y, rot, mag, cpitch)
         placed.append((o.kind, x, y, ext, cv.last_record()))
         clutter_meta.append({"kind": o.kind, "orientation": mode})
+        if wrng is not None and wrng.random() < cfg.p_wrap_clutter:  # wrapped as a threat is (wrap_round)
+            wrapped = wrap_round(cv, c_att, c_y0, c_x0, wrng, mmpp)
+            clutter_meta[-1]["wrapped"] = wrapped[0]
+            clutter_wraps.append((cv.last_record(), wrapped))
 
     # threats
     objects = []
@@ -994,18 +1038,7 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
             cv.project(d, x + rng.normal(0, 20), y + rng.normal(0, 20), orientation_rotation(rng, "flat"), 1.0, cpitch)
             link["above"] = cv.last_record()
         elif conceal == "wrapped":
-            pad = int(rng.uniform(5, 25) / mmpp)
-            wrap = wrap_mask(att, pad)
-            # the factors multiplied one at a time, in this order, as before 3.5.0 (same float32 bytes)
-            if rng.random() < 0.5:
-                material, factors = "aluminium", (2.7, rng.uniform(0.002, 0.02), rng.integers(2, 12))
-            else:
-                material, factors = "textile", (1.4, rng.uniform(0.2, 1.2))
-            amount = wrap
-            for f in factors:
-                amount = amount * f
-            cv.add_areal(material, amount, y0 - pad, x0 - pad)
-            link["wrap"] = (material, factors, pad * mmpp)
+            link["wrap"] = wrap_round(cv, att, y0, x0, rng, mmpp)
         objects.append((o, mode, conceal, att, y0, x0))
         side_links.append(link)
 
@@ -1097,6 +1130,8 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
         meta["soft"] = soft_meta
     if cfg.p_tools > 0:
         meta["tools"] = tools_meta
+    if cfg.p_wrap_clutter > 0:
+        meta["wrapped_clutter"] = len(clutter_wraps)
     if cfg.fit_contents:
         meta["fit"] = {"clutter_drawn": n_clutter, **{f"left_out_{k}": v for k, v in left_out.items()},
                        "packed_share": round(packed_cm3 / (L * W * H / 1000.0), 3)}
@@ -1115,6 +1150,7 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
             "seed": seed, "index": index, "cfg": cfg, "mmpp": mmpp, "wpx": wpx, "spectrum": spectrum,
             "att_row": att_row, "container": (ckind, cx, cy, L, W, H, ang), "records": cv.record,
             "threats": [(ob[0], ob[2], link) for ob, link in zip(objects, side_links, strict=True)],
+            "clutter_wraps": clutter_wraps,
             "detector": (sigma, i0_low, i0_high, el), "stretch": stretch, "render": pal, "jpeg_q": jpeg_q,
             "n_clutter": len(clutter_meta), "meta": meta, "keep_raw": keep_raw,
         })

@@ -31,12 +31,12 @@ from .scene import (
     Scan,
     _add_soft_contents,
     _scene_solids,
+    add_wrap,
     along_belt,
     detector_response,
     draw_container,
     label_threats,
     stretch_boxes,
-    wrap_mask,
 )
 from .shapes import smooth_noise
 
@@ -134,16 +134,14 @@ def render_side(st: dict) -> Scan:
     for i, (o, x, _y, rot, _, pitch) in enumerate(records):  # depth along the beam: no matter
         own[i] = cv.project(o, x, belt - base[i] + zr[i][0], TO_SIDE @ rot, 1.0, pitch)
 
+    for i, (material, factors, pad_mm) in st.get("clutter_wraps", []):  # wrapped clutter, as in the top view
+        add_wrap(cv, *own[i], material, factors, max(1, int(pad_mm / mmpp)))
     objects = []
     for o, conceal, link in st["threats"]:
         att, y0, x0 = own[link["record"]]
         if link["wrap"] is not None:
             material, factors, pad_mm = link["wrap"]
-            pad = max(1, int(pad_mm / mmpp))
-            amount = wrap_mask(att, pad)
-            for f in factors:
-                amount = amount * f
-            cv.add_areal(material, amount, y0 - pad, x0 - pad)
+            add_wrap(cv, att, y0, x0, material, factors, max(1, int(pad_mm / mmpp)))
         rot = records[link["record"]][3]
         objects.append((o, beam_orientation(rot, 1), "none" if conceal == "under_dense" else conceal, att, y0, x0))
 
