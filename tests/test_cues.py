@@ -131,7 +131,7 @@ def test_card_states_the_cues_of_this_model_only(small_report, model_dir, tmp_pa
     row = next(line for line in text.splitlines() if line.startswith("| foil wrap |"))
     al = used["cues"]["foil wrap"]["confusers"]["alarms"]
     assert f"+0.060 [+0.040, +0.080] of 320 | {al[0]} / {al[1]} (" in row and row.endswith("| **yes** |")
-    assert "This model scores objects higher for what only the simulator draws round threats (foil wrap;" in text
+    assert "This model reads what only the simulator draws round threats as a sign of a threat (foil wrap;" in text
     # another model's report (or one at other thresholds) is left out, with a warning
     used["model"]["version"] = "0.0.1"
     (cues_dir / "cues.json").write_text(json.dumps(used))

@@ -499,9 +499,10 @@ def cues_note(rep: dict | None) -> str | None:
     used = [n for n, c in (rep or {}).get("cues", {}).items() if c["used"]]
     if not used:
         return None
-    return (f"This model scores objects higher for what only the simulator draws round threats ({', '.join(used)}; "
-            "xfd cues, below the results): on real scans, which never carry it, expect it to miss more and to alarm on "
-            "real things that do (wrapped tools). Draw the feature on clutter too before the next training run.")
+    return (f"This model reads what only the simulator draws round threats as a sign of a threat ({', '.join(used)}; "
+            "Simulator-only cues, above): real scans never carry it, so expect threats without it to be missed more "
+            "often and real things that carry it (wrapped tools) to alarm. The next training run should draw it on "
+            "clutter too (xfd synth --wrap-clutter, generator 6.1.0, for the wraps).")
 
 
 def _served_thresholds(meta: dict) -> dict:
