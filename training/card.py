@@ -452,11 +452,7 @@ def robustness_note(model_dir: str | Path, dirs: list[str]) -> str | None:
             print(f"card: no {f}: robustness left out", file=sys.stderr)
             continue
         r = json.loads(f.read_text())
-        if r["model"].get("sha256") != meta["sha256"] or r["model"].get("version") != meta["version"]:
-            print(f"card: {f} is of another model ({r['model'].get('version')}): left out", file=sys.stderr)
-            continue
-        if any(abs(r["thresholds"].get(k, -1) - v) > 1e-9 for k, v in _served_thresholds(meta).items()):
-            print(f"card: {f} was measured at other thresholds: left out", file=sys.stderr)
+        if not _of_this_operating_point(r, meta, f):
             continue
         rows = {x["perturbation"]: x for x in r["rows"]}
         base = rows.pop("none")
@@ -485,13 +481,19 @@ def cues_report(model_dir: str | Path, d: str | None) -> dict | None:
         return None
     meta = json.loads((Path(model_dir) / "model.json").read_text())
     r = json.loads(f.read_text())
+    return r if _of_this_operating_point(r, meta, f) else None
+
+
+def _of_this_operating_point(r: dict, meta: dict, f: Path) -> bool:
+    """Whether report r (file f) measured this very model at its served thresholds; if not, say why on
+    stderr: a card must not quote another model or another operating point."""
     if r["model"].get("sha256") != meta["sha256"] or r["model"].get("version") != meta["version"]:
         print(f"card: {f} is of another model ({r['model'].get('version')}): left out", file=sys.stderr)
-        return None
+        return False
     if any(abs(r["thresholds"].get(k, -1) - v) > 1e-9 for k, v in _served_thresholds(meta).items()):
         print(f"card: {f} was measured at other thresholds: left out", file=sys.stderr)
-        return None
-    return r
+        return False
+    return True
 
 
 def cues_note(rep: dict | None) -> str | None:

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.synth import gallery
+from detector.synth.scene import voxel_pitches
 from detector.synth.shapes import ORIENTATIONS, orientation_rotation
 
 MIN_SHIFT = 0.02  # a tenth of the shipped thresholds (0.17-0.29): below it a cue moves no alarm that matters
@@ -109,7 +110,7 @@ def probe(engine, per_row: int = 10, seed: int = 0, mm_per_px: float = 1.0, prog
     """rows: the gallery's rows to draw (default every threat and confuser row)."""
     check_args(per_row, mm_per_px)
     rows = rows if rows is not None else gallery.THREAT_ROWS + gallery.CONFUSER_ROWS
-    fine, coarse = max(0.6, mm_per_px * 0.7), max(0.8, mm_per_px * 1.0)  # scene.simulate's pitch and cpitch
+    fine, coarse = voxel_pitches(mm_per_px)  # as the scenes build threats and clutter
     objects, t0 = [], time.perf_counter()
     for k, (title, label, make) in enumerate(rows):
         threat = label is not None

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..xray import physics, render
 from . import clutter, threats
-from .scene import Canvas, _att_row, detector_response, wrap_round
+from .scene import Canvas, _att_row, detector_response, voxel_pitches, wrap_round
 from .shapes import ORIENTATIONS, orientation_rotation
 
 # rows: (title, class label or None for a confuser, generator(rng, pitch) -> Obj)
@@ -55,7 +55,7 @@ def alone_on_belt(obj, rot: np.ndarray, mm_per_px: float, rng: np.random.Generat
     side_px = max(size, int(np.ceil((extent + margin_mm) / mm_per_px)))
     side = side_px * mm_per_px
     cv = Canvas(side_px, side_px, mm_per_px, rng, _att_row(spectrum))
-    att, y0, x0 = cv.project(obj, side / 2, side / 2, rot, 1.0, pitch or max(0.6, mm_per_px * 0.7))
+    att, y0, x0 = cv.project(obj, side / 2, side / 2, rot, 1.0, pitch or voxel_pitches(mm_per_px)[0])
     if wrap:
         wrap_round(cv, att, y0, x0, wrap_rng if wrap_rng is not None else np.random.default_rng(0), mm_per_px, wrap)
     t_low, t_high = physics.transmissions(cv.maps, spectrum)
@@ -95,7 +95,7 @@ def gallery(out: str | Path, what: str = "all", per_row: int = 6, seed: int = 0,
         row = []
         for j in range(per_row):
             rng = np.random.default_rng([seed, k, j])
-            obj = make(rng, max(0.6, mm_per_px * 0.7)).centred()
+            obj = make(rng, voxel_pitches(mm_per_px)[0]).centred()
             mode = ORIENTATIONS[(0, 0, 1, 2, 3)[j % 5] if per_row > 4 else j % 4]
             img, shrink = _tile(obj, orientation_rotation(rng, mode), mm_per_px, tile, rng, gray)
             lo, hi = obj.bounds()

@@ -679,14 +679,14 @@ def _add_soft_contents(cv: Canvas, cfg: SceneConfig, seed: int, index: int, ckin
     try:
         for _ in range(int(frng.integers(0, 4))):
             kind = str(frng.choice(list(organic.CONFUSERS)))
-            o = organic.CONFUSERS[kind](frng, max(0.6, p * 0.7)).centred()
+            o = organic.CONFUSERS[kind](frng, voxel_pitches(p)[0]).centred()
             rot = orientation_rotation(frng, "flat" if frng.random() < 0.8 else "tilted")
             lo, hi = o.bounds()
             ext = np.abs(rot[:2, :]) @ (hi - lo)
             if ext.max() > min(L, W) - 10:  # a long belt in a small parcel lies coiled: skip it
                 continue
             x, y = spot(float(ext.max()))
-            cv.project(o, x, y, rot, float(frng.uniform(1.0, 1.15)), max(0.6, p * 0.7))
+            cv.project(o, x, y, rot, float(frng.uniform(1.0, 1.15)), voxel_pitches(p)[0])
             added.append(kind)
     finally:
         cv.rng = main_rng
@@ -703,7 +703,7 @@ def _add_tools(cv: Canvas, cfg: SceneConfig, seed: int, index: int, cx: float, c
         return []
     added = []
     names = list(clutter_mod.GUN_SHAPED_TOOLS)
-    pitch = max(0.8, cv.mmpp)
+    pitch = voxel_pitches(cv.mmpp)[1]
     main_rng, cv.rng = cv.rng, trng  # projection jitter from this stream too
     try:
         for _ in range(int(trng.integers(1, 3))):
@@ -759,6 +759,13 @@ def wrap_mask(att: np.ndarray, pad: int) -> np.ndarray:
     m = cv2.dilate(m, np.ones((3, 3), np.uint8), iterations=max(1, pad // 2))
     wrap[pad:pad + hh, pad:pad + ww] = m
     return cv2.GaussianBlur(cv2.dilate(wrap, np.ones((5, 5), np.uint8), iterations=max(1, pad // 3)), (0, 0), 2)
+
+
+def voxel_pitches(mmpp: float) -> tuple[float, float]:
+    """The voxel pitch (mm) objects are built from at a detector pitch of mmpp: threats and small metal
+    confusers fine (thin walls, springs), clutter coarser. No real scan knows the difference: `xfd
+    cues` checks that a model does not read it."""
+    return max(0.6, mmpp * 0.7), max(0.8, mmpp * 1.0)
 
 
 def wrap_round(cv: Canvas, att: np.ndarray, y0: int, x0: int, rng: np.random.Generator, mmpp: float,
@@ -877,8 +884,7 @@ def simulate(seed: int, index: int, cfg: SceneConfig | None = None, keep_raw: bo
     cfg = cfg or SceneConfig()
     rng = np.random.default_rng([int(seed), int(index)])
     mmpp = float(rng.uniform(*cfg.mm_per_px))
-    pitch = max(0.6, mmpp * 0.7)  # threats: fine voxels (thin walls, springs)
-    cpitch = max(0.8, mmpp * 1.0)  # clutter: coarser
+    pitch, cpitch = voxel_pitches(mmpp)  # threats fine (thin walls, springs), clutter coarser
     spectrum = physics.Spectrum.random(rng)
     att_row = _att_row(spectrum)
 
