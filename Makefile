@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 DATA    ?= data
 SEED    ?= 1
 
-.PHONY: setup setup-browser serve test test-fast lint bench synth train train-ft train-gpu train-cpu-ft train-cpu-long gpu-kit eval export robustness help
+.PHONY: setup setup-browser serve test test-fast lint bench synth train train-ft train-gpu train-cpu-ft train-cpu-long gpu-kit eval export grey-network robustness help
 
 help:
 	@echo "make setup   - create .venv and install the project with test extras (idempotent)"
@@ -19,6 +19,7 @@ help:
 	@echo "make gpu-kit - wheels a lent GPU machine lacks (.whl/), checked here; then the device tool runs training/gpu_next.sh"
 	@echo "make train-cpu-ft - fine-tune the shipped weights on 4,800 fresh scans on this CPU (FT_HOURS, default 1.3)"
 	@echo "make train-cpu-long - stage 7: 16 epochs on 7,200 fresh scans on this CPU, ~6.5 h (run again on the same machine to resume)"
+	@echo "make grey-network - export GREY_WEIGHTS into MODEL/grey: the network grey scans are routed to"
 	@echo "make eval    - calibrate on val, then evaluate models/default on the test sets"
 	@echo "make robustness - models/default on synth-test and synth-cal altered as other scanners alter scans"
 
@@ -64,6 +65,9 @@ synth: setup
 	$(BIN)/xfd synth --out $(DATA)/synth-tools --n 200 --seed 7 --split test=1 --tools 1
 	$(BIN)/xfd synth --out $(DATA)/synth-packed --n 300 --seed 11 --split test=1 --clutter 10,50
 	$(BIN)/xfd synth --out $(DATA)/synth-dualview --n 300 --seed 12 --split test=1 --side-view
+	$(BIN)/xfd synth --out $(DATA)/synth-grey --n 600 --seed 346 --split test=1 --gray 1
+	$(BIN)/xfd synth --out $(DATA)/synth-grey-shifted --n 200 --seed 347 --split test=1 --shifted --gray 1
+	$(BIN)/xfd synth --out $(DATA)/synth-calmix-grey --n 1200 --seed 348 --split val=1 --gray 1 --fan-beam 0.25 --tools 0.25 --soft-contents 0.25 --display-effects 0.25
 
 # two stages: 15 epochs from scratch (configs/train.yaml), then a fine-tune at half the learning
 # rate with cached images (configs/finetune.yaml). RESUME=1 resumes whichever stage was interrupted.
@@ -159,6 +163,16 @@ export: setup
 	$(BIN)/xfd export --weights $(WEIGHTS) --out $(MODEL) --data $(CALMIX) \
 	  --name xfd-default --version $(VERSION) --compact
 
+# the grey network (training/grey.py): weights fine-tuned on grey scans only, e.g. 2026.11.30.19's (session 24:
+# make train-cpu-ft FT_SEED_A=344 FT_SEED_B=345 FT_NAME=cpu-ft14-grey FT_HOURS=1.2 FT_OPTS_A="--gray 1" FT_OPTS_B="--gray 1"),
+# exported into MODEL/grey and named in MODEL's model.json; make eval then calibrates it on grey scans
+GREY_WEIGHTS ?= runs/train/cpu-ft14-grey/weights/best.pt
+CALGREY ?= $(DATA)/synth-calmix-grey/data.yaml
+grey-network: setup
+	rm -rf $(MODEL)/grey
+	$(BIN)/xfd export --weights $(GREY_WEIGHTS) --out $(MODEL)/grey --data $(CALGREY) --formats openvino --compact
+	$(BIN)/python -m training.grey $(MODEL)
+
 # calibrate on the 1,200-scan mixed calibration set (never test; fan beam, gun-shaped tools, soft contents and display
 # effects each on a quarter of it), FP32 and INT8 each to its own thresholds for the same target Pfa, then measure the
 # five test sets (PAIRED) on both paths, choose the served path from them pooled and paired (training/card.py
@@ -174,6 +188,7 @@ PAIRED := test shifted vendor fan tools
 eval: setup
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(CALMIX) --split val --calibrate --pfa-confidence 0.9 $(if $(FLIPS),--flips $(FLIPS)) --out reports/val
 	$(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(CALMIX) --split val --calibrate --pfa-confidence 0.9 $(if $(FLIPS),--flips $(FLIPS)) --out reports/val-int8
+	if [ -d $(MODEL)/grey ]; then $(BIN)/xfd eval --model $(MODEL)/grey --data $(CALGREY) --split val --calibrate --pfa-confidence 0.9 $(if $(FLIPS),--flips $(FLIPS)) --out reports/val-grey; fi
 	for s in $(PAIRED); do \
 	  $(BIN)/xfd eval --model $(MODEL) --backend openvino --data $(DATA)/synth-$$s/data.yaml --split test --out reports/$$s && \
 	  $(BIN)/xfd eval --model $(MODEL) --backend openvino-int8 --data $(DATA)/synth-$$s/data.yaml --split test --out reports/$$s-int8 || exit 1; \
@@ -196,12 +211,14 @@ eval: setup
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-packed/data.yaml --split test --out reports/packed
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-cal/data.yaml --split val --out reports/cal
 	$(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-dualview/data.yaml --split test --out reports/dualview
+	for s in grey grey-shifted; do $(BIN)/xfd eval --model $(MODEL) --data $(DATA)/synth-$$s/data.yaml --split test --out reports/$$s || exit 1; done
 	$(BIN)/xfd cues --model $(MODEL) --per-row 20 --out reports/cues
-	for r in val val-int8 $(foreach s,$(PAIRED),$(s) $(s)-int8) packed cal dualview; do mkdir -p $(MODEL)/eval/$$r && cp reports/$$r/report.md $(MODEL)/eval/$$r/; done
+	for r in val val-int8 $(if $(wildcard $(MODEL)/grey),val-grey) $(foreach s,$(PAIRED),$(s) $(s)-int8) packed cal dualview grey grey-shifted; do mkdir -p $(MODEL)/eval/$$r && cp reports/$$r/report.md $(MODEL)/eval/$$r/; done
 	cp reports/test/*.png $(MODEL)/eval/test/
 	mkdir -p $(MODEL)/eval/cues && cp reports/cues/cues.md $(MODEL)/eval/cues/
 	$(BIN)/python -m training.card $(MODEL) $(CARD_RUNS) $(foreach s,$(PAIRED),--report $(s)=reports/$(s) --report $(s)-int8=reports/$(s)-int8) \
 	  --report packed=reports/packed --report cal=reports/cal --report dualview=reports/dualview \
+	  --report grey=reports/grey --report grey-shifted=reports/grey-shifted \
 	  --robustness reports/robustness-test --robustness reports/robustness-cal --cues reports/cues
 
 # the model on held-out scans altered as other scanners alter them (pixel size, non-square pixels, JPEG, blur, noise, display

@@ -95,13 +95,14 @@ def bench_engine(model_dir: Path, scans: list[bytes], repeat: int = 1) -> dict:
     for b in BACKENDS[::-1]:
         if b not in files:
             continue
-        e = Engine(with_onnx, backend=b, concurrency=1, flips=1)  # one reading: the model's own speed
+        # one reading, every scan by the main network: each backend's own speed
+        e = Engine(with_onnx, backend=b, concurrency=1, flips=1, grey_network=False)
         res[f"engine {b}"] = timed(e)
     # the last path measured (INT8 when there is one) told the scanner's pixels are 1.0 mm
     # across the belt and 0.8 along it: each scan is resampled to square pixels before the model
     res[f"engine {e.backend}, pixel_mm 1.0,0.8 (resampled)"] = timed(e, pixel_mm=(1.0, 0.8))
     # the served path reading every scan four times, mirrored (XFD_FLIPS=4; a model calibrated with
-    # xfd eval --flips 4 is served so)
+    # xfd eval --flips 4 is served so), grey scans by the grey network where the model has one: as served
     served = load_model_info(with_onnx).meta.get("default_backend") or e.backend
     res[f"engine {served}, flips 4 (four mirrored readings)"] = timed(Engine(with_onnx, backend=served, concurrency=1, flips=4))
     if with_onnx != model_dir:

@@ -82,5 +82,6 @@ def detect_cli(a) -> int:
         print(json.dumps(rec), flush=True)
         if not a.json and rec.get("verdict") != "error":
             summary = ", ".join(f"{d['label']} {d['confidence']:.2f}" for d in rec["detections"] if d["alarm"]) or "no threat"
-            print(f"# {rec['file']}: {rec['verdict'].upper()} ({summary}); {'; '.join(rec['reasons'])}", file=sys.stderr)
+            grey = " [grey scan: read by the grey network]" if rec.get("network") == "grey" else ""
+            print(f"# {rec['file']}: {rec['verdict'].upper()} ({summary}); {'; '.join(rec['reasons'])}{grey}", file=sys.stderr)
     return 1 if failures else 0

@@ -9,6 +9,7 @@ analysed in overlapping tiles plus a full-image pass, merged without duplicates.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -82,6 +83,7 @@ class Result:
             ],
             "timing_ms": {k: round(v, 2) for k, v in self.timing_ms.items()},
             **({"pixel_mm": self.extra["pixel_mm"]} if "pixel_mm" in self.extra else {}),
+            "network": self.extra.get("network", "main"),
         }
 
 
@@ -283,6 +285,26 @@ def ov_streams(concurrency: int, threads: int) -> int:
             raise ModelError(f"XFD_OV_STREAMS must be at least 1, got {n}")
         return min(n, max(1, threads))
     return 1
+
+
+def grey_routing() -> bool:
+    """XFD_GREY_NETWORK: 'on' (default) routes grey scans to the model's grey network where it has
+    one; 'off' reads every scan with the main network (a measurement, or a site that wants every scan read so)."""
+    v = (os.environ.get("XFD_GREY_NETWORK") or "on").strip().lower()
+    if v not in ("on", "off"):
+        raise ModelError(f"XFD_GREY_NETWORK must be on or off, got {v!r}")
+    return v == "on"
+
+
+def _own_backend(info: ModelInfo, wanted: str) -> str:
+    """The backend a second network of a model runs on: the engine's where it has weights for it,
+    else its own default (its thresholds hold for the backend they were calibrated on)."""
+    if wanted in info.files:
+        return wanted
+    pref = info.meta.get("default_backend") or (info.meta.get("calibration") or {}).get("backend")
+    if pref in info.files:
+        return pref
+    return next(b for b in UNEVALUATED_ORDER if b in info.files)
 
 
 def _backend_path(info: ModelInfo, backend: str) -> str:
@@ -494,7 +516,7 @@ def verdict_reasons(dets: list[Detection]) -> list[str]:
 class Engine:
     def __init__(self, model: str | Path | None = None, backend: str | None = None, threads: int | None = None,
                  concurrency: int = 2, tile_size: int | None = None, warmup: bool = True, undo_negative: bool = True,
-                 flips: int | None = None):
+                 flips: int | None = None, grey_network: bool | None = None):
         self.info = load_model_info(model or DEFAULT_MODEL_DIR)
         # a scan framed in black is read inside its frame, and a negative (dark air) is read turned
         # back: the model cannot read either (_detect_either_way)
@@ -537,9 +559,38 @@ class Engine:
                 self._pool.put(RUNNERS[self.backend](path, self.threads, self.ov_streams, self.precision))
             else:
                 self._pool.put(RUNNERS[self.backend](path, per if concurrency > 1 else self.threads))
+        # grey scans to the grey network (model.json grey_network: a model directory inside this one,
+        # trained and calibrated on grey scans only), with its own thresholds: see detect()
+        self.grey: Engine | None = None
+        sub = self.info.meta.get("grey_network")
+        if sub and (grey_network if grey_network is not None else grey_routing()):
+            gdir = self.info.root / str(sub.get("dir", "grey"))
+            ginfo = load_model_info(gdir)
+            if ginfo.names != self.info.names:
+                raise ModelError(f"grey network {gdir} has classes {ginfo.names}, the model {self.info.names}")
+            self.grey = Engine(gdir, backend=_own_backend(ginfo, self.backend), threads=threads, concurrency=concurrency,
+                               tile_size=tile_size, warmup=False, undo_negative=undo_negative, flips=flips, grey_network=False)
         self.ready = False
         if warmup:
             self.warmup()
+
+    def without_grey(self) -> Engine:
+        """This engine reading every scan with its main network (the same runners): what the main
+        network's thresholds are calibrated with."""
+        e = copy.copy(self)
+        e.grey = None
+        return e
+
+    def networks(self) -> dict:
+        """What reads which scans, as /v1/models and evaluation reports state it."""
+        out = {"main": {"reads": "colour scans" if self.grey else "every scan", "backend": self.backend,
+                        "precision": self.precision, "flips": self.flips, "thresholds": self.info.thresholds}}
+        if self.grey:
+            g = self.grey
+            out["grey"] = {**g.info.public(), "reads": "grey scans (imaging.is_grey)", "backend": g.backend,
+                           "precision": g.precision, "flips": g.flips, "thresholds": g.info.thresholds,
+                           "calibration": g.info.meta.get("calibration")}
+        return out
 
     def _best_backend(self) -> str:
         """XFD_BACKEND, else the model's own choice (model.json default_backend: the
@@ -556,7 +607,9 @@ class Engine:
     def warmup(self, n: int = 2) -> None:
         img = np.full((self.imgsz, self.imgsz, 3), 255, np.uint8)
         for _ in range(n):
-            self.detect(img, tile="off")
+            self._detect_either_way(img, "off", None)  # the main network (a white image is grey: detect would route it)
+        if self.grey:
+            self.grey.warmup(n)
         self.ready = True
 
     def _infer(self, crops: list[np.ndarray], conf: float) -> list[np.ndarray]:
@@ -598,6 +651,17 @@ class Engine:
         rgb = img.rgb if isinstance(img, imaging.DecodedImage) else img
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise EngineError(f"engine expects an HxWx3 uint8 RGB image, got {rgb.shape} {rgb.dtype}")
+        if self.grey is not None:
+            t0 = time.perf_counter()
+            grey = imaging.is_grey(rgb)
+            t1 = time.perf_counter()
+            res = self.grey.detect(img, tile, conf, pixel_mm) if grey else self._detect_main(img, rgb, tile, conf, pixel_mm)
+            res.extra["network"] = "grey" if grey else "main"
+            res.timing_ms = {"route": (t1 - t0) * 1e3, **res.timing_ms, "total": (time.perf_counter() - t0) * 1e3}
+            return res
+        return self._detect_main(img, rgb, tile, conf, pixel_mm)
+
+    def _detect_main(self, img, rgb: np.ndarray, tile: str, conf: float | None, pixel_mm) -> Result:
         if pixel_mm is None and isinstance(img, imaging.DecodedImage):
             pixel_mm = img.pixel_mm
         if pixel_mm is None:

@@ -381,6 +381,26 @@ def negative_display(rgb: np.ndarray) -> tuple[bool, tuple[int, int, int, int] |
     return dark_border(inner, dark_share=NEGATIVE_DARK_SHARE, air=NEGATIVE_AIR), box
 
 
+# A grey scan (a single-energy scanner's, or a dual-energy one's shown in grey) has the same value in
+# all three channels; JPEG's chroma rounding moves them apart by a few levels at most. A pseudo-colour
+# scan has colour wherever there is material: at least 1.2 % of its pixels differ by more than
+# GREY_SPREAD between channels on every simulated set, also as JPEG at quality 30 (grey scans: none).
+GREY_SPREAD = 12  # of 255
+GREY_SHARE = 0.002  # share of pixels with more spread than that, under which a scan is grey
+GREY_SAMPLES = 250_000  # pixels looked at, evenly spaced (a 4000 x 4000 scan is judged in about 2 ms)
+
+
+def is_grey(rgb: np.ndarray) -> bool:
+    """Whether an RGB scan is grey: under GREY_SHARE of its pixels have channels more than GREY_SPREAD
+    apart (the engine routes grey scans to a grey network when the model has one)."""
+    h, w = rgb.shape[:2]
+    step = max(1, int(np.sqrt(h * w / GREY_SAMPLES)))
+    s = rgb[::step, ::step].astype(np.int16)
+    r, g, b = s[..., 0], s[..., 1], s[..., 2]
+    spread = np.maximum(np.maximum(np.abs(r - g), np.abs(g - b)), np.abs(r - b))
+    return float((spread > GREY_SPREAD).mean()) < GREY_SHARE
+
+
 def encode_png(rgb: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     return buf.tobytes()

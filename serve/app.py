@@ -232,6 +232,9 @@ class DetectResponse(BaseModel):
     parcel_views: int | None = Field(None, description="with `parcel`: views of the parcel stored so far, this one included")
     pixel_mm: PixelGeometry | None = Field(
         None, description="when the scan's pixel size was sent (`pixel_mm`) or its DICOS header declared it: how it was analysed")
+    network: Literal["main", "grey"] = Field(
+        "main", description="which of the model's networks read the scan: `grey` for a grey scan where the model has a grey "
+                            "network (its thresholds then decide `alarm`; see /v1/models `networks`), else `main`")
     created: float | None = None
 
     model_config = {"json_schema_extra": {"examples": [{
@@ -914,7 +917,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         i = svc.engine.info
         colors = {c.name: c.color for c in taxonomy.classes()}
         return {"active": {**i.public(), "backend": svc.engine.backend, "precision": svc.engine.precision, "flips": svc.engine.flips, "imgsz": i.imgsz, "classes": i.names, "colors": colors,
-                           "thresholds": i.thresholds, "card": i.card, "calibration": i.meta.get("calibration"),
+                           "thresholds": i.thresholds, "networks": svc.engine.networks(), "card": i.card, "calibration": i.meta.get("calibration"),
                            "metrics": i.meta.get("metrics"), "registry_version": svc.registry_version},
                 "registry": {"versions": svc.registry.versions(), "last_swap_error": svc.swap_error}}
 
@@ -1137,6 +1140,7 @@ def _analyse_and_store(svc: Service, data: bytes | tuple[bytes, bytes], claimed:
     for stage, v in rec["timing_ms"].items():
         mx.STAGE.labels(stage).observe(v / 1e3)
     mx.VERDICTS.labels(res.verdict).inc()
+    mx.NETWORKS.labels(res.extra.get("network", "main")).inc()
     if res.extra.get("negative"):
         mx.NEGATIVE.inc()
     for d in res.detections:

@@ -13,6 +13,8 @@ LATENCY = Histogram("xfd_request_seconds", "HTTP request latency", ["route"], bu
 STAGE = Histogram("xfd_stage_seconds", "Per-stage time of /v1/detect (decode, preprocess, inference, postprocess, store, total)",
                   ["stage"], buckets=_B, registry=REGISTRY)
 VERDICTS = Counter("xfd_verdicts_total", "Parcel verdicts", ["verdict"], registry=REGISTRY)
+NETWORKS = Counter("xfd_scans_by_network_total", "Scans analysed, by the network that read them (main; grey: grey scans "
+                   "where the model has a grey network)", ["network"], registry=REGISTRY)
 DETECTIONS = Counter("xfd_detections_total", "Alarming detections per class", ["label"], registry=REGISTRY)
 REVIEWS = Counter("xfd_reviews_total", "Operator reviews", ["decision"], registry=REGISTRY)
 BAD_INPUT = Counter("xfd_bad_input_total", "Refused scans by reason", ["reason"], registry=REGISTRY)

@@ -49,7 +49,7 @@ class Registry:
                 continue
             out.append({"version": d.name, "name": info.name, "sha256": info.sha256, "active": d.name == active,
                         "metrics": info.meta.get("metrics"), "calibration": info.meta.get("calibration"),
-                        "created": info.meta.get("created")})
+                        "created": info.meta.get("created"), "grey_network": bool(info.meta.get("grey_network"))})
         return out
 
     def path(self, version: str) -> Path:

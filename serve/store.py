@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS scans (
   parcel TEXT, view TEXT,
   pixel_mm TEXT,
   purged REAL,
-  idem TEXT, idem_fp TEXT
+  idem TEXT, idem_fp TEXT,
+  network TEXT
 );
 CREATE INDEX IF NOT EXISTS scans_created ON scans(created);
 CREATE INDEX IF NOT EXISTS scans_lane ON scans(lane, created);
@@ -97,7 +98,7 @@ class Store:
             # keeping its rows
             have = {r["name"] for r in c.execute("PRAGMA table_info(scans)")}
             for col, kind in (("parcel", "TEXT"), ("view", "TEXT"), ("pixel_mm", "TEXT"), ("purged", "REAL"),
-                              ("idem", "TEXT"), ("idem_fp", "TEXT")):
+                              ("idem", "TEXT"), ("idem_fp", "TEXT"), ("network", "TEXT")):
                 if col not in have:
                     c.execute(f"ALTER TABLE scans ADD COLUMN {col} {kind}")
             c.execute("CREATE INDEX IF NOT EXISTS scans_parcel ON scans(parcel, created)")
@@ -235,13 +236,14 @@ class Store:
             self._enqueue(c, outbox, rec["scan_id"])
             c.execute(
                 "INSERT INTO scans(id,created,lane,verdict,reasons,detections,width,height,model_name,model_version,"
-                "model_sha256,image_path,image_sha256,content_type,timing,parcel,view,pixel_mm,idem,idem_fp) "
-                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "model_sha256,image_path,image_sha256,content_type,timing,parcel,view,pixel_mm,idem,idem_fp,network) "
+                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (rec["scan_id"], rec["created"], rec.get("lane"), rec["verdict"], json.dumps(rec["reasons"]),
                  json.dumps(rec["detections"]), rec["image"]["width"], rec["image"]["height"], rec["model"]["name"],
                  rec["model"]["version"], rec["model"]["sha256"], rec["image_path"], rec.get("image_sha256"),
                  rec.get("content_type"), json.dumps(rec.get("timing_ms", {})), rec.get("parcel"), rec.get("view"),
-                 json.dumps(rec["pixel_mm"]) if rec.get("pixel_mm") else None, rec.get("idem"), rec.get("idem_fp")))
+                 json.dumps(rec["pixel_mm"]) if rec.get("pixel_mm") else None, rec.get("idem"), rec.get("idem_fp"),
+                 rec.get("network", "main")))
 
     @staticmethod
     def new_id() -> str:
@@ -256,6 +258,7 @@ class Store:
             "model": {"name": r["model_name"], "version": r["model_version"], "sha256": r["model_sha256"]},
             "timing_ms": json.loads(r["timing"] or "{}"),
             "pixel_mm": json.loads(r["pixel_mm"]) if r["pixel_mm"] else None,
+            "network": r["network"] or "main",  # rows stored before grey networks: read by the one network
             "image_purged": _iso(r["purged"]),
             "review": {"state": r["review_state"], "note": r["review_note"],
                        "boxes": json.loads(r["review_boxes"]) if r["review_boxes"] else None,

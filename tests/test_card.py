@@ -386,6 +386,17 @@ def test_card_quotes_robustness_of_this_model_at_its_thresholds_only(tmp_path, m
     r["thresholds"] = {k: v + 0.1 for k, v in thr.items()}
     (moved / "robustness.json").write_text(json.dumps(r))
     assert card.robustness_note(model_dir, [str(moved)]) is None and "other thresholds" in capsys.readouterr().err
+    # grey scans read by the grey network: quoted only at the grey network's present thresholds
+    grey = card.grey_meta(model_dir)
+    assert grey and grey["thresholds"] != thr
+    for name, g in (("grey-ok", grey["thresholds"]), ("grey-other", {k: v + 0.05 for k, v in grey["thresholds"].items()})):
+        report(tmp_path / name)
+        r = json.loads((tmp_path / name / "robustness.json").read_text())
+        r["grey_network"] = {"thresholds": g}
+        (tmp_path / name / "robustness.json").write_text(json.dumps(r))
+    assert card.robustness_note(model_dir, [str(tmp_path / "grey-ok")]).startswith("Scans altered")
+    assert card.robustness_note(model_dir, [str(tmp_path / "grey-other")]) is None
+    assert "with another grey network" in capsys.readouterr().err
 
 
 def test_calibration_records_the_simulator_that_drew_its_scans(tmp_path):

@@ -232,6 +232,30 @@ def test_models_and_metrics(server):
         assert name in text
 
 
+def test_grey_scans_are_read_by_the_grey_network_and_say_so(server, scans):
+    """The shipped model routes grey scans to its grey network: the response, the stored scan, /v1/models
+    and the metrics say which network read a scan, and its alarms are at that network's thresholds."""
+    from detector.engine import Engine
+
+    k, o = H(server.keys["integrator"]), H(server.keys["operator"])
+    nets = httpx.get(server.url + "/v1/models", headers=o).json()["active"]["networks"]
+    assert nets["main"]["reads"] == "colour scans" and nets["grey"]["name"].endswith("-grey")
+    assert nets["grey"]["thresholds"] != nets["main"]["thresholds"]
+    colour = scans["threat"][0].image
+    grey = np.repeat(colour.mean(2, keepdims=True).round().astype(np.uint8), 3, axis=2)  # the scan shown in grey
+    for img, want in ((colour, "main"), (grey, "grey")):
+        j = httpx.post(server.url + "/v1/detect", headers={**k, "Content-Type": "image/png"}, content=png_bytes(img),
+                       timeout=60).json()
+        assert j["network"] == want and j["detections"], j
+        th = nets[want]["thresholds"]  # (confidences are rounded to 4 places in the response)
+        assert all(d["alarm"] == (d["confidence"] >= th[d["label"]]) or abs(d["confidence"] - th[d["label"]]) < 1e-4
+                   for d in j["detections"])
+        assert httpx.get(server.url + f"/v1/scans/{j['scan_id']}", headers=o).json()["network"] == want
+    assert Engine(server.model / "grey", concurrency=1, warmup=False).info.thresholds == nets["grey"]["thresholds"]
+    text = httpx.get(server.url + "/metrics", headers=H(server.keys["admin"])).text
+    assert 'xfd_scans_by_network_total{network="grey"}' in text and 'xfd_scans_by_network_total{network="main"}' in text
+
+
 def test_security_headers_and_no_cors(server):
     r = httpx.get(server.url + "/healthz", headers={"Origin": "http://evil.example"})
     assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"

@@ -310,3 +310,24 @@ def test_backup_of_a_running_service_restores_and_then_copies_only_what_is_new(t
                           timeout=60).status_code == 200
     finally:
         srv.stop()
+
+
+def test_a_database_from_before_grey_networks_gains_the_column_and_keeps_its_rows(tmp_path):
+    """A data directory written before scans recorded which network read them opens with its rows
+    (read by the one network then: 'main'); new rows record theirs."""
+    import sqlite3
+
+    st = Store(tmp_path)
+    old = _add(st, 1)
+    c = sqlite3.connect(st.path)
+    c.execute("ALTER TABLE scans DROP COLUMN network")  # the table as it was
+    c.commit()
+    c.close()
+    assert "network" not in {r[1] for r in sqlite3.connect(st.path).execute("PRAGMA table_info(scans)")}
+    st2 = Store(tmp_path)
+    assert st2.get_scan(old)["network"] == "main"
+    sid = st2.new_id()
+    st2.insert_scan({"scan_id": sid, "created": NOW, "lane": "l1", "verdict": "clear", "reasons": [], "detections": [],
+                     "image": {"width": 10, "height": 10}, "model": {"name": "m", "version": "v", "sha256": "s"},
+                     "image_path": str(tmp_path / "x.png"), "network": "grey"})
+    assert st2.get_scan(sid)["network"] == "grey"

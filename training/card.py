@@ -162,6 +162,7 @@ def write_card(model_dir: str | Path, reps: dict[str, dict], training: dict, tar
             "OpenVINO runs the FP32 IR at its default inference precision, which is bfloat16 on CPUs with AVX512-BF16 or AMX "
             "(the machine this model was calibrated on has it): the metrics below were measured that way.")
         + (" " + int8_check_line(meta["int8_check"]) if meta.get("int8_check") else ""),
+        *([grey_line(meta, g)] if (g := grey_meta(model_dir)) else []),
         "", "## Training data", "",
         f"- {training.get('data_desc', 'simulated scans')}",
         f"- Training: {training.get('desc', '')}",
@@ -210,6 +211,19 @@ def write_card(model_dir: str | Path, reps: dict[str, dict], training: dict, tar
     text = "\n".join(lines)
     (model_dir / "card.md").write_text(text)
     return text
+
+
+def grey_line(meta: dict, g: dict) -> str:
+    """The card's bullet on the grey network."""
+    cal = g.get("calibration") or {}
+    return (f"- **Grey network** (`{meta['grey_network']['dir']}/`, {_files_desc(g)}; sha256 of the weights it was exported "
+            f"from: `{g['sha256']}`): {meta['grey_network']['rule']}. Its weights are this model's, fine-tuned on grey scans "
+            "only (models/HISTORY.md, session 24; `make grey-network`). Its thresholds "
+            f"{json.dumps({k: round(v, 2) for k, v in g['thresholds'].items()})} were calibrated for scan-level Pfa <= "
+            f"{cal.get('target_pfa', 0.05)} on {_calibration_desc(cal)}, {cal.get('flips', 1)} readings a scan in "
+            f"{cal.get('precision', 'f32')}; the main network's thresholds above were calibrated with it reading every scan "
+            "(grey ones too), as before there was a grey network. Every result below is of the two together, as served "
+            "(each report says how many grey scans the grey network read); grey and grey-shifted are all-grey sets.")
 
 
 def _generator_of(report: dict) -> str | None:
@@ -452,7 +466,7 @@ def robustness_note(model_dir: str | Path, dirs: list[str]) -> str | None:
             print(f"card: no {f}: robustness left out", file=sys.stderr)
             continue
         r = json.loads(f.read_text())
-        if not _of_this_operating_point(r, meta, f):
+        if not _of_this_operating_point(r, meta, f, model_dir):
             continue
         rows = {x["perturbation"]: x for x in r["rows"]}
         base = rows.pop("none")
@@ -481,10 +495,19 @@ def cues_report(model_dir: str | Path, d: str | None) -> dict | None:
         return None
     meta = json.loads((Path(model_dir) / "model.json").read_text())
     r = json.loads(f.read_text())
-    return r if _of_this_operating_point(r, meta, f) else None
+    return r if _of_this_operating_point(r, meta, f, model_dir) else None
 
 
-def _of_this_operating_point(r: dict, meta: dict, f: Path) -> bool:
+def grey_meta(model_dir: str | Path) -> dict | None:
+    """The model.json of the model's grey network (model.json grey_network), or None (also where a copy of
+    model.json was taken without the grey network's directory)."""
+    meta = json.loads((Path(model_dir) / "model.json").read_text())
+    sub = meta.get("grey_network")
+    f = Path(model_dir) / str((sub or {}).get("dir", "grey")) / "model.json"
+    return json.loads(f.read_text()) if sub and f.exists() else None
+
+
+def _of_this_operating_point(r: dict, meta: dict, f: Path, model_dir: str | Path) -> bool:
     """Whether report r (file f) measured this very model at its served thresholds; if not, say why on
     stderr: a card must not quote another model or another operating point."""
     if r["model"].get("sha256") != meta["sha256"] or r["model"].get("version") != meta["version"]:
@@ -493,6 +516,13 @@ def _of_this_operating_point(r: dict, meta: dict, f: Path) -> bool:
     if any(abs(r["thresholds"].get(k, -1) - v) > 1e-9 for k, v in _served_thresholds(meta).items()):
         print(f"card: {f} was measured at other thresholds: left out", file=sys.stderr)
         return False
+    if "grey_network" in r:  # a report that says which network read grey scans: at the grey network's present thresholds
+        want = (grey_meta(model_dir) or {}).get("thresholds")
+        got = (r["grey_network"] or {}).get("thresholds")
+        if want != got:
+            print(f"card: {f} was measured with {'another' if want and got else 'no' if want else 'a'} grey network: left out",
+                  file=sys.stderr)
+            return False
     return True
 
 

@@ -180,13 +180,14 @@ def read_gt(label: Path, w: int, h: int) -> np.ndarray:
 
 
 def predict(engine, items: list[dict], tile: str = "auto", conf: float = 0.001, progress: bool = True, perturb=None,
-            pixel_mm: list | None = None, refused: list | None = None):
+            pixel_mm: list | None = None, refused: list | None = None, networks: list | None = None):
     """perturb: a function (rgb, index) -> rgb applied before the model (training.robustness);
     when it resizes, the labelled boxes are scaled with it, and when it has a `shift` (a frame
     around the scan) they move by it. pixel_mm: per scan, the pixel size
     declared to the engine (Engine.detect), or None. refused: a list to collect the scans the engine
     refuses to analyse (ImageError: a scan dark throughout, ...) as {index, code}, each with no
-    detections; without it a refusal is an error."""
+    detections; without it a refusal is an error. networks: a list to collect which network read
+    each scan ("main", or "grey" where the model routes grey scans to its grey network)."""
     preds, gts, times = [], [], []
     t0 = time.time()
     for i, it in enumerate(items):
@@ -210,7 +211,11 @@ def predict(engine, items: list[dict], tile: str = "auto", conf: float = 0.001, 
                 raise
             refused.append({"index": i, "code": e.code})
             p = np.zeros((0, 6), np.float32)
+            if networks is not None:
+                networks.append("main")
         else:
+            if networks is not None:
+                networks.append(res.extra.get("network", "main"))
             times.append(res.timing_ms["total"])
             p = np.array([[d.box.x1, d.box.y1, d.box.x2, d.box.y2, d.confidence, d.class_id] for d in res.detections],
                          np.float32).reshape(-1, 6)
@@ -293,6 +298,8 @@ def parcel_report(items: list[dict], any_max, hit_max, threat, theta, groups: li
     still in the parcel)."""
     views = [(it.get("meta") or {}).get("view") or "single" for it in items]
     pa, ph, pt = M.parcel_tables(any_max, hit_max, threat, groups)
+    if np.ndim(theta) == 2:  # each scan its network's thresholds: a parcel's views are one rendering, one network
+        theta = np.stack([np.asarray(theta)[g[0]] for g in groups])
     both = M.screening(pa, ph, pt, theta)
     out = {"parcels": len(groups), "threat_parcels": int(pt.sum()), "views": sorted(set(views)),
            "all_views": {k: v for k, v in both.items() if k not in ("detected", "alarmed")}, "each_view_alone": {}}
@@ -324,11 +331,11 @@ def threats_found_by(items: list[dict], preds: list[np.ndarray], theta: np.ndarr
     least often found first."""
     theta = np.asarray(theta, np.float32)
     tally: dict[str, dict[tuple[str, str], list[int]]] = {f: {} for f in OBJECT_FIELDS}
-    for it, p in zip(items, preds, strict=True):
+    for i, (it, p) in enumerate(zip(items, preds, strict=True)):
         objs = [o for o in (it["meta"] or {}).get("objects", []) if isinstance(o, dict) and "box" in o]
         if not objs:
             continue
-        alarm = p[p[:, 4] >= theta[p[:, 5].astype(int)]] if len(p) else p
+        alarm = p[p[:, 4] >= M.scan_theta(theta, i)[p[:, 5].astype(int)]] if len(p) else p
         boxes = np.array([o["box"] for o in objs], np.float32).reshape(-1, 4)
         found = (M.box_iou(boxes, alarm[:, :4]).max(1) >= iou_thr) if len(alarm) else np.zeros(len(objs), bool)
         for o, f in zip(objs, found, strict=True):
@@ -390,6 +397,12 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
              plots_too: bool = True, declare_pixels: bool = False, return_predictions: bool = False) -> dict:
     if calibrate and split == "test":
         raise EvalError("refusing to calibrate thresholds on the test split: use --split val")
+    if calibrate and getattr(engine, "grey", None) is not None:
+        # thresholds are a network's: the main network's are chosen with it reading every scan (as before there
+        # was a grey network); the grey network's on grey scans, as a model of its own (--model DIR/grey)
+        print("note: calibrating the main network, reading every scan (grey ones too); the grey network is calibrated "
+              "on its own: xfd eval --model DIR/grey --calibrate on grey scans", file=sys.stderr, flush=True)
+        engine = engine.without_grey()
     if calibrate and perturb:
         raise EvalError("refusing to calibrate thresholds on perturbed scans: calibrate on the scans as they are")
     transform = None
@@ -431,7 +444,8 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
                             f"{'no' if labelled == 0 else 'only'} threat scans; thresholds for a false-alarm rate "
                             "need clean scans and threat scans")
     refused: list[dict] = []
-    preds, gts, times = predict(engine, items, tile, perturb=transform, pixel_mm=declared, refused=refused)
+    nets: list[str] = []
+    preds, gts, times = predict(engine, items, tile, perturb=transform, pixel_mm=declared, refused=refused, networks=nets)
     if not times:
         raise EvalError(f"the engine refused every scan of {data} ({split}): {refused[0]['code']}")
     nc = len(names)
@@ -446,7 +460,12 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
     else:
         thresholds = {n: float(engine.info.thresholds.get(n, 0.25)) for n in names}
         theta = np.array([thresholds[n] for n in names])
-    det = M.detection_metrics(preds, gts, names, thresholds)
+    grey = getattr(engine, "grey", None)
+    read_grey = np.array([n == "grey" for n in nets], bool)
+    if grey is not None:  # each scan at the thresholds of the network that read it
+        theta_grey = np.array([float(grey.info.thresholds.get(n, 0.25)) for n in names])
+        theta = np.where(read_grey[:, None], theta_grey[None, :], theta[None, :])
+    det = M.detection_metrics(preds, gts, names, thresholds, scan_thresholds=theta if grey is not None else None)
     # what mAP50 these scans can tell apart: 200 image-bootstrap resamples (seed 0)
     boot = M.map50_resampled(preds, gts, nc, M.bootstrap_weights(len(items), MAP_RESAMPLES))
     iv = M.interval95(boot) if len(items) > 1 else None
@@ -460,7 +479,7 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
     for k, m in strata(items).items():
         if not m.any():
             continue
-        spd, spfa = M.pd_pfa(any_max[m], hit_max[m], threat[m], theta)
+        spd, spfa = M.pd_pfa(any_max[m], hit_max[m], threat[m], theta[m] if theta.ndim == 2 else theta)
         strat[k] = {"scans": int(m.sum()), "threat_scans": int(threat[m].sum()),
                     "pd": None if np.isnan(spd) else round(spd, 4), "pfa": None if np.isnan(spfa) else round(spfa, 4)}
     conf = M.confusion(preds, gts, nc, theta)
@@ -472,11 +491,16 @@ def evaluate(engine, data: str, split: str, out: str | Path, calibrate: bool = F
                 for it, t, d, a, h, m in zip(items, threat, detected, alarmed, hit_score, alarm_score, strict=True)]
     for r in refused:
         per_scan[r["index"]]["refused"] = r["code"]
+    if grey is not None:
+        for ps, g in zip(per_scan, read_grey, strict=True):
+            ps["network"] = "grey" if g else "main"
     report = {
         "model": engine.info.public(), "backend": engine.backend, "precision": engine.precision, "flips": engine.flips, "data": str(Path(data).resolve()), "split": split,
         "perturbation": perturb, "declared_pixels": declare_pixels, "scans": len(items), "threat_scans": int(threat.sum()), "clean_scans": int((~threat).sum()),
         "map50": det["map50"], "map50_ci95": map50_ci, "map50_95": det["map50_95"], "per_class": det["per_class"],
         "pd": pd, "pfa": pfa, **scr, "thresholds": thresholds,
+        "grey_network": None if grey is None else {**engine.networks()["grey"], "scans": int(read_grey.sum()),
+                                                   "threat_scans": int((read_grey & threat).sum())},
         "parcels": None if groups is None else parcel_report(items, any_max, hit_max, threat, theta, groups),
         "calibrated_here": calibrate, "calibrated_on": ("parcels" if groups is not None else "scans") if calibrate else None,
         "target_pfa": target_pfa if calibrate else None,
@@ -503,6 +527,15 @@ def _ci(iv) -> str:
     return "" if not iv else f" (95% CI {iv[0]:.3f}-{iv[1]:.3f})"
 
 
+def grey_line(g: dict) -> str:
+    th = g["thresholds"]
+    common = max(set(th.values()), key=list(th.values()).count)
+    odd = ", ".join(f"{k} {v:.2f}" for k, v in th.items() if v != common)
+    return (f"**{g['scans']} grey scans ({g['threat_scans']} with threats) read by the grey network** {g['name']} "
+            f"{g['version']} ({g['backend']}, {g['flips']} readings) at its own thresholds ({common:.2f}"
+            + (f"; {odd}" if odd else "") + "); every other scan by the main network at the thresholds below.")
+
+
 def markdown(r: dict) -> str:
     lines = [f"# Evaluation: {r['model']['name']} {r['model']['version']} on {Path(r['data']).parent.name}/{r['split']}", "",
              f"{r['scans']} scans ({r['threat_scans']} with threats, {r['clean_scans']} clean), backend {r['backend']}"
@@ -515,6 +548,7 @@ def markdown(r: dict) -> str:
                 "clears it, but here it counts as a scan without detections (missed if it holds a threat, not a false alarm)."
                 if r.get("refused") else ""),
              *([f"Measured on {machine.summary(r['machine'])}.", ""] if r.get("machine") else [""]),
+             *([grey_line(r["grey_network"]), ""] if r.get("grey_network") else []),
              "| metric | value |", "|---|---|",
              f"| mAP50 | {r['map50']:.3f}{_ci(r.get('map50_ci95'))} |", f"| mAP50-95 | {r['map50_95']:.3f} |",
              f"| **Pd at the operating point** | **{M.fmt_rate(r['pd'], 'threat')}**{_ci(r.get('pd_ci95'))} |",
@@ -636,7 +670,8 @@ def plots(out: Path, preds, gts, names, curve, conf, pd, pfa) -> None:
 def evaluate_cli(a) -> int:
     from detector.engine import Engine
 
-    engine = Engine(a.model, backend=a.backend, flips=a.flips)
+    # calibrating: the main network reads every scan (a grey network is calibrated on its own, as --model DIR/grey)
+    engine = Engine(a.model, backend=a.backend, flips=a.flips, grey_network=False if a.calibrate else None)
     r = evaluate(engine, a.data, a.split, a.out, a.calibrate, a.target_pfa, a.tile, a.pfa_confidence, a.min_gain,
                  a.perturb, declare_pixels=getattr(a, "declare_pixels", False))
     if a.calibrate:

@@ -144,14 +144,22 @@ def average_precision(preds, gts, cls: int, iou_thr: float = 0.5) -> float:
     return _ap101(r, p)
 
 
-def detection_metrics(preds, gts, names: list[str], thresholds: dict[str, float] | None = None) -> dict:
+def detection_metrics(preds, gts, names: list[str], thresholds: dict[str, float] | None = None,
+                      scan_thresholds: np.ndarray | None = None) -> dict:
+    """mAP and per class AP, and precision and recall at the thresholds: `thresholds` for every scan,
+    or scan_thresholds (scans, classes) for each its own (reported per class: `thresholds`')."""
     per_class = {}
     ap50s, ap5095s = [], []
     for c, name in enumerate(names):
         aps = [average_precision(preds, gts, c, t) for t in IOU_THRESHOLDS]
-        s, t, n = match_class(preds, gts, c, 0.5)
         thr = (thresholds or {}).get(name, 0.25)
-        sel = s >= thr
+        if scan_thresholds is None:
+            s, t, n = match_class(preds, gts, c, 0.5)
+            sel = s >= thr
+        else:
+            s, t, imgs, per_img = _class_table(preds, gts, c, 0.5)
+            n = int(per_img.sum())
+            sel = s.astype(np.float32) >= np.asarray(scan_thresholds, np.float32)[imgs, c]  # as pd_pfa compares
         tp = int(t[sel].sum())
         prec = tp / max(int(sel.sum()), 1)
         rec = tp / max(n, 1)
@@ -187,8 +195,21 @@ def scan_tables(preds, gts, nc: int, iou_thr: float = 0.5):
     return any_max, hit_max, threat
 
 
+def theta_rows(theta) -> np.ndarray:
+    """Per-class thresholds against per-scan tables: one row for every scan ((nc,) given), or each
+    scan's own row ((scans, nc) given: a model whose grey scans a grey network reads, at its thresholds)."""
+    t = np.asarray(theta, np.float32)
+    return t[None, :] if t.ndim == 1 else t
+
+
+def scan_theta(theta, i: int) -> np.ndarray:
+    """Scan i's thresholds (nc,) from theta as theta_rows takes it."""
+    t = np.asarray(theta, np.float32)
+    return t if t.ndim == 1 else t[i]
+
+
 def pd_pfa(any_max, hit_max, threat, theta: np.ndarray) -> tuple[float, float]:
-    theta = np.asarray(theta, np.float32)[None, :]
+    theta = theta_rows(theta)
     detected = (hit_max >= theta) & (hit_max > 0)
     alarm = (any_max >= theta) & (any_max > 0)
     pd = float(detected[threat].any(1).mean()) if threat.any() else float("nan")
@@ -210,7 +231,7 @@ def screening(any_max, hit_max, threat, theta: np.ndarray, curve: dict | None = 
     the best Pd at Pfa <= 1, 5 and 10% with one threshold for every class (from `curve`, else
     the pd_pfa_curve of these tables)."""
     curve = curve or pd_pfa_curve(any_max, hit_max, threat)
-    th = np.asarray(theta, np.float32)[None, :]
+    th = theta_rows(theta)
     detected = ((hit_max >= th) & (hit_max > 0)).any(1)
     alarmed = ((any_max >= th) & (any_max > 0)).any(1)
     pd, pfa = pd_pfa(any_max, hit_max, threat, theta)
@@ -327,8 +348,8 @@ def calibrate_thresholds(any_max, hit_max, threat, target_pfa: float = 0.05, rou
 def confusion(preds, gts, nc: int, theta: np.ndarray, iou_thr: float = 0.5) -> np.ndarray:
     """(nc+1) x (nc+1): rows true class (+ background), cols predicted (+ missed)."""
     m = np.zeros((nc + 1, nc + 1), int)
-    for p, g in zip(preds, gts, strict=True):
-        p = p[p[:, 4] >= np.asarray(theta)[p[:, 5].astype(int)]] if len(p) else p
+    for i, (p, g) in enumerate(zip(preds, gts, strict=True)):
+        p = p[p[:, 4] >= scan_theta(theta, i)[p[:, 5].astype(int)]] if len(p) else p
         used = np.zeros(len(p), bool)
         if len(g) and len(p):
             iou = box_iou(g[:, 1:5], p[:, :4])

@@ -157,7 +157,7 @@ def robustness(engine, data: str, split: str, out: str | Path, specs=DEFAULT_SET
     rep = {"model": engine.info.public(), "backend": engine.backend, "data": str(Path(data).resolve()), "split": split,
            "declared_pixels": declare_pixels,
            "scans": r["scans"], "threat_scans": r["threat_scans"], "clean_scans": r["clean_scans"],
-           "thresholds": r["thresholds"], "rows": rows}
+           "thresholds": r["thresholds"], "grey_network": r.get("grey_network"), "rows": rows}
     (out / "robustness.json").write_text(json.dumps(rep, indent=1))
     (out / "robustness.md").write_text(markdown(rep))
     return rep
