@@ -48,6 +48,17 @@ def test_grey_test_tells_grey_from_colour_also_as_jpeg(both):
     assert imaging.is_grey(g)
     tinted = np.clip(grey[0].astype(np.int16) * np.array([1.0, 0.9, 0.75]), 0, 255).astype(np.uint8)
     assert not imaging.is_grey(tinted)
+    # judged by the pixels that show something: a small colour object alone on a white belt is colour, a
+    # colour scan's negative (dark air) is colour, a grey scan in a black frame is grey, and a scan of
+    # nothing but air is not called grey (it is read as any scan was before there was a grey network)
+    lone = np.full((1000, 1000, 3), 255, np.uint8)
+    lone[500:540, 500:540] = colour[0][200:240, 150:190]
+    assert (lone[500:540, 500:540].min(2) < 235).mean() > 0.5 and not imaging.is_grey(lone)
+    assert not imaging.is_grey(255 - colour[1]) and imaging.is_grey(255 - grey[1])
+    framed = np.zeros((grey[2].shape[0] + 80, grey[2].shape[1] + 80, 3), np.uint8)
+    framed[40:-40, 40:-40] = grey[2]
+    assert imaging.is_grey(framed)
+    assert not imaging.is_grey(np.full((500, 500, 3), 250, np.uint8))
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-RULE = ("a scan whose channels agree (imaging.is_grey: under 0.2 % of its pixels more than 12 levels apart) is read by "
-        "the grey network at its own thresholds; every other scan by the main network")
+RULE = ("a scan whose channels agree (imaging.is_grey: of its pixels that show something, under 2 % have channels more "
+        "than 12 levels apart) is read by the grey network at its own thresholds; every other scan by the main network")
 
 
 class GreyError(ValueError):
