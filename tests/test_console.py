@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from .conftest import REPO, Server, make_key, png_bytes
@@ -198,6 +199,14 @@ def test_console_shows_tiff_and_dicos_scans(console_env, scans):
         page.wait_for_function(f"S.img !== null && S.img.width === {img.shape[1]} && S.img.height === {img.shape[0]}",
                                timeout=5000)
         assert page.is_hidden("#missing"), (ctype, page.inner_text("#missing"))
+        assert "grey network" not in page.inner_text("#scan-info")
+    # a grey scan: the console says the grey network read it
+    grey = np.repeat(img.mean(2, keepdims=True).round().astype(np.uint8), 3, axis=2)
+    j = post(srv, keys["integrator"], grey, lane="lane-t")
+    assert j["network"] == "grey"
+    page.evaluate(f"openScan('{j['scan_id']}')")
+    page.wait_for_selector(f"#status-line:has-text('{j['scan_id'][:8]}')", timeout=5000)
+    assert "grey scan, read by the grey network" in page.inner_text("#scan-info")
 
 
 def test_console_shows_the_views_of_a_parcel(console_env):
@@ -262,7 +271,6 @@ def test_console_lists_a_view_that_arrives_behind_an_unreviewed_alarm(console_en
 def test_console_says_when_a_scan_was_not_screened(console_env, scans):
     """A scan the service could not analyse (here a black image: the X-ray source or detector off)
     puts a NOT SCREENED bar over the screen, naming lane, parcel and reason; the scan shown stays."""
-    import numpy as np
 
     srv, keys, page = console_env
     _signed_in(srv, keys, page)

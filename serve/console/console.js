@@ -161,7 +161,8 @@ async function showScan(scan) {
     (scan.parcel ? `parcel ${scan.parcel}${scan.view ? " (" + scan.view + " view)" : ""} · ` : "") +
     `${new Date((scan.created || Date.now() / 1000) * 1000).toLocaleTimeString()}` +
     (scan.review.state !== "pending" ? ` · reviewed: ${scan.review.state.replace("_", " ")}` : "");
-  $("scan-info").textContent = `Scan ${short(scan.scan_id)}: ${scan.image.width}×${scan.image.height}px, ${scan.detections.length} detection(s)`;
+  $("scan-info").textContent = `Scan ${short(scan.scan_id)}: ${scan.image.width}×${scan.image.height}px, ${scan.detections.length} detection(s)` +
+    (scan.network === "grey" ? " · grey scan, read by the grey network" : "");
   $("btn-confirm").disabled = $("btn-false").disabled = false;
   $("note").value = scan.review.note || "";
   $("review-msg").textContent = "";
