@@ -296,6 +296,12 @@ def grey_routing() -> bool:
     return v == "on"
 
 
+def grey_network_dir(root: Path, meta: dict) -> Path | None:
+    """The directory of a model's grey network (model.json grey_network: a model directory inside it), or None."""
+    sub = meta.get("grey_network")
+    return Path(root) / str(sub.get("dir", "grey")) if sub else None
+
+
 def _own_backend(info: ModelInfo, wanted: str) -> str:
     """The backend a second network of a model runs on: the engine's where it has weights for it,
     else its own default (its thresholds hold for the backend they were calibrated on)."""
@@ -562,9 +568,8 @@ class Engine:
         # grey scans to the grey network (model.json grey_network: a model directory inside this one,
         # trained and calibrated on grey scans only), with its own thresholds: see detect()
         self.grey: Engine | None = None
-        sub = self.info.meta.get("grey_network")
-        if sub and (grey_network if grey_network is not None else grey_routing()):
-            gdir = self.info.root / str(sub.get("dir", "grey"))
+        gdir = grey_network_dir(self.info.root, self.info.meta)
+        if gdir and (grey_network if grey_network is not None else grey_routing()):
             ginfo = load_model_info(gdir)
             if ginfo.names != self.info.names:
                 raise ModelError(f"grey network {gdir} has classes {ginfo.names}, the model {self.info.names}")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from detector import machine
+from detector.engine import grey_network_dir
 from training.evaluate import simulated_by
 
 
@@ -501,10 +502,8 @@ def cues_report(model_dir: str | Path, d: str | None) -> dict | None:
 def grey_meta(model_dir: str | Path) -> dict | None:
     """The model.json of the model's grey network (model.json grey_network), or None (also where a copy of
     model.json was taken without the grey network's directory)."""
-    meta = json.loads((Path(model_dir) / "model.json").read_text())
-    sub = meta.get("grey_network")
-    f = Path(model_dir) / str((sub or {}).get("dir", "grey")) / "model.json"
-    return json.loads(f.read_text()) if sub and f.exists() else None
+    d = grey_network_dir(Path(model_dir), json.loads((Path(model_dir) / "model.json").read_text()))
+    return json.loads((d / "model.json").read_text()) if d and (d / "model.json").exists() else None
 
 
 def _of_this_operating_point(r: dict, meta: dict, f: Path, model_dir: str | Path) -> bool:
@@ -517,11 +516,8 @@ def _of_this_operating_point(r: dict, meta: dict, f: Path, model_dir: str | Path
         print(f"card: {f} was measured at other thresholds: left out", file=sys.stderr)
         return False
     if "grey_network" in r:  # a report that says which network read grey scans: at the grey network's present thresholds
-        want = (grey_meta(model_dir) or {}).get("thresholds")
-        got = (r["grey_network"] or {}).get("thresholds")
-        if want != got:
-            print(f"card: {f} was measured with {'another' if want and got else 'no' if want else 'a'} grey network: left out",
-                  file=sys.stderr)
+        if (grey_meta(model_dir) or {}).get("thresholds") != (r["grey_network"] or {}).get("thresholds"):
+            print(f"card: {f} was measured with another grey network (or with none): left out", file=sys.stderr)
             return False
     return True
 

@@ -670,8 +670,7 @@ def plots(out: Path, preds, gts, names, curve, conf, pd, pfa) -> None:
 def evaluate_cli(a) -> int:
     from detector.engine import Engine
 
-    # calibrating: the main network reads every scan (a grey network is calibrated on its own, as --model DIR/grey)
-    engine = Engine(a.model, backend=a.backend, flips=a.flips, grey_network=False if a.calibrate else None)
+    engine = Engine(a.model, backend=a.backend, flips=a.flips)
     r = evaluate(engine, a.data, a.split, a.out, a.calibrate, a.target_pfa, a.tile, a.pfa_confidence, a.min_gain,
                  a.perturb, declare_pixels=getattr(a, "declare_pixels", False))
     if a.calibrate:
