@@ -517,6 +517,25 @@ def test_wrapped_clutter_changes_pixels_not_labels():
     assert r.returncode == 2 and "--wrap-clutter must be between 0 and 1" in r.stderr
 
 
+def test_a_map_wholly_past_the_canvas_edge_adds_nothing():
+    """A map placed past the bottom or right edge (a wrap's padding round clutter at the edge) adds
+    nothing and raises nothing: a stop index below the start used to wrap round to the map's far end
+    and stopped a 1,000-scan chunk on the lent GPU (seed 401, scan 997, --wrap-clutter 0.15)."""
+    cv = Canvas(50, 60, 1.0, np.random.default_rng(0), np.ones(physics.N_BASIS, np.float32))
+    areal = np.ones((20, 30), np.float32)
+    for y0, x0 in ((50, 10), (70, 10), (10, 60), (10, 95), (-20, 10), (10, -30), (55, 65)):
+        cv.add_areal("steel", areal, y0, x0)
+    assert not cv.maps.any()
+    cv.add_areal("steel", areal, 40, 50)  # overlapping the corner: only its 10 x 10 inside
+    assert (cv.maps[0] > 0).sum() == 100 and cv.maps[0, 40:, 50:].all()
+    cfg = SceneConfig(p_display=0.3, p_soft=0.5, fit_contents=True, p_display_jitter=0.3, p_belt_stretch=0.3,
+                      p_tools=0.3, p_gray=0.3, p_wrap_clutter=0.15, side_view=True, clutter=(10, 50),
+                      threat_mix=threat_mod.parse_threat_mix("gun=0.22,barrel=0.12,slide=0.08,frame=0.16,"
+                                                             "magazine=0.14,printed_part=0.14,ammunition=0.14"))
+    s = simulate(401, 997, cfg)
+    assert s.image.size and s.side is not None and s.meta["wrapped_clutter"] >= 1
+
+
 def test_threat_mix_reweights_the_classes_drawn(tmp_path):
     """--threat-mix: only the listed classes are drawn, in about their proportions; the default
     (None) draws exactly the scans it drew before; the manifest records the mix; bad mixes are

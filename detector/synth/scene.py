@@ -385,6 +385,8 @@ class Canvas:
         """Add an areal-density map (g/cm^2) of one material at (y0, x0)."""
         h, w = areal.shape
         ys, xs = slice(max(y0, 0), min(y0 + h, self.h)), slice(max(x0, 0), min(x0 + w, self.w))
+        if ys.start >= ys.stop or xs.start >= xs.stop:
+            return  # wholly off the canvas (a wrap's padding past an edge): a negative stop below would wrap round
         sub = areal[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
         # only the rectangle holding non-zero values (a staple, a rail or a parcel's footprint on a
         # canvas-sized map): adding exact zeros elsewhere changes nothing
