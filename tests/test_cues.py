@@ -132,6 +132,13 @@ def test_card_states_the_cues_of_this_model_only(small_report, model_dir, tmp_pa
     al = used["cues"]["foil wrap"]["confusers"]["alarms"]
     assert f"+0.060 [+0.040, +0.080] of 320 | {al[0]} / {al[1]} (" in row and row.endswith("| **yes** |")
     assert "This model reads what only the simulator draws round threats as a sign of a threat (foil wrap;" in text
+    assert "should draw wraps on clutter too (xfd synth --wrap-clutter" in text  # its training never wrapped clutter
+    # the remedy follows the training data: a model whose data wrapped clutter is not told to do it again
+    trained = card.cues_note(used, ["6500 scans simulated by generator 6.1.0 (seeds 400; wrapped clutter 0.15)"])
+    assert "--wrap-clutter" not in trained and "already drew clutter wrapped" in trained
+    pitch = json.loads(json.dumps(used))
+    pitch["cues"]["voxel pitch"]["used"] = True
+    assert "scene.voxel_pitches" in card.cues_note(pitch, []) and card.cues_note(rep, []) is None
     # another model's report (or one at other thresholds) is left out, with a warning
     used["model"]["version"] = "0.0.1"
     (cues_dir / "cues.json").write_text(json.dumps(used))

@@ -399,6 +399,12 @@ def _layer_opts(cfg: dict, always: bool = False, generator: str | None = None) -
         opts.append("contents not fitted to their parcels (xfd synth --no-fit-contents)")
     if cfg.get("p_display_jitter"):  # generator >= 3.4.0, `xfd synth --display-jitter`
         opts.append(f"display jitter {cfg['p_display_jitter']:g}")
+    if "p_gray" in cfg and cfg["p_gray"] != base.p_gray:  # `xfd synth --gray`
+        opts.append(f"grey scans {cfg['p_gray']:g}")
+    if cfg.get("p_belt_stretch"):  # generator >= 3.6.0, `xfd synth --belt-stretch`
+        opts.append(f"belt stretch {cfg['p_belt_stretch']:g}")
+    if cfg.get("side_view"):  # generator >= 3.5.0, `xfd synth --side-view`
+        opts.append("each parcel also in a dual-view side view")
     if cfg.get("p_wrap_clutter"):  # generator >= 6.1.0, `xfd synth --wrap-clutter`
         opts.append(f"wrapped clutter {cfg['p_wrap_clutter']:g}")
     if cfg.get("threat_mix"):  # generator >= 3.2.0, `xfd synth --threat-mix`
@@ -522,15 +528,25 @@ def _of_this_operating_point(r: dict, meta: dict, f: Path, model_dir: str | Path
     return True
 
 
-def cues_note(rep: dict | None) -> str | None:
-    """A known limit for each simulator-only cue the model was found to use."""
+def cues_note(rep: dict | None, data: list[str] | None = None) -> str | None:
+    """A known limit for each simulator-only cue the model was found to use, with what would take it away
+    (`data`: the card's training data lines, which say whether clutter was already wrapped in training)."""
     used = [n for n, c in (rep or {}).get("cues", {}).items() if c["used"]]
     if not used:
         return None
-    return (f"This model reads what only the simulator draws round threats as a sign of a threat ({', '.join(used)}; "
+    note = (f"This model reads what only the simulator draws round threats as a sign of a threat ({', '.join(used)}; "
             "Simulator-only cues, above): real scans never carry it, so expect threats without it to be missed more "
-            "often and real things that carry it (wrapped tools) to alarm. The next training run should draw it on "
-            "clutter too (xfd synth --wrap-clutter, generator 6.1.0, for the wraps).")
+            "often and real things that carry it to alarm.")
+    if any("wrap" in n for n in used):
+        if any("wrapped clutter" in d for d in data or []):
+            note += (" Its training already drew clutter wrapped as often as threats (wrapped clutter, under Training "
+                     "data): more of it, or real scans, is what is left.")
+        else:
+            note += " The next training run should draw wraps on clutter too (xfd synth --wrap-clutter, generator 6.1.0)."
+    if "voxel pitch" in used:
+        note += (" Threats are built from finer voxels than clutter (scene.voxel_pitches); the simulator has no option "
+                 "yet to draw them alike.")
+    return note
 
 
 def _served_thresholds(meta: dict) -> dict:
@@ -653,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
     if robust:
         limits.insert(-1, robust)
     cues = cues_report(a.model_dir, a.cues)
-    cue_limit = cues_note(cues)
+    cue_limit = cues_note(cues, datas)
     if cue_limit:
         limits.insert(0, cue_limit)
     write_card(a.model_dir, reps, training, tgt, limits, cues)
