@@ -108,6 +108,33 @@ def server(tmp_path_factory, model_dir):
 
 
 @pytest.fixture(scope="session")
+def routed_model_dir(tmp_path_factory, model_dir) -> Path:
+    """A model directory with a grey network (`make grey-network`, training/grey.py), built from the shipped
+    model: its FP32 IR again in grey/ at thresholds 0.05 lower, so that which network read a scan shows in
+    its alarms. The shipped model reads every scan with one network since 2026.12.01.20 (trained on grey
+    scans too, it caught more of them alone than .19 did with its grey network); the routing stays for a
+    grey network that earns its place."""
+    import shutil
+
+    from training.grey import attach
+
+    m = tmp_path_factory.mktemp("routed") / "m"
+    shutil.copytree(model_dir, m, ignore=shutil.ignore_patterns("eval", "openvino-int8", "model.pt", "card.md"))
+    meta = json.loads((m / "model.json").read_text())
+    assert "grey_network" not in meta, "the shipped model has its own grey network again: use it here"
+    (m / "grey").mkdir()
+    shutil.copytree(m / "openvino", m / "grey" / "openvino")
+    grey = {**meta, "thresholds": {k: round(max(v - 0.05, 0.05), 2) for k, v in meta["thresholds"].items()},
+            "calibration": {**meta.get("calibration", {}), "data": "tests: the main network's thresholds less 0.05"}}
+    grey["files"] = {"openvino": "openvino"}
+    for k in ("default_backend", "backend_thresholds", "backend_calibration", "int8_check", "metrics", "training"):
+        grey.pop(k, None)
+    (m / "grey" / "model.json").write_text(json.dumps(grey, indent=1))
+    attach(m)
+    return m
+
+
+@pytest.fixture(scope="session")
 def model_with_onnx(tmp_path_factory, model_dir) -> Path:
     """The shipped model plus an ONNX export (ONNX is not shipped, to keep the repo small)."""
     from training.export import copy_with_onnx

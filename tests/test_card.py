@@ -362,7 +362,7 @@ def test_rendering_note_pools_grey_and_colour_strata_over_the_sets():
     assert card.rendering_note({"test": rep((5, 19, 1, 20), (30, 100, 3, 80))}) is None  # 19 grey threat scans: too few
 
 
-def test_card_quotes_robustness_of_this_model_at_its_thresholds_only(tmp_path, model_dir, capsys):
+def test_card_quotes_robustness_of_this_model_at_its_thresholds_only(tmp_path, model_dir, routed_model_dir, capsys):
     meta = json.loads((model_dir / "model.json").read_text())
     thr = card._served_thresholds(meta)
     rows = [{"perturbation": p, "pd": pd, "d_pd": round(pd - 0.30, 4)} for p, pd in
@@ -386,17 +386,20 @@ def test_card_quotes_robustness_of_this_model_at_its_thresholds_only(tmp_path, m
     r["thresholds"] = {k: v + 0.1 for k, v in thr.items()}
     (moved / "robustness.json").write_text(json.dumps(r))
     assert card.robustness_note(model_dir, [str(moved)]) is None and "other thresholds" in capsys.readouterr().err
-    # grey scans read by the grey network: quoted only at the grey network's present thresholds
-    grey = card.grey_meta(model_dir)
+    # grey scans read by a grey network: quoted only at the grey network's present thresholds
+    assert card.grey_meta(model_dir) is None  # the shipped model has none since 2026.12.01.20
+    grey = card.grey_meta(routed_model_dir)
     assert grey and grey["thresholds"] != thr
     for name, g in (("grey-ok", grey["thresholds"]), ("grey-other", {k: v + 0.05 for k, v in grey["thresholds"].items()})):
         report(tmp_path / name)
         r = json.loads((tmp_path / name / "robustness.json").read_text())
         r["grey_network"] = {"thresholds": g}
         (tmp_path / name / "robustness.json").write_text(json.dumps(r))
-    assert card.robustness_note(model_dir, [str(tmp_path / "grey-ok")]).startswith("Scans altered")
-    assert card.robustness_note(model_dir, [str(tmp_path / "grey-other")]) is None
+    assert card.robustness_note(routed_model_dir, [str(tmp_path / "grey-ok")]).startswith("Scans altered")
+    assert card.robustness_note(routed_model_dir, [str(tmp_path / "grey-other")]) is None
     assert "with another grey network" in capsys.readouterr().err
+    assert card.robustness_note(model_dir, [str(tmp_path / "grey-ok")]) is None  # measured with one, the model has none
+    assert "or with none" in capsys.readouterr().err
 
 
 def test_calibration_records_the_simulator_that_drew_its_scans(tmp_path):

@@ -200,13 +200,27 @@ def test_console_shows_tiff_and_dicos_scans(console_env, scans):
                                timeout=5000)
         assert page.is_hidden("#missing"), (ctype, page.inner_text("#missing"))
         assert "grey network" not in page.inner_text("#scan-info")
-    # a grey scan: the console says the grey network read it
-    grey = np.repeat(img.mean(2, keepdims=True).round().astype(np.uint8), 3, axis=2)
-    j = post(srv, keys["integrator"], grey, lane="lane-t")
-    assert j["network"] == "grey"
-    page.evaluate(f"openScan('{j['scan_id']}')")
-    page.wait_for_selector(f"#status-line:has-text('{j['scan_id'][:8]}')", timeout=5000)
-    assert "grey scan, read by the grey network" in page.inner_text("#scan-info")
+
+
+def test_console_says_a_grey_scan_was_read_by_the_grey_network(console_env, scans, tmp_path, routed_model_dir):
+    """A model with a grey network (the shipped one has none since 2026.12.01.20): the scan line says a
+    grey scan was read by it, and says nothing of networks for a colour scan."""
+    page = console_env[2].context.browser.new_page(viewport={"width": 1920, "height": 1080})
+    keys = {r: make_key(tmp_path, r) for r in ("integrator", "operator")}
+    srv = Server(tmp_path, routed_model_dir).start()
+    try:
+        _signed_in(srv, keys, page)
+        img = scans["clean"][0].image
+        grey = np.repeat(img.mean(2, keepdims=True).round().astype(np.uint8), 3, axis=2)
+        for rgb, want in ((img, "main"), (grey, "grey")):
+            j = post(srv, keys["integrator"], rgb, lane="lane-t")
+            assert j["network"] == want
+            page.evaluate(f"openScan('{j['scan_id']}')")
+            page.wait_for_selector(f"#status-line:has-text('{j['scan_id'][:8]}')", timeout=5000)
+            assert ("grey scan, read by the grey network" in page.inner_text("#scan-info")) == (want == "grey")
+    finally:
+        page.close()
+        srv.stop()
 
 
 def test_console_shows_the_views_of_a_parcel(console_env):

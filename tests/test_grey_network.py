@@ -62,21 +62,34 @@ def test_grey_test_tells_grey_from_colour_also_as_jpeg(both):
 
 
 @pytest.fixture(scope="module")
-def routed(model_dir):
-    return Engine(model_dir, concurrency=1)
+def routed(routed_model_dir):
+    return Engine(routed_model_dir, concurrency=1)
 
 
 @pytest.fixture(scope="module")
-def unrouted(model_dir):
-    return Engine(model_dir, concurrency=1, grey_network=False)
+def unrouted(routed_model_dir):
+    return Engine(routed_model_dir, concurrency=1, grey_network=False)
 
 
 def _rows(res):
     return [(d.label, round(d.confidence, 5), round(d.box.x1, 2), round(d.box.y1, 2), d.alarm) for d in res.detections]
 
 
-def test_the_shipped_model_routes_grey_scans_to_its_grey_network(model_dir, routed, unrouted, both):
+def test_the_shipped_model_reads_every_scan_with_one_network(model_dir, both):
+    """Since 2026.12.01.20 the shipped model has no grey network: its one network, trained on grey scans
+    too, reads every scan, grey or colour, at its own thresholds."""
+    m = Engine(model_dir, concurrency=1)
+    assert "grey_network" not in m.info.meta and m.grey is None
+    assert m.networks()["main"]["reads"] == "every scan" and "grey" not in m.networks()
+    for g in both[0][:2]:
+        r = m.detect(g).to_dict()
+        assert r["network"] == "main" and all(d["alarm"] == (d["confidence"] >= m.info.thresholds[d["label"]])
+                                              for d in r["detections"])
+
+
+def test_a_model_with_a_grey_network_routes_grey_scans_to_it(routed_model_dir, routed, unrouted, both):
     grey, colour = both
+    model_dir = routed_model_dir
     meta = json.loads((model_dir / "model.json").read_text())
     assert meta["grey_network"]["dir"] == "grey" and routed.grey is not None and unrouted.grey is None
     alone = Engine(model_dir / "grey", concurrency=1)  # the grey network as a model of its own
@@ -93,11 +106,12 @@ def test_the_shipped_model_routes_grey_scans_to_its_grey_network(model_dir, rout
         assert _rows(rc) == _rows(unrouted.detect(c))
         assert unrouted.detect(g).to_dict()["network"] == "main"
     n = routed.networks()
-    assert n["grey"]["thresholds"] == th and n["grey"]["calibration"]["data"].endswith("synth-calmix-grey/data.yaml")
+    assert n["grey"]["thresholds"] == th and n["grey"]["calibration"]["data"] == alone.info.meta["calibration"]["data"]
     assert n["main"]["reads"] == "colour scans" and unrouted.networks()["main"]["reads"] == "every scan"
 
 
-def test_grey_routing_switch_and_broken_model_directories(model_dir, tmp_path, monkeypatch):
+def test_grey_routing_switch_and_broken_model_directories(routed_model_dir, tmp_path, monkeypatch):
+    model_dir = routed_model_dir
     monkeypatch.setenv("XFD_GREY_NETWORK", "off")
     assert Engine(model_dir, concurrency=1, warmup=False).grey is None
     monkeypatch.setenv("XFD_GREY_NETWORK", "maybe")
@@ -142,7 +156,7 @@ def test_each_scan_at_its_own_networks_thresholds_known_answers():
     assert M.confusion(PREDS, GTS, 7, rows)[7, 3] == 1 and M.confusion(PREDS, GTS, 7, one)[7, 3] == 0
 
 
-def test_evaluation_scores_each_scan_at_the_thresholds_of_the_network_that_read_it(tmp_path, model_dir, routed, unrouted):
+def test_evaluation_scores_each_scan_at_the_thresholds_of_the_network_that_read_it(tmp_path, routed, unrouted):
     write_dataset(tmp_path / "d", 16, seed=4253, split="val=0.5,test=0.5", workers=1, coco=False, sheet=False,
                   cfg=SceneConfig(p_gray=0.5), progress=lambda *a: None)
     data = str(tmp_path / "d" / "data.yaml")

@@ -232,11 +232,35 @@ def test_models_and_metrics(server):
         assert name in text
 
 
-def test_grey_scans_are_read_by_the_grey_network_and_say_so(server, scans):
-    """The shipped model routes grey scans to its grey network: the response, the stored scan, /v1/models
+def test_the_shipped_model_reads_grey_scans_with_its_one_network(server, scans):
+    """2026.12.01.20 has no grey network: /v1/models names one network reading every scan, and a grey scan
+    is read by it ("main") at the model's thresholds."""
+    o = H(server.keys["operator"])
+    nets = httpx.get(server.url + "/v1/models", headers=o).json()["active"]["networks"]
+    assert list(nets) == ["main"] and nets["main"]["reads"] == "every scan"
+    colour = scans["threat"][0].image
+    grey = np.repeat(colour.mean(2, keepdims=True).round().astype(np.uint8), 3, axis=2)
+    j = httpx.post(server.url + "/v1/detect", headers={**H(server.keys["integrator"]), "Content-Type": "image/png"},
+                   content=png_bytes(grey), timeout=60).json()
+    assert j["network"] == "main" and j["detections"], j
+
+
+@pytest.fixture(scope="module")
+def routed_server(tmp_path_factory, routed_model_dir):
+    d = tmp_path_factory.mktemp("service-routed")
+    keys = {r: make_key(d, r) for r in ("integrator", "operator", "admin")}
+    srv = Server(d, routed_model_dir).start()
+    srv.keys = keys
+    yield srv
+    srv.stop()
+
+
+def test_grey_scans_are_read_by_the_grey_network_and_say_so(routed_server, scans):
+    """A model with a grey network routes grey scans to it: the response, the stored scan, /v1/models
     and the metrics say which network read a scan, and its alarms are at that network's thresholds."""
     from detector.engine import Engine
 
+    server = routed_server
     k, o = H(server.keys["integrator"]), H(server.keys["operator"])
     nets = httpx.get(server.url + "/v1/models", headers=o).json()["active"]["networks"]
     assert nets["main"]["reads"] == "colour scans" and nets["grey"]["name"].endswith("-grey")
