@@ -97,12 +97,18 @@ def make_key(data_dir: Path, role: str) -> str:
     return json.loads(r.stdout)["key"]
 
 
+def keyed_server(tmp_path_factory, name: str, model: Path) -> Server:
+    """A started `xfd serve` on `model` in a fresh data directory, with an integrator, operator and admin key (srv.keys)."""
+    d = tmp_path_factory.mktemp(name)
+    keys = {r: make_key(d, r) for r in ("integrator", "operator", "admin")}
+    srv = Server(d, model).start()
+    srv.keys = keys
+    return srv
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, model_dir):
-    d = tmp_path_factory.mktemp("service")
-    keys = {r: make_key(d, r) for r in ("integrator", "operator", "admin")}
-    srv = Server(d, model_dir).start()
-    srv.keys = keys
+    srv = keyed_server(tmp_path_factory, "service", model_dir)
     yield srv
     srv.stop()
 

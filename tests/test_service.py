@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import Server, make_key, png_bytes
+from .conftest import Server, keyed_server, make_key, png_bytes
 
 
 def H(key):
@@ -247,10 +247,7 @@ def test_the_shipped_model_reads_grey_scans_with_its_one_network(server, scans):
 
 @pytest.fixture(scope="module")
 def routed_server(tmp_path_factory, routed_model_dir):
-    d = tmp_path_factory.mktemp("service-routed")
-    keys = {r: make_key(d, r) for r in ("integrator", "operator", "admin")}
-    srv = Server(d, routed_model_dir).start()
-    srv.keys = keys
+    srv = keyed_server(tmp_path_factory, "service-routed", routed_model_dir)
     yield srv
     srv.stop()
 
