@@ -132,9 +132,6 @@ def routed_model_dir(tmp_path_factory, model_dir) -> Path:
     shutil.copytree(m / "openvino", m / "grey" / "openvino")
     grey = {**meta, "thresholds": {k: round(max(v - 0.05, 0.05), 2) for k, v in meta["thresholds"].items()},
             "calibration": {**meta.get("calibration", {}), "data": "tests: the main network's thresholds less 0.05"}}
-    grey["files"] = {"openvino": "openvino"}
-    for k in ("default_backend", "backend_thresholds", "backend_calibration", "int8_check", "metrics", "training"):
-        grey.pop(k, None)
     (m / "grey" / "model.json").write_text(json.dumps(grey, indent=1))
     attach(m)
     return m

@@ -372,6 +372,9 @@ def _version(text: str | None) -> tuple[int, ...]:
         return ()
 
 
+WRAPPED_CLUTTER = "wrapped clutter"  # how a data line names --wrap-clutter (cues_note looks for it)
+
+
 def _layer_opts(cfg: dict, always: bool = False, generator: str | None = None) -> list[str]:
     """The simulator's opt-in layers a dataset config switched on (display effects and soft
     contents listed even at 0 with always=True, as the GPU stage's summaries always were), and
@@ -406,7 +409,7 @@ def _layer_opts(cfg: dict, always: bool = False, generator: str | None = None) -
     if cfg.get("side_view"):  # generator >= 3.5.0, `xfd synth --side-view`
         opts.append("each parcel also in a dual-view side view")
     if cfg.get("p_wrap_clutter"):  # generator >= 6.1.0, `xfd synth --wrap-clutter`
-        opts.append(f"wrapped clutter {cfg['p_wrap_clutter']:g}")
+        opts.append(f"{WRAPPED_CLUTTER} {cfg['p_wrap_clutter']:g}")
     if cfg.get("threat_mix"):  # generator >= 3.2.0, `xfd synth --threat-mix`
         opts.append("threat mix " + ", ".join(f"{k} {v:g}" for k, v in cfg["threat_mix"].items()))
     return opts
@@ -538,7 +541,7 @@ def cues_note(rep: dict | None, data: list[str] | None = None) -> str | None:
             "Simulator-only cues, above): real scans never carry it, so expect threats without it to be missed more "
             "often and real things that carry it to alarm.")
     if any("wrap" in n for n in used):
-        if any("wrapped clutter" in d for d in data or []):
+        if any(WRAPPED_CLUTTER in d for d in data or []):
             note += (" Its training already drew clutter wrapped as often as threats (wrapped clutter, under Training "
                      "data): more of it, or real scans, is what is left.")
         else:

@@ -77,11 +77,10 @@ while :; do
   elif [ "$seed" -gt "$((SEED0 + 1))" ] && [ $((t + last)) -gt "$GEN_S" ]; then break; fi
   wide=""; if [ "${WIDE:-0}" = 1 ] && [ $(( (seed - SEED0) % 2 )) = 0 ]; then wide="--wide"; fi
   extra=${PLAIN_OPTS:-}; [ -n "$wide" ] && extra=""
-  if $XFD synth --out "$DATA/chunks/s$seed" --n "$CHUNK" --seed "$seed" --split train=1 --workers "$W" $SYNTH_OPTS $wide $extra >/dev/null; then
-    last=$(( $(el) - t )); echo "[$(el)s] train chunk seed $seed${wide:+ (wide)}: $CHUNK scans in ${last}s"
-  else   # one chunk's failure must not cost the lease: drop it, say so, go on with the next seed
-    last=$(( $(el) - t )); rm -rf "$DATA/chunks/s$seed"; echo "[$(el)s] train chunk seed $seed FAILED after ${last}s: dropped"
-  fi
+  made="$CHUNK scans"   # one chunk's failure must not cost the lease: drop it, say so, go on with the next seed
+  $XFD synth --out "$DATA/chunks/s$seed" --n "$CHUNK" --seed "$seed" --split train=1 --workers "$W" $SYNTH_OPTS $wide $extra >/dev/null \
+    || { rm -rf "$DATA/chunks/s$seed"; made="FAILED, dropped,"; }
+  last=$(( $(el) - t )); echo "[$(el)s] train chunk seed $seed${wide:+ (wide)}: $made in ${last}s"
   seed=$((seed + 1))
 done
 
